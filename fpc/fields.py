@@ -1,0 +1,102 @@
+"""Every field of an SPI record: its name, its Elasticsearch type, what it means.
+
+The session table builds records with these names (dotted names are nested
+objects in the record dict); the Elasticsearch mapping, the SQLite columns and
+docs/FIELDS.md are all derived from this one table. Names follow the Elastic
+Common Schema where it has one; the rest live under `fpc.`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Field(NamedTuple):
+    name: str
+    es_type: str  # "ip", "keyword", "date_nanos", "long", "integer", ...
+    doc: str
+    indexed: bool = True  # False: stored in the record, not searchable
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("@timestamp", "date_nanos", "Time of the first packet of the session."),
+    Field("event.id", "keyword", "Session id: node, first packet time, key hash, segment."),
+    Field("event.start", "date_nanos", "Time of the first packet of this record."),
+    Field("event.end", "date_nanos", "Time of the last packet of this record."),
+    Field("event.duration", "long", "event.end - event.start in nanoseconds."),
+    Field("event.kind", "keyword", "Always 'event'."),
+    Field("event.category", "keyword", "Always 'network'."),
+    Field("event.dataset", "keyword", "Always 'fpc.session'."),
+    Field("observer.name", "keyword", "Node (capture instance) that saw the session."),
+    Field("source.ip", "ip", "Address of the client (initiator)."),
+    Field("source.port", "integer", "Port of the client; 0 without ports."),
+    Field("source.mac", "keyword", "MAC addresses the client's packets came from."),
+    Field("source.packets", "long", "Packets sent by the client."),
+    Field("source.bytes", "long", "Bytes on the wire sent by the client."),
+    Field("destination.ip", "ip", "Address of the server (responder)."),
+    Field("destination.port", "integer", "Port of the server; 0 without ports."),
+    Field("destination.mac", "keyword", "MAC addresses the server's packets came from."),
+    Field("destination.packets", "long", "Packets sent by the server."),
+    Field("destination.bytes", "long", "Bytes on the wire sent by the server."),
+    Field("network.type", "keyword", "ipv4 or ipv6."),
+    Field("network.transport", "keyword", "tcp, udp, icmp, ipv6-icmp, sctp, esp, ..."),
+    Field("network.iana_number", "keyword", "IP protocol number."),
+    Field("network.protocol", "keyword", "First application protocol recognized."),
+    Field("network.community_id", "keyword", "Community ID flow hash, version 1."),
+    Field("network.packets", "long", "Packets in both directions."),
+    Field("network.bytes", "long", "Bytes on the wire in both directions."),
+    Field("network.vlan.id", "keyword", "Outer 802.1Q/802.1ad VLAN id."),
+    Field("network.inner.vlan.id", "keyword", "Inner VLAN id (QinQ)."),
+    Field("fpc.protocols", "keyword", "Every protocol seen: transport, tunnels, apps."),
+    Field("fpc.tunnel", "keyword", "Encapsulations peeled off (vlan, gre, vxlan, ...)."),
+    Field("fpc.segment", "integer", "Segment number of a long session, from 0."),
+    Field("fpc.end_reason", "keyword", "idle, tcp_close, segment, evicted, shutdown."),
+    Field("fpc.source.payload_bytes", "long", "L4 payload bytes sent by the client."),
+    Field("fpc.destination.payload_bytes", "long", "L4 payload bytes sent by the server."),
+    Field("fpc.source.ttl", "integer", "TTL / hop limits seen from the client."),
+    Field("fpc.destination.ttl", "integer", "TTL / hop limits seen from the server."),
+    Field("fpc.tcp.syn", "integer", "TCP packets with SYN and without ACK."),
+    Field("fpc.tcp.syn_ack", "integer", "TCP packets with SYN and ACK."),
+    Field("fpc.tcp.ack", "integer", "TCP packets with only ACK of the flags counted."),
+    Field("fpc.tcp.psh", "integer", "TCP packets with PSH."),
+    Field("fpc.tcp.fin", "integer", "TCP packets with FIN."),
+    Field("fpc.tcp.rst", "integer", "TCP packets with RST."),
+    Field("fpc.tcp.urg", "integer", "TCP packets with URG."),
+    Field("fpc.icmp.type", "integer", "ICMP / ICMPv6 types seen."),
+    Field("fpc.icmp.code", "integer", "ICMP / ICMPv6 codes seen."),
+    Field("fpc.packet.file", "long", "PCAP file number of each packet.", False),
+    Field("fpc.packet.pos", "long", "Packet position (byte offset) of each packet.", False),
+    Field("fpc.packet.len", "integer", "Captured length of each packet.", False),
+    Field("fpc.truncated", "boolean", "Packet list cut at the per-record limit."),
+    Field("http.request.method", "keyword", "HTTP request methods."),
+    Field("url.domain", "keyword", "HTTP Host header values."),
+    Field("url.path", "keyword", "HTTP request URIs (path and query)."),
+    Field("http.response.status_code", "integer", "HTTP response status codes."),
+    Field("user_agent.original", "keyword", "HTTP User-Agent header values."),
+    Field("dns.question.name", "keyword", "DNS query names."),
+    Field("dns.question.type", "keyword", "DNS query types (A, AAAA, ...)."),
+    Field("dns.response_code", "keyword", "DNS response codes (NOERROR, NXDOMAIN, ...)."),
+    Field("dns.answers.data", "keyword", "DNS answer data (addresses, names)."),
+    Field("dns.resolved_ip", "ip", "Addresses from DNS A/AAAA answers."),
+    Field("tls.version", "keyword", "Negotiated TLS version, e.g. '1.2'."),
+    Field("tls.client.server_name", "keyword", "TLS SNI."),
+    Field("tls.client.ja3", "keyword", "JA3 hash of the ClientHello."),
+    Field("tls.server.ja3s", "keyword", "JA3S hash of the ServerHello."),
+    Field("tls.cipher", "keyword", "Negotiated cipher suite."),
+    Field("fpc.ssh.client", "keyword", "SSH version banner of the client."),
+    Field("fpc.ssh.server", "keyword", "SSH version banner of the server."),
+)
+
+FIELD_TYPES: dict[str, str] = {f.name: f.es_type for f in FIELDS}
+
+
+def get_path(record: dict, name: str) -> object:
+    """Value of dotted field `name` in a nested record, or None."""
+    node: object = record
+    if name in record:
+        return record[name]
+    for part in name.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node

@@ -1,0 +1,73 @@
+"""The interface every session store fills: SQLite (default) or Elasticsearch.
+
+In: SPI records (dicts in the ECS-shaped layout of `fpc.spi`) from the session
+table, and `PcapFile` rows from the PCAP writer. Out: answers to session
+queries for `fpc-pcapd` and the command-line tools.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass
+class PcapFile:
+    """One PCAP file in the registry; `file_num` is unique per node."""
+
+    node: str
+    file_num: int
+    path: str
+    linktype: int
+    precision: int  # 6 (microseconds) or 9 (nanoseconds)
+    first_ts_ns: int = 0
+    last_ts_ns: int = 0
+    size: int = 0  # bytes flushed to disk
+    packets: int = 0
+    closed: bool = False
+
+
+@dataclass
+class SessionQuery:
+    """A search over SPI records; every set field must match (AND)."""
+
+    ip: str | None = None  # either side
+    port: int | None = None  # either side
+    protocol: str | None = None  # transport ("tcp") or app protocol ("http")
+    start_ns: int | None = None  # session overlaps [start_ns, end_ns]
+    end_ns: int | None = None
+    node: str | None = None
+    limit: int = 100
+
+
+class Store(ABC):
+    """Persists SPI records and the PCAP file registry."""
+
+    @abstractmethod
+    def next_file_num(self, node: str) -> int:
+        """A file number for `node` greater than every one handed out before."""
+
+    @abstractmethod
+    def save_file(self, pcap_file: PcapFile) -> None:
+        """Insert or update one registry row (keyed by node and file_num)."""
+
+    @abstractmethod
+    def get_file(self, node: str, file_num: int) -> PcapFile | None: ...
+
+    @abstractmethod
+    def save_sessions(self, records: list[dict]) -> None:
+        """Store SPI records; a record with a known `event.id` replaces it."""
+
+    @abstractmethod
+    def get_session(self, session_id: str) -> dict | None: ...
+
+    @abstractmethod
+    def search_sessions(self, query: SessionQuery) -> list[dict]:
+        """Records matching `query`, oldest first, at most `query.limit`."""
+
+    def flush(self) -> None:
+        """Make everything saved so far visible to readers."""
+
+    def close(self) -> None:
+        """Flush and release the backend."""
+        self.flush()
