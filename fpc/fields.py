@@ -8,17 +8,10 @@ Common Schema where it has one; the rest live under `fpc.`.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from fpc.appl.fields import APP_FIELDS, Field
 
 
-class Field(NamedTuple):
-    name: str
-    es_type: str  # "ip", "keyword", "date_nanos", "long", "integer", ...
-    doc: str
-    indexed: bool = True  # False: stored in the record, not searchable
-
-
-FIELDS: tuple[Field, ...] = (
+CORE_FIELDS: tuple[Field, ...] = (
     Field("@timestamp", "date_nanos", "Time of the first packet of the session."),
     Field("event.id", "keyword", "Session id: node, first packet time, key hash, segment."),
     Field("event.start", "date_nanos", "Time of the first packet of this record."),
@@ -68,25 +61,9 @@ FIELDS: tuple[Field, ...] = (
     Field("fpc.packet.pos", "long", "Packet position (byte offset) of each packet.", False),
     Field("fpc.packet.len", "integer", "Captured length of each packet.", False),
     Field("fpc.truncated", "boolean", "Packet list cut at the per-record limit."),
-    Field("http.request.method", "keyword", "HTTP request methods."),
-    Field("url.domain", "keyword", "HTTP Host header values."),
-    Field("url.path", "keyword", "HTTP request URIs (path and query)."),
-    Field("http.response.status_code", "integer", "HTTP response status codes."),
-    Field("user_agent.original", "keyword", "HTTP User-Agent header values."),
-    Field("dns.question.name", "keyword", "DNS query names."),
-    Field("dns.question.type", "keyword", "DNS query types (A, AAAA, ...)."),
-    Field("dns.response_code", "keyword", "DNS response codes (NOERROR, NXDOMAIN, ...)."),
-    Field("dns.answers.data", "keyword", "DNS answer data (addresses, names)."),
-    Field("dns.resolved_ip", "ip", "Addresses from DNS A/AAAA answers."),
-    Field("tls.version", "keyword", "Negotiated TLS version, e.g. '1.2'."),
-    Field("tls.client.server_name", "keyword", "TLS SNI."),
-    Field("tls.client.ja3", "keyword", "JA3 hash of the ClientHello."),
-    Field("tls.server.ja3s", "keyword", "JA3S hash of the ServerHello."),
-    Field("tls.cipher", "keyword", "Negotiated cipher suite."),
-    Field("fpc.ssh.client", "keyword", "SSH version banner of the client."),
-    Field("fpc.ssh.server", "keyword", "SSH version banner of the server."),
 )
 
+FIELDS: tuple[Field, ...] = CORE_FIELDS + APP_FIELDS
 FIELD_TYPES: dict[str, str] = {f.name: f.es_type for f in FIELDS}
 
 

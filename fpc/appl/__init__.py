@@ -1,0 +1,1 @@
+"""Application-layer parsers (HTTP, DNS, TLS, SSH, ...), one module per protocol."""
