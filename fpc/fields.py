@@ -40,6 +40,7 @@ CORE_FIELDS: tuple[Field, ...] = (
     Field("network.bytes", "long", "Bytes on the wire in both directions."),
     Field("network.vlan.id", "keyword", "Outer 802.1Q/802.1ad VLAN id."),
     Field("network.inner.vlan.id", "keyword", "Inner VLAN id (QinQ)."),
+    Field("fpc.session", "keyword", "Session id shared by every segment of a session."),
     Field("fpc.protocols", "keyword", "Every protocol seen: transport, tunnels, apps."),
     Field("fpc.tunnel", "keyword", "Encapsulations peeled off (vlan, gre, vxlan, ...)."),
     Field("fpc.segment", "integer", "Segment number of a long session, from 0."),

@@ -1,0 +1,176 @@
+"""Stage 4 of the pipeline: turn a finished session into its SPI record.
+
+In: `fpc.session.Session` objects from the session table. Out: one nested
+dict per session (or segment) with the fields of `fpc.fields`, handed to the
+store. Runs on the processing thread, once per record.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+
+from fpc.communityid import community_id
+from fpc.decode import (
+    TUNNEL_ERSPAN,
+    TUNNEL_GENEVE,
+    TUNNEL_GRE,
+    TUNNEL_GTP,
+    TUNNEL_IPIP,
+    TUNNEL_MPLS,
+    TUNNEL_PPP,
+    TUNNEL_PPPOE,
+    TUNNEL_VLAN,
+    TUNNEL_VXLAN,
+)
+from fpc.session import Session
+
+TRANSPORTS = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp",
+              50: "esp", 51: "ah", 47: "gre", 2: "igmp", 103: "pim", 89: "ospf"}  # fmt: skip
+TUNNEL_NAMES = (
+    (TUNNEL_VLAN, "vlan"), (TUNNEL_MPLS, "mpls"), (TUNNEL_PPPOE, "pppoe"),
+    (TUNNEL_GRE, "gre"), (TUNNEL_ERSPAN, "erspan"), (TUNNEL_VXLAN, "vxlan"),
+    (TUNNEL_GENEVE, "geneve"), (TUNNEL_GTP, "gtp"), (TUNNEL_IPIP, "ipip"),
+    (TUNNEL_PPP, "ppp"),
+)  # fmt: skip
+TCP_FLAG_NAMES = ("syn", "syn_ack", "ack", "psh", "fin", "rst", "urg")
+
+
+def iso_ns(ts_ns: int) -> str:
+    """RFC 3339 time with nanoseconds, as Elasticsearch `date_nanos` reads it."""
+    sec, frac = divmod(ts_ns, 1_000_000_000)
+    base = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}Z"
+
+
+def session_id(node: str, sess: Session) -> str:
+    """Stable id of a session: node, first packet time, key hash."""
+    return f"{node}-{sess.session_ts:x}-{sess.hash:08x}"
+
+
+def record_id(node: str, sess: Session) -> str:
+    """Id of one SPI record: the session id, plus the segment number past 0."""
+    sid = session_id(node, sess)
+    return sid if sess.segment == 0 else f"{sid}.{sess.segment}"
+
+
+def _endpoints(sess: Session) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+    """(address, port) of the lower and higher key endpoints."""
+    key = sess.key.ljust(44, b"\0")
+    width = 4 if sess.ip_version == 4 else 16
+    lo = (key[0:width], int.from_bytes(key[32:34], "big"))
+    hi = (key[16 : 16 + width], int.from_bytes(key[34:36], "big"))
+    return lo, hi
+
+
+def _mac(raw: bytes) -> str:
+    return "-".join(f"{b:02X}" for b in raw)
+
+
+def _side(sess: Session, s: int, addr: bytes, port: int) -> dict:
+    return {
+        "ip": str(ipaddress.ip_address(addr)),
+        "port": port,
+        "mac": sorted(_mac(m) for m in sess.macs[s] if any(m)),
+        "packets": sess.packets[s],
+        "bytes": sess.bytes[s],
+    }
+
+
+def build_record(node: str, sess: Session) -> dict:
+    """The SPI record of `sess` (see docs/FIELDS.md for every field)."""
+    ends = _endpoints(sess)
+    c, s = sess.client, sess.client ^ 1
+    transport = TRANSPORTS.get(sess.proto, str(sess.proto))
+    app = sess.app
+    protocols = [transport] + [n for bit, n in TUNNEL_NAMES if sess.tunnel & bit]
+    app_protocols = app.protocols() if app is not None else []
+    record: dict = {
+        "@timestamp": iso_ns(sess.first_ts),
+        "event": _event(node, sess),
+        "observer": {"name": node},
+        "source": _side(sess, c, *ends[c]),
+        "destination": _side(sess, s, *ends[s]),
+        "network": _network(sess, transport, ends, app_protocols),
+        "fpc": _fpc(node, sess, protocols + app_protocols),
+    }
+    if app is not None:
+        for name, values in app.fields().items():
+            _put(record, name, values)
+    return record
+
+
+def _event(node: str, sess: Session) -> dict:
+    return {
+        "id": record_id(node, sess),
+        "start": iso_ns(sess.first_ts),
+        "end": iso_ns(sess.last_ts),
+        "duration": sess.last_ts - sess.first_ts,
+        "kind": "event",
+        "category": ["network"],
+        "dataset": "fpc.session",
+    }
+
+
+def _network(sess: Session, transport: str, ends: tuple, apps: list[str]) -> dict:
+    net: dict = {
+        "type": f"ipv{sess.ip_version}",
+        "transport": transport,
+        "iana_number": str(sess.proto),
+        "community_id": _community_id(sess, ends),
+        "packets": sum(sess.packets),
+        "bytes": sum(sess.bytes),
+    }
+    if apps:
+        net["protocol"] = apps[0]
+    if sess.vlan[2] >= 1:
+        net["vlan"] = {"id": str(sess.vlan[0])}
+    if sess.vlan[2] >= 2:
+        net["inner"] = {"vlan": {"id": str(sess.vlan[1])}}
+    return net
+
+
+def _community_id(sess: Session, ends: tuple) -> str:
+    (a_addr, a_port), (b_addr, b_port) = ends[sess.client], ends[sess.client ^ 1]
+    icmp_type = icmp_code = 0
+    if sess.icmp:
+        icmp_type, icmp_code = min(sess.icmp)
+    return community_id(
+        a_addr, b_addr, sess.proto, a_port, b_port, icmp_type, icmp_code
+    )
+
+
+def _fpc(node: str, sess: Session, protocols: list[str]) -> dict:
+    c, s = sess.client, sess.client ^ 1
+    out: dict = {
+        "session": session_id(node, sess),
+        "protocols": protocols,
+        "segment": sess.segment,
+        "end_reason": sess.end_reason,
+        "source": {"payload_bytes": sess.payload[c], "ttl": sorted(sess.ttls[c])},
+        "destination": {"payload_bytes": sess.payload[s], "ttl": sorted(sess.ttls[s])},
+        "packet": {
+            "file": sess.file.tolist(),
+            "pos": sess.pos.tolist(),
+            "len": sess.plen.tolist(),
+        },
+    }
+    tunnels = [n for bit, n in TUNNEL_NAMES if sess.tunnel & bit]
+    if tunnels:
+        out["tunnel"] = tunnels
+    if sess.proto == 6:
+        out["tcp"] = dict(zip(TCP_FLAG_NAMES, sess.tcp, strict=True))
+    if sess.icmp:
+        out["icmp"] = {
+            "type": sorted({t for t, _ in sess.icmp}),
+            "code": sorted({c for _, c in sess.icmp}),
+        }
+    return out
+
+
+def _put(record: dict, dotted: str, value: object) -> None:
+    node = record
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value

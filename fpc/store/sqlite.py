@@ -1,0 +1,166 @@
+"""The embedded default store: SPI records and the PCAP file registry in SQLite.
+
+Serves one node on its own when no Elasticsearch cluster is configured. The
+capture process writes (processing thread); `fpc-pcapd` reads from another
+process: WAL mode lets both work at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import sqlite3
+import threading
+from dataclasses import astuple, fields
+
+from fpc.errors import StoreError
+from fpc.store.base import PcapFile, SessionQuery, Store
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY, session TEXT NOT NULL, node TEXT NOT NULL,
+    start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
+    src_ip TEXT NOT NULL, dst_ip TEXT NOT NULL,
+    src_port INTEGER NOT NULL, dst_port INTEGER NOT NULL,
+    protocols TEXT NOT NULL, doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_start ON sessions (start_ns);
+CREATE INDEX IF NOT EXISTS sessions_src ON sessions (src_ip);
+CREATE INDEX IF NOT EXISTS sessions_dst ON sessions (dst_ip);
+CREATE INDEX IF NOT EXISTS sessions_session ON sessions (session);
+CREATE TABLE IF NOT EXISTS files (
+    node TEXT NOT NULL, file_num INTEGER NOT NULL, path TEXT NOT NULL,
+    linktype INTEGER NOT NULL, precision INTEGER NOT NULL,
+    first_ts_ns INTEGER NOT NULL, last_ts_ns INTEGER NOT NULL,
+    size INTEGER NOT NULL, packets INTEGER NOT NULL, closed INTEGER NOT NULL,
+    PRIMARY KEY (node, file_num)
+);
+CREATE TABLE IF NOT EXISTS file_seq (node TEXT PRIMARY KEY, last INTEGER NOT NULL);
+"""
+
+
+def _ns(iso: str) -> int:
+    """Nanoseconds from the RFC 3339 times of `fpc.spi.iso_ns`."""
+    from datetime import UTC, datetime
+
+    base, frac = iso.rstrip("Z").split(".")
+    sec = int(
+        datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    )
+    return sec * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
+
+
+class SqliteStore(Store):
+    """Store backed by one SQLite file (created if missing)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open session database {path} ({exc}); check that the data "
+                "directory exists and is writable, or pass another --data-dir"
+            ) from exc
+        self._lock = threading.Lock()
+
+    def _run(self, sql: str, args: tuple | list = ()) -> list[tuple]:
+        try:
+            with self._lock, self._db:
+                return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"session database {self.path}: {exc}") from exc
+
+    def next_file_num(self, node: str) -> int:
+        self._run(
+            "INSERT INTO file_seq VALUES (?, 1) "
+            "ON CONFLICT(node) DO UPDATE SET last = last + 1",
+            (node,),
+        )
+        return int(self._run("SELECT last FROM file_seq WHERE node = ?", (node,))[0][0])
+
+    def save_file(self, pcap_file: PcapFile) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?)",
+            astuple(pcap_file),
+        )
+
+    def get_file(self, node: str, file_num: int) -> PcapFile | None:
+        rows = self._run(
+            "SELECT * FROM files WHERE node = ? AND file_num = ?", (node, file_num)
+        )
+        if not rows:
+            return None
+        values = dict(zip((f.name for f in fields(PcapFile)), rows[0], strict=True))
+        values["closed"] = bool(values["closed"])
+        return PcapFile(**values)
+
+    def save_sessions(self, records: list[dict]) -> None:
+        rows = [_session_row(r) for r in records]
+        try:
+            with self._lock, self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"session database {self.path}: {exc}") from exc
+
+    def get_session(self, session_id: str) -> dict | None:
+        rows = self._run("SELECT doc FROM sessions WHERE id = ?", (session_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def search_sessions(self, query: SessionQuery) -> list[dict]:
+        where, args = _where(query)
+        sql = "SELECT doc FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY start_ns, id LIMIT ?"
+        rows = self._run(sql, [*args, int(query.limit)])
+        return [json.loads(r[0]) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _session_row(r: dict) -> tuple:
+    fpc = r["fpc"]
+    protocols = " " + " ".join(fpc["protocols"]) + " "
+    return (
+        r["event"]["id"], fpc["session"], r["observer"]["name"],
+        _ns(r["event"]["start"]), _ns(r["event"]["end"]),
+        r["source"]["ip"], r["destination"]["ip"],
+        r["source"]["port"], r["destination"]["port"],
+        protocols, json.dumps(r, separators=(",", ":")),
+    )  # fmt: skip
+
+
+def _where(q: SessionQuery) -> tuple[list[str], list]:
+    where: list[str] = []
+    args: list = []
+    if q.ip is not None:
+        ip = str(ipaddress.ip_address(q.ip))
+        where.append("(src_ip = ? OR dst_ip = ?)")
+        args += [ip, ip]
+    if q.port is not None:
+        where.append("(src_port = ? OR dst_port = ?)")
+        args += [q.port, q.port]
+    if q.protocol is not None:
+        where.append("protocols LIKE ?")
+        args.append(f"% {q.protocol.lower()} %")
+    if q.start_ns is not None:
+        where.append("end_ns >= ?")
+        args.append(q.start_ns)
+    if q.end_ns is not None:
+        where.append("start_ns <= ?")
+        args.append(q.end_ns)
+    if q.node is not None:
+        where.append("node = ?")
+        args.append(q.node)
+    return where, args
