@@ -1,1 +1,19 @@
-"""Application-layer parsers (HTTP, DNS, TLS, SSH, ...), one module per protocol."""
+"""Application-layer parsers (HTTP, DNS, TLS, SSH, ...), one module per protocol.
+
+The session table creates one `AppState` per session with `new_app_state`
+and feeds it every packet; see `fpc.appl.state`. Importing this package
+registers every parser module listed below.
+"""
+
+from __future__ import annotations
+
+from fpc.appl import dns, http  # noqa: F401  (each registers its parser)
+from fpc.appl.registry import registered_names
+from fpc.appl.state import AppState
+
+__all__ = ["AppState", "new_app_state", "registered_names"]
+
+
+def new_app_state(transport: str, sport: int, dport: int) -> AppState:
+    """App-layer state of a new session; sport is the client's port."""
+    return AppState(transport, sport, dport)

@@ -1,0 +1,238 @@
+"""DNS parser, over UDP (one message per datagram) and TCP (length-prefixed).
+
+In: datagrams or in-order stream bytes from `fpc.appl.state`. Out: query
+names and types, response codes and the answer section (A/AAAA addresses,
+CNAME/NS/PTR/MX/DNAME names) in the `dns.*` SPI fields.
+
+Message layout (RFC 1035 section 4.1; over TCP each message is preceded by
+its length as a 16-bit number, RFC 1035 section 4.2.2)::
+
+    header   id(16) flags(16) qdcount(16) ancount(16) nscount(16) arcount(16)
+             flags = QR(1) opcode(4) AA TC RD RA Z AD CD rcode(4)
+    question qname  qtype(16) qclass(16)
+    record   name   type(16) class(16) ttl(32) rdlength(16) rdata
+    name     *( len(8) label ) 0   |  ... 11pppppp pppppppp (pointer to offset)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from fpc.appl.cursor import Cursor, ParseError
+from fpc.appl.registry import Parser, ParserSpec, Verdict, register
+from fpc.appl.sink import FieldSink
+
+DNS_HDR_LEN = 12
+MAX_NAME_LEN = 255  # RFC 1035 section 2.3.4, in wire bytes
+MAX_POINTERS = 64  # compression pointers followed in one name
+MAX_QUESTIONS = 16
+MAX_RECORDS = 256  # answer records read per message; the rest are skipped
+MAX_MESSAGES = 256  # messages parsed per session before the parser stops
+MAX_TCP_MESSAGE = 65535
+
+_OPCODES_KNOWN = frozenset({0, 1, 2, 4, 5, 6})
+_TYPES = {
+    1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX",
+    16: "TXT", 28: "AAAA", 29: "LOC", 33: "SRV", 35: "NAPTR", 39: "DNAME",
+    41: "OPT", 43: "DS", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY", 50: "NSEC3",
+    52: "TLSA", 64: "SVCB", 65: "HTTPS", 99: "SPF", 251: "IXFR", 252: "AXFR",
+    255: "ANY", 257: "CAA",
+}  # fmt: skip
+_RCODES = {
+    0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
+    5: "REFUSED", 6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH",
+    10: "NOTZONE",
+}  # fmt: skip
+_NAME_TYPES = frozenset({2, 5, 12, 39})  # rdata is one domain name
+TYPE_A, TYPE_AAAA, TYPE_MX = 1, 28, 15
+
+
+def type_name(qtype: int) -> str:
+    return _TYPES.get(qtype, f"TYPE{qtype}")  # RFC 3597 spelling when unknown
+
+
+def read_name(msg: bytes, pos: int) -> tuple[str, int]:
+    """The name at `pos` (following compression pointers) and the offset after it.
+
+    Each pointer must go strictly below the lowest offset read so far, so a
+    crafted pointer chain cannot loop.
+    """
+    labels: list[str] = []
+    wire_len = 1
+    floor = pos
+    after: int | None = None
+    for _ in range(MAX_NAME_LEN + MAX_POINTERS):
+        c = Cursor(msg, pos)
+        n = c.u8("dns label length")
+        if n == 0:
+            return ".".join(labels) or ".", after if after is not None else c.pos
+        if n & 0xC0 == 0xC0:
+            target = ((n & 0x3F) << 8) | c.u8("dns pointer")
+            if target >= floor:
+                raise ParseError(f"dns name pointer at offset {pos} loops to {target}")
+            if after is None:
+                after = c.pos
+            floor = pos = target
+            continue
+        if n & 0xC0:
+            raise ParseError(f"dns label type 0x{n & 0xC0:02x} at offset {pos}")
+        wire_len += n + 1
+        if wire_len > MAX_NAME_LEN:
+            raise ParseError(f"dns name at offset {pos} longer than 255 bytes")
+        labels.append(_label_text(c.take(n, "dns label")))
+        pos = c.pos
+    raise ParseError(f"dns name at offset {pos} has too many labels or pointers")
+
+
+def _label_text(label: bytes) -> str:
+    """Printable ASCII as is; other bytes, '.' and '\\' as \\DDD (RFC 4343)."""
+    if label.isalnum() or all(0x21 <= b <= 0x7E and b not in b".\\" for b in label):
+        return label.decode("ascii")
+    return "".join(
+        chr(b) if 0x21 <= b <= 0x7E and b not in b".\\" else f"\\{b:03d}" for b in label
+    )
+
+
+class DnsMessage:
+    """The parts of one DNS message that become SPI fields."""
+
+    __slots__ = ("is_response", "opcode", "rcode", "questions", "answers", "ips")
+
+    def __init__(self) -> None:
+        self.is_response = False
+        self.opcode = 0
+        self.rcode = 0
+        self.questions: list[tuple[str, int]] = []
+        self.answers: list[str] = []
+        self.ips: list[str] = []
+
+
+def parse_message(msg: bytes) -> DnsMessage:
+    c = Cursor(msg)
+    c.skip(2, "dns id")
+    flags = c.u16("dns flags")
+    qdcount, ancount = c.u16("dns qdcount"), c.u16("dns ancount")
+    c.skip(4, "dns nscount/arcount")
+    out = DnsMessage()
+    out.is_response = bool(flags & 0x8000)
+    out.opcode = (flags >> 11) & 0xF
+    out.rcode = flags & 0xF
+    if qdcount > MAX_QUESTIONS:
+        raise ParseError(f"dns qdcount {qdcount} is implausible (max {MAX_QUESTIONS})")
+    for _ in range(qdcount):
+        name, c.pos = read_name(msg, c.pos)
+        out.questions.append((name, c.u16("dns qtype")))
+        c.skip(2, "dns qclass")
+    for _ in range(min(ancount, MAX_RECORDS)):
+        _read_answer(msg, c, out)
+    return out
+
+
+def _read_answer(msg: bytes, c: Cursor, out: DnsMessage) -> None:
+    _, c.pos = read_name(msg, c.pos)
+    rtype = c.u16("dns type")
+    c.skip(6, "dns class/ttl")
+    rdata = c.sub(c.u16("dns rdlength"), "dns rdata")
+    if rtype in (TYPE_A, TYPE_AAAA):
+        want = 4 if rtype == TYPE_A else 16
+        if rdata.remaining != want:
+            raise ParseError(
+                f"dns {type_name(rtype)} rdata has {rdata.remaining} bytes"
+            )
+        ip = str(ipaddress.ip_address(rdata.take(want)))
+        out.ips.append(ip)
+        out.answers.append(ip)
+    elif rtype in _NAME_TYPES or rtype == TYPE_MX:
+        if rtype == TYPE_MX:
+            rdata.skip(2, "dns mx preference")
+        name, end = read_name(msg, rdata.pos)
+        if end > rdata.end:
+            raise ParseError(f"dns {type_name(rtype)} name runs past its rdata")
+        out.answers.append(name)
+
+
+def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
+    """A header with sane counts and a question that parses; strict off port."""
+    if transport == "tcp":
+        if len(data) < 2 + DNS_HDR_LEN:
+            return Verdict.MORE
+        size = int.from_bytes(data[:2], "big")
+        if size < DNS_HDR_LEN:
+            return Verdict.NO
+        if len(data) < 2 + size:
+            return _classify_partial(data[2:], port_hint)
+        data = data[2 : 2 + size]
+    try:
+        msg = parse_message(data)
+    except ParseError:
+        return Verdict.NO
+    if msg.opcode not in _OPCODES_KNOWN:
+        return Verdict.NO
+    if port_hint:
+        return Verdict.YES
+    ok = len(msg.questions) == 1 and not (msg.rcode and not msg.is_response)
+    return Verdict.YES if ok else Verdict.NO
+
+
+def _classify_partial(msg: bytes, port_hint: bool) -> Verdict:
+    """A TCP message not complete yet: decide on its header alone."""
+    if not port_hint:
+        return Verdict.MORE if len(msg) < 4096 else Verdict.NO
+    qdcount = int.from_bytes(msg[4:6], "big")
+    opcode = (msg[2] >> 3) & 0xF
+    ok = opcode in _OPCODES_KNOWN and qdcount <= MAX_QUESTIONS
+    return Verdict.YES if ok else Verdict.NO
+
+
+class DnsParser(Parser):
+    name = "dns"
+
+    def __init__(self, sink: FieldSink, transport: str) -> None:
+        super().__init__(sink, transport)
+        self._bufs = [b"", b""]
+        self._messages = 0
+
+    def feed(self, direction: int, data: bytes) -> None:
+        if self.transport != "tcp":
+            self._on_message(data)
+            return
+        buf = self._bufs[direction] + data
+        while len(buf) >= 2 and not self.done:
+            size = int.from_bytes(buf[:2], "big")
+            if size < DNS_HDR_LEN:
+                raise ParseError(f"dns over tcp message length {size} is too short")
+            if len(buf) < 2 + size:
+                break
+            self._on_message(buf[2 : 2 + size])
+            buf = buf[2 + size :]
+        self._bufs[direction] = buf
+
+    def end(self, direction: int) -> None:
+        self._bufs[direction] = b""
+
+    def _on_message(self, msg: bytes) -> None:
+        parsed = parse_message(msg)
+        add = self.sink.add
+        for name, qtype in parsed.questions:
+            add("dns.question.name", name)
+            add("dns.question.type", type_name(qtype))
+        if parsed.is_response:
+            add("dns.response_code", _RCODES.get(parsed.rcode, f"RCODE{parsed.rcode}"))
+        for data in parsed.answers:
+            add("dns.answers.data", data)
+        for ip in parsed.ips:
+            add("dns.resolved_ip", ip)
+        self._messages += 1
+        if self._messages >= MAX_MESSAGES:
+            self.done = True
+
+
+register(
+    ParserSpec(
+        name="dns",
+        transports=frozenset({"udp", "tcp"}),
+        ports=frozenset({53, 5353, 5355}),
+        classify=classify,
+        create=DnsParser,
+    )
+)

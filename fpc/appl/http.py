@@ -1,0 +1,264 @@
+"""HTTP/1.x parser: every request and response head of a session.
+
+In: the in-order bytes of each direction from `fpc.appl.state`. Out: method,
+Host, URI, status code and User-Agent of each message, in the SPI fields
+`http.request.method`, `url.domain`, `url.path`, `http.response.status_code`
+and `user_agent.original`. Bodies are skipped, never kept, by Content-Length
+or chunked framing, so pipelined and keep-alive messages are all seen.
+
+Message layout (RFC 9112)::
+
+    start-line CRLF  *( field-name ":" OWS field-value OWS CRLF )  CRLF  [body]
+    start-line = method SP request-target SP HTTP-version      (request)
+               | HTTP-version SP status-code SP [reason-phrase] (response)
+    chunked body = *( hex-size [; ext] CRLF data CRLF ) "0" CRLF *trailer CRLF
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+
+from fpc.appl.cursor import ParseError
+from fpc.appl.registry import Parser, ParserSpec, Verdict, register
+from fpc.appl.sink import FieldSink
+
+MAX_HEAD_BYTES = 16 * 1024  # a request or response head longer than this is an error
+MAX_CHUNK_LINE_BYTES = 1024
+MAX_PENDING_REQUESTS = 64  # pipelined requests waiting for their response
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_METHOD = re.compile(rb"[A-Z][A-Z_-]{1,19} ")
+_REQUEST_LINE = re.compile(rb"([A-Za-z_-]{1,20}) (\S{1,8192}) HTTP/(\d)\.(\d)$")
+_STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: .*)?$")
+
+# What a direction is reading.
+_HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _UNTIL_CLOSE = range(7)
+_OPAQUE = 7  # after CONNECT or an Upgrade: not HTTP any more
+
+
+def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
+    """A request line (token SP) or a status line ("HTTP/1.") starts HTTP."""
+    if data.startswith(b"HTTP/1."):
+        return Verdict.YES
+    if len(data) < 8:
+        if b"HTTP/1."[: len(data)] == data or re.fullmatch(rb"[A-Z]*", data):
+            return Verdict.MORE
+        return Verdict.NO
+    if not _METHOD.match(data):
+        return Verdict.NO
+    line_end = data.find(b"\n")
+    if line_end < 0:
+        return Verdict.MORE if len(data) < MAX_HEAD_BYTES else Verdict.NO
+    line = data[:line_end].rstrip(b"\r")
+    return Verdict.YES if _REQUEST_LINE.match(line) else Verdict.NO
+
+
+class _Side:
+    """Framing state of one direction."""
+
+    __slots__ = ("buf", "state", "remaining")
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.state = _HEAD
+        self.remaining = 0
+
+
+class HttpParser(Parser):
+    name = "http"
+
+    def __init__(self, sink: FieldSink, transport: str) -> None:
+        super().__init__(sink, transport)
+        self._sides = (_Side(), _Side())
+        self._methods: deque[bytes] = deque()
+
+    def feed(self, direction: int, data: bytes) -> None:
+        side = self._sides[direction]
+        if side.state == _OPAQUE:
+            return
+        buf = side.buf + data if side.buf else data
+        pos = self._consume(side, buf, 0)
+        rest = len(buf) - pos
+        if rest > MAX_HEAD_BYTES:
+            raise ParseError(
+                f"http head longer than {MAX_HEAD_BYTES} bytes "
+                f"(direction {direction}); not HTTP/1.x or a broken peer"
+            )
+        side.buf = buf[pos:] if rest else b""
+
+    def end(self, direction: int) -> None:
+        self._sides[direction].state = _OPAQUE
+        self.done = all(s.state == _OPAQUE for s in self._sides)
+
+    def _consume(self, side: _Side, buf: bytes, pos: int) -> int:
+        """Reads as far as `buf` allows; returns the first byte not used."""
+        size = len(buf)
+        while pos < size and side.state != _OPAQUE:
+            state = side.state
+            if state == _HEAD:
+                new = self._read_head(side, buf, pos)
+            elif state in (_BODY, _CHUNK_DATA):
+                new = pos + min(side.remaining, size - pos)
+                side.remaining -= new - pos
+                if side.remaining == 0:
+                    side.state = _HEAD if state == _BODY else _CHUNK_CRLF
+            elif state == _UNTIL_CLOSE:
+                new = size
+            else:
+                new = self._read_chunk_line(side, buf, pos)
+            if new == pos:
+                break
+            pos = new
+        return pos
+
+    def _read_head(self, side: _Side, buf: bytes, pos: int) -> int:
+        while pos < len(buf) and buf[pos] in b"\r\n":
+            pos += 1  # stray CRLF between messages (RFC 9112 section 2.2)
+        end = _HEAD_END.search(buf, pos)
+        if end is None:
+            return pos
+        lines = _unfold(buf[pos : end.start()].split(b"\n"))
+        if lines[0].startswith(b"HTTP/"):
+            self._on_response(side, lines)
+        else:
+            self._on_request(side, lines)
+        return end.end()
+
+    def _read_chunk_line(self, side: _Side, buf: bytes, pos: int) -> int:
+        eol = buf.find(b"\n", pos, pos + MAX_CHUNK_LINE_BYTES)
+        if eol < 0:
+            if len(buf) - pos >= MAX_CHUNK_LINE_BYTES:
+                raise ParseError("http chunk-size line too long; broken chunked body")
+            return pos
+        line = buf[pos:eol].strip()
+        if side.state == _CHUNK_CRLF:
+            side.state = _CHUNK_SIZE
+        elif side.state == _TRAILER:
+            side.state = _TRAILER if line else _HEAD
+        else:
+            self._on_chunk_size(side, line)
+        return eol + 1
+
+    def _on_chunk_size(self, side: _Side, line: bytes) -> None:
+        digits = line.split(b";", 1)[0].strip()
+        if not digits or len(digits) > 16 or not re.fullmatch(rb"[0-9A-Fa-f]+", digits):
+            raise ParseError(f"http chunk size {line[:32]!r} is not hexadecimal")
+        side.remaining = int(digits, 16)
+        side.state = _CHUNK_DATA if side.remaining else _TRAILER
+
+    def _on_request(self, side: _Side, lines: list[bytes]) -> None:
+        match = _REQUEST_LINE.match(lines[0])
+        if match is None:
+            raise ParseError(f"http request line {lines[0][:64]!r} is malformed")
+        method, target = match.group(1), match.group(2)
+        headers = _headers(lines[1:])
+        self.sink.add("http.request.method", method.decode("latin-1"))
+        _add_target(self.sink, method, target)
+        for host in headers.get(b"host", ()):
+            _add_domain(self.sink, host)
+        for agent in headers.get(b"user-agent", ()):
+            self.sink.add("user_agent.original", agent.decode("latin-1"))
+        if len(self._methods) < MAX_PENDING_REQUESTS:
+            self._methods.append(method)
+        _frame_body(side, headers, has_body=True)
+
+    def _on_response(self, side: _Side, lines: list[bytes]) -> None:
+        match = _STATUS_LINE.match(lines[0])
+        if match is None:
+            raise ParseError(f"http status line {lines[0][:64]!r} is malformed")
+        status = int(match.group(3))
+        self.sink.add("http.response.status_code", status)
+        headers = _headers(lines[1:])
+        if 100 <= status < 200 and status != 101:
+            return  # interim response: the final one follows, body-less
+        method = self._methods.popleft() if self._methods else b""
+        if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
+            # TODO: the tunnelled bytes (TLS after CONNECT, WebSocket, h2c) are
+            # not handed to another parser; they are skipped.
+            for s in self._sides:
+                s.state = _OPAQUE
+            self.done = True
+            return
+        no_body = method == b"HEAD" or status in (204, 304)
+        _frame_body(side, headers, has_body=not no_body, until_close=True)
+
+
+def _unfold(lines: list[bytes]) -> list[bytes]:
+    """Strips CRs and joins obsolete folded header lines onto the one above."""
+    out: list[bytes] = []
+    for line in lines:
+        line = line.rstrip(b"\r")
+        if out and len(out) > 1 and line[:1] in (b" ", b"\t"):
+            out[-1] = out[-1] + b" " + line.strip()
+        else:
+            out.append(line)
+    return out
+
+
+def _headers(lines: list[bytes]) -> dict[bytes, list[bytes]]:
+    headers: dict[bytes, list[bytes]] = {}
+    for line in lines:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue  # a line without a colon is ignored, as RFC 9112 allows
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return headers
+
+
+def _frame_body(
+    side: _Side,
+    headers: dict[bytes, list[bytes]],
+    has_body: bool,
+    until_close: bool = False,
+) -> None:
+    side.state = _HEAD
+    if not has_body:
+        return
+    codings = b",".join(headers.get(b"transfer-encoding", ())).lower()
+    if codings.rstrip().endswith(b"chunked"):
+        side.state = _CHUNK_SIZE
+        return
+    lengths = {v for v in headers.get(b"content-length", ())}
+    if len(lengths) > 1 or any(not v.isdigit() or len(v) > 18 for v in lengths):
+        raise ParseError(f"http Content-Length {sorted(lengths)!r} is invalid")
+    if lengths:
+        side.remaining = int(lengths.pop())
+        side.state = _BODY if side.remaining else _HEAD
+    elif until_close:
+        side.state = _UNTIL_CLOSE
+
+
+def _add_target(sink: FieldSink, method: bytes, target: bytes) -> None:
+    if method == b"CONNECT":
+        _add_domain(sink, target)
+        return
+    lower = target[:8].lower()
+    if lower.startswith((b"http://", b"https://")):
+        rest = target.split(b"://", 1)[1]
+        authority, slash, path = rest.partition(b"/")
+        _add_domain(sink, authority)
+        target = slash + path if slash else b"/"
+    sink.add("url.path", target.decode("latin-1"))
+
+
+def _add_domain(sink: FieldSink, host: bytes) -> None:
+    """Adds a Host value without its port (and without IPv6 brackets)."""
+    host = host.rsplit(b"@", 1)[-1]
+    if host.startswith(b"["):
+        host = host[1:].split(b"]", 1)[0]
+    elif host.count(b":") == 1:
+        host = host.split(b":", 1)[0]
+    if host:
+        sink.add("url.domain", host.decode("latin-1").lower())
+
+
+register(
+    ParserSpec(
+        name="http",
+        transports=frozenset({"tcp"}),
+        ports=frozenset({80, 8000, 8080, 8008, 3128}),
+        classify=classify,
+        create=HttpParser,
+    )
+)

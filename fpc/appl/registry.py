@@ -1,0 +1,75 @@
+"""The table of app-layer protocols: one entry per parser module.
+
+Each parser module calls `register()` once at import with a classifier and a
+parser class; `fpc.appl.state.AppState` asks the classifiers about the first
+bytes of each direction and runs the parsers of the protocols that match.
+Adding a protocol means adding one module and importing it in `__init__`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fpc.appl.sink import FieldSink
+
+
+class Verdict(enum.IntEnum):
+    """A classifier's answer about the first bytes of one direction."""
+
+    NO = 0  # not this protocol
+    MORE = 1  # too few bytes to tell; ask again with more
+    YES = 2  # this protocol
+
+
+class Parser:
+    """Base of every app-layer parser; one instance per session.
+
+    `feed` gets in-order bytes of one direction (TCP) or one datagram (UDP);
+    it raises `fpc.appl.cursor.ParseError` on malformed data. `done` turns
+    True when the parser needs nothing more from this session.
+    """
+
+    name = ""
+
+    def __init__(self, sink: FieldSink, transport: str) -> None:
+        self.sink = sink
+        self.transport = transport
+        self.done = False
+
+    def feed(self, direction: int, data: bytes) -> None:
+        raise NotImplementedError
+
+    def end(self, direction: int) -> None:
+        """No more bytes will come in `direction` (FIN, RST, gap or limit)."""
+
+
+# classify(transport, direction, first_bytes, port_hint) -> Verdict
+Classifier = Callable[[str, int, bytes, bool], Verdict]
+
+
+@dataclass(frozen=True)
+class ParserSpec:
+    name: str
+    transports: frozenset[str]
+    ports: frozenset[int]  # a hint only: classifiers decide on content first
+    classify: Classifier
+    create: Callable[[FieldSink, str], Parser]
+
+
+_SPECS: list[ParserSpec] = []
+
+
+def register(spec: ParserSpec) -> None:
+    if any(s.name == spec.name for s in _SPECS):
+        raise ValueError(f"app-layer parser {spec.name!r} is registered twice")
+    _SPECS.append(spec)
+
+
+def specs_for(transport: str) -> tuple[ParserSpec, ...]:
+    return tuple(s for s in _SPECS if transport in s.transports)
+
+
+def registered_names() -> list[str]:
+    return [s.name for s in _SPECS]

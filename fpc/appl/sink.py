@@ -1,0 +1,41 @@
+"""Collects the app-layer field values of one session, with bounds.
+
+In: `add(name, value)` calls from the parsers of one session. Out: the flat
+dict of `fpc.appl.fields.APP_FIELDS` names the session table puts in the SPI
+record. Values are de-duplicated and kept in first-seen order.
+"""
+
+from __future__ import annotations
+
+MAX_VALUES_PER_FIELD = 64  # a field keeps its first 64 distinct values
+MAX_VALUE_CHARS = 1024  # longer strings are cut to this many characters
+
+
+class FieldSink:
+    """Distinct values per field name, at most MAX_VALUES_PER_FIELD each."""
+
+    __slots__ = ("_values", "_seen", "dropped")
+
+    def __init__(self) -> None:
+        self._values: dict[str, list[object]] = {}
+        self._seen: dict[str, set[object]] = {}
+        self.dropped = 0  # values not kept because a field was full
+
+    def add(self, name: str, value: object) -> None:
+        if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+            value = value[:MAX_VALUE_CHARS]
+        seen = self._seen.get(name)
+        if seen is None:
+            self._seen[name] = {value}
+            self._values[name] = [value]
+            return
+        if value in seen:
+            return
+        if len(seen) >= MAX_VALUES_PER_FIELD:
+            self.dropped += 1
+            return
+        seen.add(value)
+        self._values[name].append(value)
+
+    def as_dict(self) -> dict[str, list[object]]:
+        return {name: list(values) for name, values in self._values.items()}

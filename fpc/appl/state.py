@@ -1,0 +1,156 @@
+"""App-layer state of one session: classify its first bytes, run the parsers.
+
+In: every packet of a session from the session table (`feed`), in capture
+order, with direction 0 = client->server and 1 = server->client. TCP payload
+goes through one `TcpStream` per direction first; UDP datagrams go straight
+to the parsers. Out: `protocols()` and `fields()` for the SPI record. Runs on
+the processing thread; one instance per session, so nothing is shared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fpc.appl.cursor import ParseError
+from fpc.appl.registry import Parser, ParserSpec, Verdict, specs_for
+from fpc.appl.sink import FieldSink
+from fpc.appl.stream import TcpStream
+
+logger = logging.getLogger(__name__)
+
+MAX_PRELUDE_BYTES = 4096  # bytes kept per session until a protocol matches
+MAX_UDP_CLASSIFY = 8  # datagrams tried before giving up on a UDP session
+
+
+class AppState:
+    """Classifiers, parsers and TCP reassembly of one session."""
+
+    def __init__(self, transport: str, sport: int, dport: int) -> None:
+        self.transport = transport
+        self.errors = 0
+        self._ports = (sport, dport)
+        self._sink = FieldSink()
+        specs = specs_for(transport)
+        self._pending: list[list[ParserSpec]] = [list(specs), list(specs)]
+        self._prelude: list[tuple[int, bytes]] = []
+        self._prelude_bytes = 0
+        self._tried = 0
+        self._parsers: list[Parser] = []
+        self._protocols: list[str] = []
+        self._streams = (TcpStream(), TcpStream()) if transport == "tcp" else None
+        self._classifying = bool(specs)
+
+    @property
+    def wants_more(self) -> bool:
+        if self._streams and all(s.ended for s in self._streams):
+            return False
+        if self._classifying:
+            return True
+        return any(not p.done for p in self._parsers)
+
+    def protocols(self) -> list[str]:
+        return list(self._protocols)
+
+    def fields(self) -> dict[str, list[object]]:
+        return self._sink.as_dict()
+
+    def feed(
+        self, direction: int, payload: bytes, seq: int | None, tcp_flags: int
+    ) -> None:
+        if direction not in (0, 1) or not self.wants_more:
+            return
+        if self._streams is None:
+            if payload:
+                self._on_data(direction, bytes(payload))
+            return
+        stream = self._streams[direction]
+        if stream.ended:
+            return
+        for chunk in stream.accept(seq, bytes(payload), tcp_flags):
+            self._on_data(direction, chunk)
+        if stream.ended:
+            self._on_end(direction)
+
+    def _on_data(self, direction: int, data: bytes) -> None:
+        if self._classifying:
+            self._classify(direction, data)
+            return
+        for parser in self._parsers:
+            if not parser.done:
+                self._run(parser, parser.feed, direction, data)
+
+    def _on_end(self, direction: int) -> None:
+        self._pending[direction].clear()
+        if self._classifying and not any(self._pending):
+            self._stop_classifying()
+        for parser in self._parsers:
+            if not parser.done:
+                self._run(parser, parser.end, direction)
+
+    def _run(self, parser: Parser, method: Callable[..., None], *args: object) -> None:
+        try:
+            method(*args)
+        except ParseError as exc:
+            self._fail(parser, exc)
+        except Exception as exc:  # a parser bug must not stop the pipeline
+            logger.debug("app parser failed parser=%s", parser.name, exc_info=True)
+            self._fail(parser, exc)
+
+    def _fail(self, parser: Parser, exc: Exception) -> None:
+        self.errors += 1
+        parser.done = True
+        logger.debug("app parse error parser=%s reason=%s", parser.name, exc)
+
+    def _classify(self, direction: int, data: bytes) -> None:
+        self._prelude.append((direction, data))
+        self._prelude_bytes += len(data)
+        if self._streams is None:
+            self._tried += 1
+            sample = data
+        else:
+            sample = b"".join(d for k, d in self._prelude if k == direction)
+        matched = self._match(direction, sample[:MAX_PRELUDE_BYTES])
+        if matched:
+            self._start(matched)
+        elif (
+            self._prelude_bytes > MAX_PRELUDE_BYTES
+            or self._tried >= MAX_UDP_CLASSIFY
+            or not any(self._pending)
+        ):
+            self._stop_classifying()
+
+    def _match(self, direction: int, sample: bytes) -> list[ParserSpec]:
+        matched = []
+        hint = self._ports
+        for spec in list(self._pending[direction]):
+            port_hint = hint[0] in spec.ports or hint[1] in spec.ports
+            try:
+                verdict = spec.classify(self.transport, direction, sample, port_hint)
+            except Exception:  # a classifier bug counts as "not this protocol"
+                logger.debug(
+                    "app classifier failed parser=%s", spec.name, exc_info=True
+                )
+                verdict = Verdict.NO
+            if verdict == Verdict.YES:
+                matched.append(spec)
+            elif verdict == Verdict.NO and self._streams is not None:
+                self._pending[direction].remove(spec)
+        return matched
+
+    def _start(self, specs: list[ParserSpec]) -> None:
+        for spec in specs:
+            self._parsers.append(spec.create(self._sink, self.transport))
+            self._protocols.append(spec.name)
+        prelude = self._prelude
+        self._stop_classifying()
+        for direction, chunk in prelude:
+            self._on_data(direction, chunk)
+        for direction in (0, 1):
+            if self._streams and self._streams[direction].ended:
+                self._on_end(direction)
+
+    def _stop_classifying(self) -> None:
+        self._classifying = False
+        self._prelude = []
+        self._prelude_bytes = 0
