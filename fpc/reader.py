@@ -30,8 +30,8 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import BufferedReader
 from types import TracebackType
-from typing import BinaryIO
 
 import numpy as np
 
@@ -43,7 +43,8 @@ __all__ = ["CaptureFile", "expand_paths", "open_capture"]
 logger = logging.getLogger(__name__)
 
 CAPTURE_EXTENSIONS = (".pcap", ".pcapng", ".cap", ".dmp")
-CHUNK_BYTES = 4 << 20  # read size; a record never needs more than one refill
+CHUNK_BYTES = 4 << 20  # read buffer size; grown only for a bigger pcapng block
+MIN_BUFFER_BYTES = 64 << 10
 MAX_CAPLEN_BYTES = 256 << 10  # largest packet a classic pcap record may hold
 MAX_BLOCK_BYTES = 16 << 20  # largest pcapng block we accept
 PCAP_HEADER_BYTES = 24
@@ -136,7 +137,7 @@ def open_capture(path: str) -> CaptureFile:
         raise
 
 
-def _open_format(path: str, fh: BinaryIO, size: int, head: bytes) -> CaptureFile:
+def _open_format(path: str, fh: BufferedReader, size: int, head: bytes) -> CaptureFile:
     """Pick the reader class from the first bytes of the file."""
     magic = struct.unpack_from("<I", head)[0] if len(head) >= 4 else None
     if magic == PCAPNG_SHB:
@@ -185,7 +186,7 @@ class CaptureFile:
 
     format = ""
 
-    def __init__(self, path: str, fh: BinaryIO, size: int, head: bytes) -> None:
+    def __init__(self, path: str, fh: BufferedReader, size: int, head: bytes) -> None:
         self.path = path
         self.size = size
         self.packets = 0
@@ -193,9 +194,12 @@ class CaptureFile:
         self.errors: list[str] = []
         self.anomalies: dict[str, int] = {}  # tolerated oddities, by kind
         self._fh = fh
-        self._buf = head
+        # One reused read buffer: _buf[_pos:_end] holds unread bytes of the file.
+        self._buf = bytearray(max(min(CHUNK_BYTES, size), MIN_BUFFER_BYTES))
+        self._buf[: len(head)] = head
         self._base = 0  # file offset of _buf[0]
         self._pos = 0  # next unread byte in _buf
+        self._end = len(head)  # end of the bytes read into _buf
         self._eof = False
         logger.debug(
             "capture file opened path=%s format=%s size=%d", path, self.format, size
@@ -255,18 +259,18 @@ class CaptureFile:
                 continue  # consumed records that carry no packet
             need = self._record_need()
             if not self._fill(need):
-                return self._end_of_file(need)
+                self._end_of_file(need)
+                return None
 
     def _end_of_file(self, need: int) -> None:
         """Clean end if nothing is left; else the last record is cut short."""
-        left = len(self._buf) - self._pos
+        left = self._end - self._pos
         if left:
             raise self._corrupt(
                 self.position,
                 f"the file ends inside the last record ({left} of at least "
                 f"{need} bytes present)",
             )
-        return None
 
     def _scan(self, cols: _Columns, max_packets: int, max_bytes: int) -> str | None:
         """Consume whole records at `_pos` into `cols`; the damage found, if any."""
@@ -282,7 +286,7 @@ class CaptureFile:
         wirelen = np.array(cols.wirelen, dtype=np.uint32)
         self._check_wirelen(caplen, wirelen, start)
         return PacketBatch(
-            data=self._buf[start : self._pos],
+            data=self._slice(start),
             offset=np.array(cols.offset, dtype=np.int64) - start,
             caplen=caplen,
             wirelen=np.maximum(wirelen, caplen),
@@ -317,30 +321,41 @@ class CaptureFile:
 
     def _fill(self, need: int) -> bool:
         """Make `need` bytes available at `_pos`; False if the file ends first."""
-        avail = len(self._buf) - self._pos
+        avail = self._end - self._pos
         if avail >= need:
             return True
         if self._eof:
             return False
-        parts = [self._buf[self._pos :]]
-        while avail < need and not self._eof:
-            chunk = self._read(max(CHUNK_BYTES, need - avail))
-            self._eof = not chunk
-            parts.append(chunk)
-            avail += len(chunk)
+        if need > len(self._buf):
+            grown = bytearray(need + CHUNK_BYTES)
+            grown[:avail] = self._buf[self._pos : self._end]
+            self._buf = grown
+        else:
+            self._buf[:avail] = self._buf[self._pos : self._end]
         self._base += self._pos
-        self._buf = b"".join(parts)
-        self._pos = 0
-        return avail >= need
+        self._pos, self._end = 0, avail
+        while self._end < need and not self._eof:
+            self._read_more()
+        return self._end >= need
 
-    def _read(self, n: int) -> bytes:
+    def _read_more(self) -> None:
+        """Read into the free end of the buffer; sets `_eof` at the file end."""
         try:
-            return self._fh.read(n)
+            with memoryview(self._buf) as view:
+                count = self._fh.readinto(view[self._end :])
         except OSError as exc:
             raise CaptureError(
-                f"cannot read capture file {self.path} at byte {self.position} "
-                f"({exc.strerror}); check the disk and the file permissions"
+                f"cannot read capture file {self.path} at byte "
+                f"{self._base + self._end} ({exc.strerror}); "
+                "check the disk and the file permissions"
             ) from exc
+        self._eof = not count
+        self._end += count or 0
+
+    def _slice(self, start: int) -> bytes:
+        """Copy of the buffer from `start` to `_pos`, for a batch to keep."""
+        with memoryview(self._buf) as view:
+            return bytes(view[start : self._pos])
 
     def _corrupt(self, offset: int, reason: str) -> CorruptCapture:
         """Record damage at file offset `offset` and build the error to raise."""
@@ -370,7 +385,7 @@ class PcapFile(CaptureFile):
 
     format = "pcap"
 
-    def __init__(self, path: str, fh: BinaryIO, size: int, head: bytes) -> None:
+    def __init__(self, path: str, fh: BufferedReader, size: int, head: bytes) -> None:
         super().__init__(path, fh, size, head)
         order, self._frac_ns = PCAP_MAGICS[struct.unpack_from("<I", head)[0]]
         fields = struct.unpack_from(order + "HHiIII", head, 4)
@@ -389,7 +404,7 @@ class PcapFile(CaptureFile):
         """Find whole records; only their start offsets go into `cols`."""
         if not self._version_checked:
             self._check_version()
-        buf, pos, end = self._buf, self._pos, len(self._buf)
+        buf, pos, end = self._buf, self._pos, self._end
         caplen_at, limit, stop = self._caplen_at, self.max_caplen, pos + max_bytes
         starts = cols.offset
         reason = None
@@ -416,7 +431,7 @@ class PcapFile(CaptureFile):
         self._version_checked = True
 
     def _record_need(self) -> int:
-        if len(self._buf) - self._pos < PCAP_RECORD_BYTES:
+        if self._end - self._pos < PCAP_RECORD_BYTES:
             return PCAP_RECORD_BYTES
         caplen = self._caplen_at(self._buf, self._pos + 8)[0]
         return PCAP_RECORD_BYTES + int(caplen)
@@ -431,7 +446,7 @@ class PcapFile(CaptureFile):
         self._check_wirelen(caplen, wirelen, start)
         n = len(starts)
         return PacketBatch(
-            data=self._buf[start : self._pos],
+            data=self._slice(start),
             offset=starts + (PCAP_RECORD_BYTES - start),
             caplen=caplen,
             wirelen=np.maximum(wirelen, caplen),
@@ -454,3 +469,253 @@ class PcapFile(CaptureFile):
 
 
 _RECORD_BYTE_INDEX = np.arange(PCAP_RECORD_BYTES, dtype=np.int64)
+
+
+class _Damage(Exception):
+    """A pcapng block that cannot be read; becomes a CorruptCapture."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """struct formats of pcapng fields in one byte order."""
+
+    u32: struct.Struct
+    head: struct.Struct  # block type, block total length
+    shb: struct.Struct  # byte-order magic, major, minor, section length
+    idb: struct.Struct  # linktype, reserved, snaplen
+    epb: struct.Struct  # interface id, ts high, ts low, caplen, wirelen
+    pb: struct.Struct  # interface id, drops, ts high, ts low, caplen, wirelen
+    opt: struct.Struct  # option code, option length
+    i64: struct.Struct
+
+
+def _layout(order: str) -> _Layout:
+    return _Layout(
+        *(
+            struct.Struct(order + fmt)
+            for fmt in ("I", "II", "IHHq", "HHI", "IIIII", "HHIIII", "HH", "q")
+        )
+    )
+
+
+_LAYOUTS = {"<": _layout("<"), ">": _layout(">")}
+
+
+@dataclass(frozen=True)
+class _Interface:
+    """What an Interface Description Block says about its packets."""
+
+    linktype: int
+    snaplen: int
+    precision: int
+    to_ns: Callable[[int], int]  # raw 64-bit timestamp -> ns since the epoch
+
+
+def _ts_converter(tsresol: int, tsoffset_s: int) -> tuple[Callable[[int], int], int]:
+    """Converter of raw timestamps to ns, and the precision, for an interface."""
+    offset_ns = tsoffset_s * 1_000_000_000
+    exp = tsresol & 0x7F
+    if tsresol & 0x80:  # units of 2**-exp seconds
+        finer = (1 << exp) > 1_000_000
+        return (lambda raw: ((raw * 1_000_000_000) >> exp) + offset_ns), (
+            PRECISION_NS if finer else PRECISION_US
+        )
+    precision = PRECISION_NS if exp > 6 else PRECISION_US
+    if exp <= 9:
+        mult = 10 ** (9 - exp)
+        return (lambda raw: raw * mult + offset_ns), precision
+    div = 10 ** (exp - 9)
+    return (lambda raw: raw // div + offset_ns), precision
+
+
+class PcapngFile(CaptureFile):
+    """pcapng: sections, interfaces with their own link type and resolution."""
+
+    format = "pcapng"
+
+    def __init__(self, path: str, fh: BufferedReader, size: int, head: bytes) -> None:
+        super().__init__(path, fh, size, head)
+        self._lay = _LAYOUTS["<"]
+        self.interfaces: list[_Interface] = []
+        self._last_ts_ns = 0  # for Simple Packet Blocks, which carry none
+
+    def _scan(self, cols: _Columns, max_packets: int, max_bytes: int) -> str | None:
+        buf, pos, end = self._buf, self._pos, self._end
+        stop = pos + max_bytes
+        reason = None
+        while len(cols.offset) < max_packets and pos + PCAPNG_MIN_BLOCK_BYTES <= end:
+            try:
+                btype, blen, lay = self._block_head(buf, pos)
+                after = pos + blen
+                if after > end or (after > stop and cols.offset):
+                    break
+                self._read_block(buf, pos, btype, blen, lay, cols)
+            except _Damage as exc:
+                reason = str(exc)
+                break
+            pos = after
+        self._pos = pos
+        return reason
+
+    def _block_head(self, buf: bytearray, pos: int) -> tuple[int, int, _Layout]:
+        """Type, checked total length and byte order of the block at `pos`."""
+        lay = self._lay
+        btype = lay.u32.unpack_from(buf, pos)[0]
+        if btype == PCAPNG_SHB:
+            lay = self._section_layout(buf, pos)
+        blen = lay.u32.unpack_from(buf, pos + 4)[0]
+        if blen < PCAPNG_MIN_BLOCK_BYTES or blen % 4 or blen > MAX_BLOCK_BYTES:
+            raise _Damage(
+                f"block type {btype:#x} has length {blen}; a length must be a "
+                f"multiple of 4 from {PCAPNG_MIN_BLOCK_BYTES} to {MAX_BLOCK_BYTES}"
+            )
+        return btype, blen, lay
+
+    def _section_layout(self, buf: bytearray, pos: int) -> _Layout:
+        """The byte order a Section Header Block announces."""
+        magic = _LAYOUTS["<"].u32.unpack_from(buf, pos + 8)[0]
+        if magic == PCAPNG_BYTE_ORDER_MAGIC:
+            return _LAYOUTS["<"]
+        if magic == 0x4D3C2B1A:
+            return _LAYOUTS[">"]
+        raise _Damage(f"section header has byte-order magic {magic:#010x}")
+
+    def _record_need(self) -> int:
+        left = self._end - self._pos
+        if left < PCAPNG_MIN_BLOCK_BYTES:
+            return PCAPNG_MIN_BLOCK_BYTES
+        try:
+            return self._block_head(self._buf, self._pos)[1]
+        except _Damage:
+            return left  # the next scan reports the damage
+
+    def _read_block(
+        self,
+        buf: bytearray,
+        pos: int,
+        btype: int,
+        blen: int,
+        lay: _Layout,
+        cols: _Columns,
+    ) -> None:
+        """Check the trailing length, then act on the block by its type."""
+        trailer = lay.u32.unpack_from(buf, pos + blen - 4)[0]
+        if trailer != blen:
+            raise _Damage(
+                f"block type {btype:#x} says length {blen} at its start "
+                f"and {trailer} at its end"
+            )
+        if btype == PCAPNG_EPB:
+            self._read_epb(buf, pos, blen, lay, cols)
+        elif btype == PCAPNG_IDB:
+            self._read_idb(buf, pos, blen, lay)
+        elif btype == PCAPNG_SHB:
+            self._read_shb(buf, pos, blen, lay)
+        elif btype == PCAPNG_SPB:
+            self._read_spb(buf, pos, blen, lay, cols)
+        elif btype == PCAPNG_PB:
+            self._read_pb(buf, pos, blen, lay, cols)
+        # Every other block (name resolution, statistics, secrets, custom)
+        # carries no packet and is skipped by its length.
+
+    def _read_shb(self, buf: bytearray, pos: int, blen: int, lay: _Layout) -> None:
+        """A new section: its byte order applies and its interfaces start empty."""
+        if blen < 28:
+            raise _Damage(f"section header block is {blen} bytes, below 28")
+        _magic, major, minor, _length = lay.shb.unpack_from(buf, pos + 8)
+        if major != 1:
+            raise _Damage(f"section header has version {major}.{minor}, not 1.x")
+        self._read_options(buf, pos + 24, pos + blen - 4, lay)
+        self._lay = lay
+        self.interfaces = []
+
+    def _read_idb(self, buf: bytearray, pos: int, blen: int, lay: _Layout) -> None:
+        if blen < 20:
+            raise _Damage(f"interface description block is {blen} bytes, below 20")
+        linktype, _reserved, snaplen = lay.idb.unpack_from(buf, pos + 8)
+        options = self._read_options(buf, pos + 16, pos + blen - 4, lay)
+        tsresol = options.get(OPT_IF_TSRESOL, b"\x06")
+        tsoffset = options.get(OPT_IF_TSOFFSET, bytes(8))
+        if len(tsresol) != 1 or len(tsoffset) != 8:
+            raise _Damage("interface option if_tsresol or if_tsoffset has a bad size")
+        to_ns, precision = _ts_converter(tsresol[0], lay.i64.unpack(tsoffset)[0])
+        self.interfaces.append(_Interface(linktype, snaplen, precision, to_ns))
+
+    def _read_options(
+        self, buf: bytearray, pos: int, end: int, lay: _Layout
+    ) -> dict[int, bytes]:
+        """Options from `pos` to `end` by code (the last of a repeated code)."""
+        options: dict[int, bytes] = {}
+        while pos + 4 <= end:
+            code, length = lay.opt.unpack_from(buf, pos)
+            if code == OPT_ENDOFOPT:
+                break
+            if pos + 4 + length > end:
+                raise _Damage(f"option {code} of length {length} runs past its block")
+            options[code] = bytes(buf[pos + 4 : pos + 4 + length])
+            pos += 4 + (length + 3) // 4 * 4
+        return options
+
+    def _read_epb(
+        self, buf: bytearray, pos: int, blen: int, lay: _Layout, cols: _Columns
+    ) -> None:
+        if blen < 32:
+            raise _Damage(f"enhanced packet block is {blen} bytes, below 32")
+        iface, high, low, caplen, wirelen = lay.epb.unpack_from(buf, pos + 8)
+        self._add_packet(cols, pos + 28, blen - 32, iface, high, low, caplen, wirelen)
+
+    def _read_pb(
+        self, buf: bytearray, pos: int, blen: int, lay: _Layout, cols: _Columns
+    ) -> None:
+        if blen < 32:
+            raise _Damage(f"packet block is {blen} bytes, below 32")
+        iface, _drops, high, low, caplen, wirelen = lay.pb.unpack_from(buf, pos + 8)
+        self._add_packet(cols, pos + 28, blen - 32, iface, high, low, caplen, wirelen)
+
+    def _add_packet(
+        self,
+        cols: _Columns,
+        start: int,
+        room: int,
+        iface: int,
+        high: int,
+        low: int,
+        caplen: int,
+        wirelen: int,
+    ) -> None:
+        """Add one timestamped packet after checking its interface and size."""
+        if caplen > room:
+            raise _Damage(f"packet of {caplen} bytes does not fit its block")
+        info = self._interface(iface)
+        ts_ns = info.to_ns((high << 32) | low)
+        self._last_ts_ns = ts_ns
+        cols.offset.append(start)
+        cols.caplen.append(caplen)
+        cols.wirelen.append(wirelen)
+        cols.ts_ns.append(ts_ns)
+        cols.linktype.append(info.linktype)
+        cols.precision.append(info.precision)
+
+    def _interface(self, iface: int) -> _Interface:
+        if iface >= len(self.interfaces):
+            raise _Damage(
+                f"packet for interface {iface}, but the section describes "
+                f"{len(self.interfaces)}"
+            )
+        return self.interfaces[iface]
+
+    def _read_spb(
+        self, buf: bytearray, pos: int, blen: int, lay: _Layout, cols: _Columns
+    ) -> None:
+        """A packet of interface 0 without timestamp: the last one seen is used."""
+        if blen < 16:
+            raise _Damage(f"simple packet block is {blen} bytes, below 16")
+        info = self._interface(0)
+        wirelen = lay.u32.unpack_from(buf, pos + 8)[0]
+        caplen = min(wirelen, blen - 16, info.snaplen or wirelen)
+        cols.offset.append(pos + 12)
+        cols.caplen.append(caplen)
+        cols.wirelen.append(wirelen)
+        cols.ts_ns.append(self._last_ts_ns)
+        cols.linktype.append(info.linktype)
+        cols.precision.append(info.precision)
