@@ -15,15 +15,21 @@ class Field(NamedTuple):
 APP_FIELDS: tuple[Field, ...] = (
     Field("http.request.method", "keyword", "HTTP request methods."),
     Field("url.domain", "keyword", "HTTP Host header values."),
-    Field("url.path", "keyword", "HTTP request URIs (path and query)."),
+    Field("url.path", "keyword", "HTTP request paths, without the query."),
+    Field("url.query", "keyword", "HTTP request query strings, without the '?'."),
     Field("http.response.status_code", "integer", "HTTP response status codes."),
     Field("user_agent.original", "keyword", "HTTP User-Agent header values."),
     Field("dns.question.name", "keyword", "DNS query names."),
     Field("dns.question.type", "keyword", "DNS query types (A, AAAA, ...)."),
-    Field("dns.response_code", "keyword", "DNS response codes (NOERROR, NXDOMAIN, ...)."),
+    Field(
+        "dns.response_code", "keyword", "DNS response codes (NOERROR, NXDOMAIN, ...)."
+    ),
     Field("dns.answers.data", "keyword", "DNS answer data (addresses, names)."),
     Field("dns.resolved_ip", "ip", "Addresses from DNS A/AAAA answers."),
     Field("tls.version", "keyword", "Negotiated TLS version, e.g. '1.2'."),
+    Field(
+        "tls.version_protocol", "keyword", "Protocol of tls.version: 'tls' or 'ssl'."
+    ),
     Field("tls.client.server_name", "keyword", "TLS SNI."),
     Field("tls.client.ja3", "keyword", "JA3 hash of the ClientHello."),
     Field("tls.server.ja3s", "keyword", "JA3S hash of the ServerHello."),

@@ -2,9 +2,10 @@
 
 In: the in-order bytes of each direction from `fpc.appl.state`. Out: method,
 Host, URI, status code and User-Agent of each message, in the SPI fields
-`http.request.method`, `url.domain`, `url.path`, `http.response.status_code`
-and `user_agent.original`. Bodies are skipped, never kept, by Content-Length
-or chunked framing, so pipelined and keep-alive messages are all seen.
+`http.request.method`, `url.domain`, `url.path` and `url.query`,
+`http.response.status_code` and `user_agent.original`. Bodies are skipped,
+never kept, by Content-Length or chunked framing, so pipelined and
+keep-alive messages are all seen.
 
 Message layout (RFC 9112)::
 
@@ -239,7 +240,10 @@ def _add_target(sink: FieldSink, method: bytes, target: bytes) -> None:
         authority, slash, path = rest.partition(b"/")
         _add_domain(sink, authority)
         target = slash + path if slash else b"/"
-    sink.add("url.path", target.decode("latin-1"))
+    path, _, query = target.partition(b"?")
+    sink.add("url.path", path.decode("latin-1"))
+    if query:
+        sink.add("url.query", query.decode("latin-1"))
 
 
 def _add_domain(sink: FieldSink, host: bytes) -> None:
