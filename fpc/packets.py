@@ -60,3 +60,15 @@ class PacketBatch:
             linktype=np.full(n, linktype, dtype=np.uint16),
             precision=np.full(n, precision, dtype=np.uint8),
         )
+
+    def subset(self, keep: np.ndarray) -> PacketBatch:
+        """The packets where `keep` is true (the data buffer is shared)."""
+        return PacketBatch(
+            data=self.data,
+            offset=self.offset[keep],
+            caplen=self.caplen[keep],
+            wirelen=self.wirelen[keep],
+            ts_ns=self.ts_ns[keep],
+            linktype=self.linktype[keep],
+            precision=self.precision[keep],
+        )

@@ -1,0 +1,231 @@
+"""`fpc-capture`: the node's command line, live (-i) or from capture files (-r).
+
+Parses flags in tcpdump's conventions over the TOML config, sets up logging
+(the only place that does), opens the store and runs `fpc.pipeline` until the
+input ends or SIGINT/SIGTERM arrives, then flushes everything and prints a
+summary of what it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+from fpc.config import Config, load_config, parse_duration, parse_size
+from fpc.errors import CaptureError, FpcError
+from fpc.packets import PacketBatch
+from fpc.pipeline import Pipeline
+from fpc.store import open_store
+
+logger = logging.getLogger("fpc.cli")
+
+TICK_S = 1.0  # live capture: end idle sessions this often, even with no traffic
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fpc-capture",
+        description="Capture packets to rotating PCAP files and index their sessions.",
+    )
+    src = p.add_argument_group("input (one of)")
+    src.add_argument("-r", "--read", action="append", metavar="PATH",
+                     help="pcap/pcapng file or directory; repeat for several")
+    src.add_argument("-R", "--recursive", action="store_true",
+                     help="read directories given to -r recursively")
+    src.add_argument("-i", "--iface", help="capture live from this interface")
+    cap = p.add_argument_group("capture")
+    cap.add_argument("-s", "--snaplen", type=int, help="bytes kept per packet")
+    cap.add_argument("-p", "--no-promisc", action="store_true",
+                     help="do not put the interface into promiscuous mode")
+    cap.add_argument("-B", "--buffer-mb", type=int, help="kernel buffer size, MiB")
+    cap.add_argument("--bpf", help="BPF filter (or give it after the options)")
+    cap.add_argument("expression", nargs="*", help="BPF filter, as in tcpdump")
+    out = p.add_argument_group("output")
+    out.add_argument("-c", "--config", help="TOML config file")
+    out.add_argument("--node", help="node name (default: host name)")
+    out.add_argument("--data-dir", help="session database and PCAP files")
+    out.add_argument("--pcap-dir", help="PCAP files (default: DATA_DIR/pcap)")
+    out.add_argument("--max-file-size", help="rotate PCAP files at this size (1G)")
+    out.add_argument("--max-file-time", help="rotate PCAP files at this age (1h)")
+    out.add_argument("--es", metavar="URL", help="index SPI records into Elasticsearch")
+    out.add_argument("--print", action="store_true", dest="print_records",
+                     help="write every SPI record as a JSON line on stdout")
+    out.add_argument("--no-app-layer", action="store_true",
+                     help="skip application-layer parsing (HTTP, DNS, TLS, SSH)")
+    out.add_argument("-v", "--verbose", action="count", default=0)
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p  # fmt: skip
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    bpf = args.bpf or " ".join(args.expression) or None
+    try:
+        size = parse_size(args.max_file_size) if args.max_file_size else None
+        age = parse_duration(args.max_file_time) if args.max_file_time else None
+    except ValueError as exc:
+        raise FpcError(f"command line: {exc}") from exc
+    return load_config(
+        args.config,
+        {
+            "node": args.node,
+            "data_dir": args.data_dir,
+            "capture.interface": args.iface,
+            "capture.snaplen": args.snaplen,
+            "capture.promisc": False if args.no_promisc else None,
+            "capture.buffer_mb": args.buffer_mb,
+            "capture.bpf": bpf,
+            "writer.pcap_dir": args.pcap_dir,
+            "writer.max_file_size": size,
+            "writer.max_file_time": age,
+            "sessions.app_layer": False if args.no_app_layer else None,
+            "es.url": args.es,
+        },
+    )
+
+
+def setup_logging(verbose: int, node: str) -> None:
+    level = logging.DEBUG if verbose > 0 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s %(levelname)s node={node} %(name)s: %(message)s")
+    )
+    root = logging.getLogger("fpc")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        logger.info("signal received signal=%s; flushing", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if bool(args.read) == bool(args.iface):
+        print("fpc-capture: give either -r PATH or -i IFACE", file=sys.stderr)
+        return 2
+    try:
+        cfg = config_from_args(args)
+    except FpcError as exc:
+        print(f"fpc-capture: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.verbose, cfg.node)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    try:
+        return run(cfg, args, stop)
+    except FpcError as exc:
+        logger.critical("%s", exc)
+        return 1
+
+
+def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
+    store = open_store(cfg.data_dir, cfg.es if cfg.es.url else None)
+    on_record = _print_record if args.print_records else None
+    pipeline = Pipeline(cfg, store, on_record)
+    started = time.monotonic()
+    try:
+        if args.read:
+            from fpc.offline import read_files
+
+            errors = read_files(pipeline, args.read, args.recursive, cfg, stop, args.quiet)
+        else:
+            errors = capture_live(pipeline, cfg, stop)
+    finally:
+        pipeline.finish()
+        store.close()
+    print_summary(pipeline.summary(), time.monotonic() - started)
+    return 1 if errors else 0
+
+
+def _print_record(record: dict) -> None:
+    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def capture_live(pipeline: Pipeline, cfg: Config, stop: threading.Event) -> int:
+    """Capture from the interface until `stop`; returns the number of errors."""
+    from fpc.capture import LiveCapture
+
+    c = cfg.capture
+    cap = LiveCapture(c.interface, c.snaplen, c.promisc, c.buffer_mb, c.bpf or None)
+    cap.open()
+    batches: queue.Queue[PacketBatch | None] = queue.Queue(maxsize=256)
+    reader = threading.Thread(
+        target=_read_live, args=(cap, stop, batches), name="fpc-capture", daemon=True
+    )
+    reader.start()
+    for batch in _drain(batches, pipeline):
+        pipeline.process(batch)
+    reader.join(timeout=5)
+    stats = cap.stats()
+    cap.close()
+    logger.info(
+        "capture stopped interface=%s received=%d dropped=%d interface_dropped=%d",
+        c.interface, stats["received"], stats["dropped"], stats["interface_dropped"],
+    )  # fmt: skip
+    return 0
+
+
+def _read_live(
+    cap: object, stop: threading.Event, out: queue.Queue[PacketBatch | None]
+) -> None:
+    try:
+        for batch in cap.batches(stop):  # type: ignore[attr-defined]
+            out.put(batch)
+    except CaptureError as exc:
+        logger.critical("%s", exc)
+        stop.set()
+    finally:
+        out.put(None)
+
+
+def _drain(
+    batches: queue.Queue[PacketBatch | None], pipeline: Pipeline
+) -> Iterator[PacketBatch]:
+    next_tick = time.monotonic() + TICK_S
+    while True:
+        try:
+            batch = batches.get(timeout=TICK_S)
+        except queue.Empty:
+            batch = PacketBatch.from_list([], 1)
+        if batch is None:
+            return
+        if len(batch):
+            yield batch
+        if time.monotonic() >= next_tick:
+            pipeline.tick(time.time_ns())
+            next_tick = time.monotonic() + TICK_S
+
+
+def print_summary(s: dict[str, int], seconds: float) -> None:
+    rate = s["packets"] / seconds if seconds > 0 else 0.0
+    lines = [
+        f"packets read       {s['packets']:>12}  ({rate:,.0f}/s in {seconds:.1f} s)",
+        f"bytes read         {s['bytes']:>12}",
+        f"decoded (IP)       {s['session_packets']:>12}",
+        f"non-IP frames      {s['non_ip']:>12}",
+        f"malformed          {s['malformed']:>12}",
+        f"unsupported link   {s['unsupported_link']:>12}",
+        f"sessions           {s['sessions']:>12}",
+        f"SPI records        {s['records']:>12}",
+        f"PCAP files         {s['pcap_files']:>12}",
+        f"PCAP packets       {s['pcap_packets']:>12}",
+        f"PCAP bytes         {s['pcap_bytes']:>12}",
+    ]
+    if s["pcap_write_failed"]:
+        lines.append(f"NOT WRITTEN        {s['pcap_write_failed']:>12}")
+    if s["unsaved_records"]:
+        lines.append(f"records not stored {s['unsaved_records']:>12}")
+    print("\n".join(lines), file=sys.stderr)
+

@@ -1,0 +1,210 @@
+"""Settings of every fpc process: one TOML file, overridden by command-line flags.
+
+Read once at startup, only here, into frozen dataclasses. Every problem is
+collected and reported together; unknown keys and out-of-range values are
+errors (never clamped), so a typo cannot silently change what is captured.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from fpc.errors import ConfigError
+
+NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._]{0,62}$")
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    interface: str = ""
+    snaplen: int = 65535
+    promisc: bool = True
+    buffer_mb: int = 64
+    bpf: str = ""
+
+
+@dataclass(frozen=True)
+class WriterConfig:
+    pcap_dir: str = ""  # default: <data_dir>/pcap
+    max_file_size: int = 1 << 30  # bytes
+    max_file_time: float = 3600.0  # seconds of packet time
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    tcp_timeout: float = 480.0
+    udp_timeout: float = 60.0
+    other_timeout: float = 60.0
+    tcp_close: float = 5.0
+    segment_age: float = 600.0
+    segment_packets: int = 10_000
+    max_sessions: int = 1_000_000
+    app_layer: bool = True
+
+
+@dataclass(frozen=True)
+class EsConfig:
+    url: str = ""  # empty: use the embedded SQLite store
+    prefix: str = "fpc"
+    rotation: str = "daily"
+    username: str = ""
+    password: str = ""
+    api_key: str = ""
+    ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    node: str = field(default_factory=lambda: default_node())
+    data_dir: str = "fpc-data"
+    capture: CaptureConfig = CaptureConfig()
+    writer: WriterConfig = WriterConfig()
+    sessions: SessionConfig = SessionConfig()
+    es: EsConfig = EsConfig()
+
+    @property
+    def pcap_dir(self) -> str:
+        return self.writer.pcap_dir or os.path.join(self.data_dir, "pcap")
+
+
+# (section, key) -> (low, high) inclusive bounds checked at startup.
+BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
+    ("capture", "snaplen"): (64, 262144),
+    ("capture", "buffer_mb"): (1, 65536),
+    ("writer", "max_file_size"): (1 << 16, 1 << 42),
+    ("writer", "max_file_time"): (1, 7 * 86400),
+    ("sessions", "tcp_timeout"): (1, 86400),
+    ("sessions", "udp_timeout"): (1, 86400),
+    ("sessions", "other_timeout"): (1, 86400),
+    ("sessions", "tcp_close"): (0, 3600),
+    ("sessions", "segment_age"): (1, 86400),
+    ("sessions", "segment_packets"): (10, 1_000_000),
+    ("sessions", "max_sessions"): (100, 100_000_000),
+}
+SECTIONS = {"capture": CaptureConfig, "writer": WriterConfig,
+            "sessions": SessionConfig, "es": EsConfig}  # fmt: skip
+ROTATIONS = ("hourly", "daily", "weekly", "monthly")
+
+
+def default_node() -> str:
+    """The host name, cut to a valid node name."""
+    name = re.sub(r"[^A-Za-z0-9._]", "_", socket.gethostname().split(".")[0])
+    return name[:63] or "fpc"
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from '1G', '512M', '65536'."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)i?b?\s*", str(text).lower())
+    if not m:
+        raise ValueError(f"{text!r} is not a size; write e.g. 512M or 2G")
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds from '1h', '30m', '90s', '120'."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(text).lower())
+    if not m:
+        raise ValueError(f"{text!r} is not a duration; write e.g. 90s, 30m or 1h")
+    return float(m.group(1)) * _TIME_UNITS[m.group(2)]
+
+
+def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Config from the TOML file at `path` (or defaults), then `overrides`.
+
+    `overrides` maps "section.key" or top-level "key" to a value, as the
+    command line gives them; None values are ignored.
+    """
+    raw: dict[str, Any] = {}
+    source = path or "<defaults>"
+    if path:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, key = dotted.rpartition(".")
+        (raw.setdefault(section, {}) if section else raw)[key] = value
+    return _build(raw, source)
+
+
+def _build(raw: dict[str, Any], source: str) -> Config:
+    problems: list[str] = []
+    top: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                problems.append(f"[{key}] must be a table")
+                continue
+            top[key] = _section(key, value, problems)
+        elif key in ("node", "data_dir"):
+            top[key] = str(value)
+        else:
+            problems.append(f"unknown key '{key}'")
+    cfg = Config(**top)
+    _validate(cfg, problems)
+    if problems:
+        raise ConfigError(
+            f"config {source}: " + "; ".join(problems) + "; see docs/CONFIG.md"
+        )
+    return cfg
+
+
+def _section(name: str, values: dict[str, Any], problems: list[str]) -> Any:
+    cls = SECTIONS[name]
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            problems.append(f"[{name}] unknown key '{key}' (known: {', '.join(known)})")
+            continue
+        try:
+            kwargs[key] = _coerce(name, key, value, type(getattr(cls(), key)))
+        except (TypeError, ValueError) as exc:
+            problems.append(f"[{name}] {key} = {value!r}: {exc}")
+    return replace(cls(), **kwargs)
+
+
+def _coerce(section: str, key: str, value: Any, kind: type) -> Any:
+    if key == "max_file_size":
+        return parse_size(value)
+    if kind is float and isinstance(value, str):
+        return parse_duration(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise TypeError("must be true or false")
+        return value
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"must be a number, got {type(value).__name__}")
+        return kind(value)
+    return str(value)
+
+
+def _validate(cfg: Config, problems: list[str]) -> None:
+    if not NODE_RE.match(cfg.node):
+        problems.append(
+            f"node = {cfg.node!r} is not a valid node name; use 1-63 letters, "
+            "digits, '.' or '_'"
+        )
+    for (section, key), (low, high) in BOUNDS.items():
+        value = getattr(getattr(cfg, section), key)
+        if not low <= value <= high:
+            problems.append(
+                f"[{section}] {key} = {value} is out of range; set {low:g} to {high:g}"
+            )
+    if cfg.es.rotation not in ROTATIONS:
+        problems.append(
+            f"[es] rotation = {cfg.es.rotation!r}; choose one of {', '.join(ROTATIONS)}"
+        )

@@ -1,0 +1,116 @@
+"""Stage 1 for saved captures: feed pcap/pcapng files through the pipeline.
+
+In: paths from `fpc-capture -r` (files, directories). Out: batches into
+`fpc.pipeline.Pipeline`. A damaged file is reported and the good records
+before the damage are kept; the next file is read all the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any
+
+import numpy as np
+
+from fpc.config import Config
+from fpc.errors import CaptureError, CorruptCapture
+from fpc.packets import PacketBatch
+from fpc.pipeline import Pipeline
+from fpc.reader import expand_paths, open_capture
+
+logger = logging.getLogger(__name__)
+
+
+def read_files(
+    pipeline: Pipeline,
+    paths: list[str],
+    recursive: bool,
+    cfg: Config,
+    stop: threading.Event,
+    quiet: bool = False,
+) -> int:
+    """Run every capture file through `pipeline`; returns the files with errors."""
+    files = expand_paths(paths, recursive)
+    bar = _progress_bar(files, quiet)
+    errors = 0
+    bpf = BpfFilter(cfg.capture.bpf) if cfg.capture.bpf else None
+    for path in files:
+        if stop.is_set():
+            break
+        errors += _read_one(pipeline, path, bpf, stop, bar)
+    if bar is not None:
+        bar.close()
+    return errors
+
+
+def _read_one(
+    pipeline: Pipeline,
+    path: str,
+    bpf: BpfFilter | None,
+    stop: threading.Event,
+    bar: Any,
+) -> int:
+    done = 0
+    try:
+        with open_capture(path) as capture:
+            logger.info("reading capture file path=%s format=%s", path, capture.format)
+            for batch in capture.batches():
+                pipeline.process(bpf.apply(batch) if bpf else batch)
+                if bar is not None:
+                    bar.update(capture.position - done)
+                    done = capture.position
+                if stop.is_set():
+                    break
+    except CorruptCapture as exc:
+        logger.error("%s", exc)
+        return 1
+    except CaptureError as exc:
+        logger.error("skipping capture file: %s", exc)
+        return 1
+    return 0
+
+
+def _progress_bar(files: list[str], quiet: bool) -> Any:
+    if quiet or not sys.stderr.isatty():
+        return None
+    import os
+
+    from tqdm import tqdm
+
+    total = sum(os.path.getsize(f) for f in files)
+    return tqdm(total=total, unit="B", unit_scale=True, desc="fpc-capture", leave=False)
+
+
+class BpfFilter:
+    """A tcpdump expression applied to saved packets, compiled per link type."""
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+        self._programs: dict[int, Any] = {}
+
+    def _program(self, linktype: int) -> Any:
+        import pcapy
+
+        prog = self._programs.get(linktype)
+        if prog is None:
+            try:
+                prog = pcapy.compile(linktype, 262144, self.expression, 1, 0)
+            except pcapy.PcapError as exc:
+                raise CaptureError(
+                    f"BPF filter {self.expression!r} does not compile for link "
+                    f"type {linktype} ({exc}); check the expression as for tcpdump"
+                ) from exc
+            self._programs[linktype] = prog
+        return prog
+
+    def apply(self, batch: PacketBatch) -> PacketBatch:
+        """The packets of `batch` that the filter accepts."""
+        # TODO: filtering calls libpcap once per packet from Python; a C
+        # loop over the batch would remove that cost when a filter is set.
+        keep = np.zeros(len(batch), dtype=bool)
+        for i in range(len(batch)):
+            prog = self._program(int(batch.linktype[i]))
+            keep[i] = prog.filter(batch.packet(i)) != 0
+        return batch.subset(keep)

@@ -1,0 +1,137 @@
+"""The capture pipeline: every batch goes decode -> PCAP writer -> sessions -> store.
+
+In: `PacketBatch`es from `fpc.reader` (files) or `fpc.capture` (interfaces).
+Out: PCAP files, SPI records in the store (and on stdout with --print), and
+the counters of the final summary. Runs on one processing thread.
+
+SPI records reach the store only after the PCAP writer has flushed the
+packets they point at, so a record never names a packet that is not on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+
+from fpc.config import Config
+from fpc.decode import decode_batch
+from fpc.errors import StoreError
+from fpc.packets import PacketBatch
+from fpc.session import SessionLimits, SessionTable
+from fpc.spi import build_record
+from fpc.store.base import Store
+from fpc.writer import PcapWriter
+
+logger = logging.getLogger(__name__)
+
+UNSAVED_NAME = "unsaved-records.jsonl"
+
+
+def session_limits(cfg: Config) -> SessionLimits:
+    s = cfg.sessions
+    return SessionLimits(
+        tcp_timeout_s=s.tcp_timeout,
+        udp_timeout_s=s.udp_timeout,
+        other_timeout_s=s.other_timeout,
+        tcp_close_s=s.tcp_close,
+        segment_age_s=s.segment_age,
+        segment_packets=s.segment_packets,
+        max_sessions=s.max_sessions,
+    )
+
+
+class Pipeline:
+    """Runs the stages for one node; not thread-safe."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        on_record: Callable[[dict], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.on_record = on_record
+        self.writer = PcapWriter(
+            cfg.pcap_dir,
+            cfg.node,
+            store,
+            cfg.writer.max_file_size,
+            cfg.writer.max_file_time,
+        )
+        self.sessions = SessionTable(session_limits(cfg), cfg.sessions.app_layer)
+        self.packets = 0
+        self.bytes = 0
+        self.records = 0
+        self.unsaved = 0
+
+    def process(self, batch: PacketBatch) -> None:
+        """Write, decode and account one batch; save the sessions it ended."""
+        if len(batch) == 0:
+            return
+        self.packets += len(batch)
+        self.bytes += int(batch.caplen.sum())
+        files, pos = self.writer.write(batch)
+        self.sessions.add_batch(batch, decode_batch(batch), files, pos)
+        self._save_done()
+
+    def tick(self, now_ns: int) -> None:
+        """End sessions idle as of wall-clock `now_ns` (live capture)."""
+        self.sessions.expire(now_ns)
+        self._save_done()
+
+    def finish(self) -> None:
+        """End every session and close the PCAP file (end of input, signal)."""
+        self.sessions.flush_all()
+        self._save_done()
+        self.writer.close()
+
+    def _save_done(self) -> None:
+        done = self.sessions.take_done()
+        if not done:
+            return
+        self.writer.flush()
+        records = [build_record(self.cfg.node, s) for s in done]
+        self.records += len(records)
+        try:
+            self.store.save_sessions(records)
+        except StoreError as exc:
+            self._keep_unsaved(records, exc)
+        if self.on_record is not None:
+            for record in records:
+                self.on_record(record)
+
+    def _keep_unsaved(self, records: list[dict], exc: StoreError) -> None:
+        """Append records the store refused to a JSON-lines file, to load later."""
+        path = os.path.join(self.cfg.data_dir, UNSAVED_NAME)
+        with open(path, "a", encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.unsaved += len(records)
+        logger.error(
+            "store refused records count=%d kept_in=%s error=%s", len(records), path, exc
+        )
+
+    def summary(self) -> dict[str, int]:
+        """Counters for the end-of-run report and the node stats."""
+        c = self.sessions.counters
+        return {
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "session_packets": c["session_packets"],
+            "non_ip": c["non_ip"],
+            "malformed": c["malformed"],
+            "unsupported_link": c["unsupported_link"],
+            "orphan_fragments": c["orphan_fragments"],
+            "sessions": c["sessions"],
+            "records": self.records,
+            "active_sessions": len(self.sessions),
+            "evicted": c["evicted"],
+            "pcap_packets": self.writer.packets,
+            "pcap_bytes": self.writer.bytes,
+            "pcap_files": self.writer.files,
+            "pcap_write_failed": self.writer.packets_failed,
+            "unsaved_records": self.unsaved,
+        }
