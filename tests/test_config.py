@@ -1,0 +1,99 @@
+"""Config file and command-line settings: defaults, overrides, every error at once."""
+
+import pytest
+
+from fpc.config import load_config, parse_duration, parse_size
+from fpc.errors import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "fpc.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_load_config_without_file_gives_defaults():
+    cfg = load_config(None)
+    assert cfg.capture.snaplen == 65535
+    assert cfg.pcap_dir.endswith("pcap")
+    assert cfg.node
+
+
+def test_load_config_reads_units_and_sections(tmp_path):
+    cfg = load_config(write(tmp_path, """
+node = "s1"
+data_dir = "/tmp/x"
+[writer]
+max_file_size = "2G"
+max_file_time = "30m"
+[sessions]
+udp_timeout = "2m"
+max_sessions = 5000
+"""))
+    assert cfg.node == "s1"
+    assert cfg.writer.max_file_size == 2 << 30
+    assert cfg.writer.max_file_time == 1800
+    assert cfg.sessions.udp_timeout == 120
+    assert cfg.sessions.max_sessions == 5000
+    assert cfg.pcap_dir == "/tmp/x/pcap"
+
+
+def test_load_config_flag_overrides_file(tmp_path):
+    path = write(tmp_path, 'node = "file"\n[capture]\nsnaplen = 128\n')
+    cfg = load_config(path, {"node": "flag", "capture.snaplen": None})
+    assert cfg.node == "flag"
+    assert cfg.capture.snaplen == 128
+
+
+def test_load_config_reports_every_problem_together(tmp_path):
+    path = write(tmp_path, """
+nod = "typo"
+[capture]
+snaplen = 10
+promisc = "yes"
+[writer]
+max_file_sizes = 5
+[es]
+rotation = "yearly"
+""")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    text = str(err.value)
+    assert "unknown key 'nod'" in text
+    assert "[capture] snaplen = 10 is out of range; set 64 to 262144" in text
+    assert "[capture] promisc = 'yes': must be true or false" in text
+    assert "[writer] unknown key 'max_file_sizes'" in text
+    assert "rotation = 'yearly'" in text
+    assert path in text
+
+
+def test_load_config_rejects_bad_node_name():
+    with pytest.raises(ConfigError, match="not a valid node name"):
+        load_config(None, {"node": "a/b"})
+
+
+def test_load_config_missing_file_names_it(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file .*nope.toml"):
+        load_config(str(tmp_path / "nope.toml"))
+
+
+def test_load_config_invalid_toml(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "node = \n"))
+
+
+@pytest.mark.parametrize(
+    "text,value", [("512M", 512 << 20), ("1g", 1 << 30), ("4096", 4096), ("64KiB", 65536)]
+)
+def test_parse_size_units(text, value):
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize("text,value", [("90s", 90), ("30m", 1800), ("1h", 3600), ("2", 2)])
+def test_parse_duration_units(text, value):
+    assert parse_duration(text) == value
+
+
+def test_parse_size_rejects_garbage():
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size("lots")
