@@ -1,0 +1,143 @@
+/*
+ * The fpc._fastpath module: decode_batch and pack_records.
+ *
+ * decode_batch checks its arguments and the DECODED layout with the GIL held,
+ * then releases the GIL for the decode loop: the packet buffer and the arrays
+ * are borrowed through buffer views that keep them alive, and no Python code
+ * can run on them meanwhile (the caller is blocked in this call). No Python
+ * object is created per packet; the module keeps no state.
+ */
+#include "fastpath.h" /* Python.h first, as CPython requires */
+
+#include <string.h>
+
+/* Decodes packet `pkt` of `caplen` bytes into `dst`; GIL not needed. */
+static void
+decode_one(const uint8_t *pkt, size_t caplen, unsigned linktype, char *dst,
+           const FpcLayout *layout)
+{
+    FpcDecoder d;
+    FpcCursor c = {pkt, 0, caplen, 0};
+
+    memset(&d, 0, sizeof(d));
+    d.row.status = (uint8_t)fpc_link_decode(&d, &c, linktype);
+    if (d.row.status == FPC_STATUS_IP) {
+        fpc_key_build(&d.row);
+    }
+    fpc_layout_write(dst, &d.row, layout);
+}
+
+/* Decodes every packet; returns the index of the first one outside `data`, or -1. */
+static Py_ssize_t
+decode_all(const Py_buffer *data, const int64_t *offset, const uint32_t *caplen,
+           const uint16_t *linktype, char *out, Py_ssize_t n, const FpcLayout *layout)
+{
+    const uint8_t *base = data->buf;
+    Py_ssize_t i;
+
+    for (i = 0; i < n; i++) {
+        if (offset[i] < 0 || offset[i] > data->len || caplen[i] > data->len - offset[i]) {
+            return i;
+        }
+        decode_one(base + offset[i], caplen[i], linktype[i], out + i * layout->itemsize, layout);
+    }
+    return -1;
+}
+
+static PyObject *
+decode_batch(PyObject *module, PyObject *args)
+{
+    Py_buffer data = {0}, offset = {0}, caplen = {0}, linktype = {0}, out = {0};
+    PyObject *off_obj, *cap_obj, *lt_obj, *out_obj, *dtype = NULL, *result = NULL;
+    FpcLayout layout;
+    Py_ssize_t n, bad;
+
+    if (!PyArg_ParseTuple(args, "y*OOOO:decode_batch", &data, &off_obj, &cap_obj, &lt_obj,
+                          &out_obj)) {
+        return NULL;
+    }
+    if (fpc_array_get(off_obj, "offset", "lq", 8, -1, &offset) < 0) {
+        goto cleanup;
+    }
+    n = offset.shape[0];
+    if (fpc_array_get(cap_obj, "caplen", "I", 4, n, &caplen) < 0 ||
+        fpc_array_get(lt_obj, "linktype", "H", 2, n, &linktype) < 0) {
+        goto cleanup;
+    }
+
+    dtype = PyObject_GetAttrString(out_obj, "dtype");
+    if (dtype == NULL || fpc_layout_check(dtype, &layout) < 0) {
+        goto cleanup;
+    }
+    if (PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_SetString(PyExc_ValueError, "out must be a writable C-contiguous numpy array; "
+                                          "create it with np.zeros(n, dtype=DECODED)");
+        goto cleanup;
+    }
+    if (out.len != n * layout.itemsize) {
+        PyErr_Format(PyExc_ValueError, "out holds %zd bytes, expected %zd rows of %zd bytes",
+                     out.len, n, layout.itemsize);
+        goto cleanup;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    bad = decode_all(&data, offset.buf, caplen.buf, linktype.buf, out.buf, n, &layout);
+    Py_END_ALLOW_THREADS
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "packet %zd: offset %lld + caplen %u runs past the end of data (%zd bytes); "
+                     "the batch's offset/caplen arrays do not match its buffer",
+                     bad, (long long)((int64_t *)offset.buf)[bad],
+                     ((uint32_t *)caplen.buf)[bad], data.len);
+        goto cleanup;
+    }
+    result = Py_NewRef(Py_None);
+
+cleanup:
+    Py_XDECREF(dtype);
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&linktype);
+    PyBuffer_Release(&caplen);
+    PyBuffer_Release(&offset);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+PyDoc_STRVAR(decode_batch_doc,
+             "decode_batch(data, offset, caplen, linktype, out)\n--\n\n"
+             "Decode packet i = data[offset[i]:offset[i] + caplen[i]] of link type\n"
+             "linktype[i] into out[i] (dtype fpc.decode.DECODED), for every i.");
+
+PyDoc_STRVAR(pack_records_doc,
+             "pack_records(data, offset, caplen, wirelen, ts_ns, precision)\n--\n\n"
+             "Return classic-pcap records (16-byte little-endian header, then the\n"
+             "packet bytes) for every packet, timestamps in microseconds\n"
+             "(precision 6) or nanoseconds (precision 9).");
+
+static PyMethodDef fastpath_methods[] = {
+    {"decode_batch", decode_batch, METH_VARARGS, decode_batch_doc},
+    {"pack_records", fpc_records_pack, METH_VARARGS, pack_records_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot fastpath_slots[] = {
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef fastpath_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "fpc._fastpath",
+    .m_doc = "C batch decoder and PCAP record packer of fpc.",
+    .m_size = 0,
+    .m_methods = fastpath_methods,
+    .m_slots = fastpath_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__fastpath(void)
+{
+    return PyModuleDef_Init(&fastpath_module);
+}

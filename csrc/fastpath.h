@@ -1,0 +1,39 @@
+/*
+ * Declarations shared by the Python-facing files of fpc._fastpath
+ * (fastpath.c, array.c, layout.c, records.c). These functions hold the GIL
+ * unless their comment says otherwise.
+ */
+#ifndef FPC_FASTPATH_H
+#define FPC_FASTPATH_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "decode.h"
+
+#define FPC_LAYOUT_FIELDS 28
+
+/* Where each FpcDecoded field goes in one row of the caller's DECODED array. */
+typedef struct {
+    Py_ssize_t itemsize;
+    Py_ssize_t offset[FPC_LAYOUT_FIELDS];
+} FpcLayout;
+
+/*
+ * array.c: gets a 1-D C-contiguous buffer of `obj` whose items are `itemsize`
+ * bytes with a struct code from `codes`, of length n (n < 0: any length).
+ * On error sets ValueError naming `what` and returns -1; on success the
+ * caller releases `view` with PyBuffer_Release.
+ */
+int fpc_array_get(PyObject *obj, const char *what, const char *codes, Py_ssize_t itemsize,
+                  Py_ssize_t n, Py_buffer *view);
+
+/* layout.c: checks `dtype` against FpcDecoded and fills `layout`; -1 and ValueError on a mismatch. */
+int fpc_layout_check(PyObject *dtype, FpcLayout *layout);
+/* layout.c: copies `dec` into the row at `dst`; GIL not needed. */
+void fpc_layout_write(char *dst, const FpcDecoded *dec, const FpcLayout *layout);
+
+/* records.c: _fastpath.pack_records; returns a new reference. */
+PyObject *fpc_records_pack(PyObject *module, PyObject *args);
+
+#endif /* FPC_FASTPATH_H */

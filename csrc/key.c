@@ -1,0 +1,59 @@
+/*
+ * Session key and hash of a decoded IP packet.
+ *
+ * Key layout (44 bytes, numbers big-endian; mirrors KEY_LAYOUT in
+ * fpc/decode.py):
+ *
+ *   | lower address (16) | higher address (16) | lower port (2) | higher port (2) |
+ *   | IP protocol (1) | IP version (1) | outer VLAN (2) | inner VLAN (2) | zero (2) |
+ *
+ * "Lower" compares (address bytes, port) as a tuple, so both directions of a
+ * session give the same key; `reverse` is 1 when the packet was sent by the
+ * higher endpoint. The hash is 32-bit FNV-1a over the key, hence the same in
+ * both directions. Pure computation: no GIL, no Python objects.
+ */
+#include <string.h>
+
+#include "decode.h"
+
+#define FNV_OFFSET 2166136261u
+#define FNV_PRIME 16777619u
+
+static void
+put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static uint32_t
+fnv1a(const uint8_t *p, size_t n)
+{
+    uint32_t h = FNV_OFFSET;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        h = (h ^ p[i]) * FNV_PRIME;
+    }
+    return h;
+}
+
+void
+fpc_key_build(FpcDecoded *row)
+{
+    int cmp = memcmp(row->src, row->dst, 16);
+    int reverse = cmp > 0 || (cmp == 0 && row->sport > row->dport);
+    uint8_t *k = row->key;
+
+    memcpy(k, reverse ? row->dst : row->src, 16);
+    memcpy(k + 16, reverse ? row->src : row->dst, 16);
+    put_be16(k + 32, reverse ? row->dport : row->sport);
+    put_be16(k + 34, reverse ? row->sport : row->dport);
+    k[36] = row->proto;
+    k[37] = row->ip_version;
+    put_be16(k + 38, row->vlan_count > 0 ? row->vlan[0] : 0);
+    put_be16(k + 40, row->vlan_count > 1 ? row->vlan[1] : 0);
+    k[42] = k[43] = 0;
+    row->reverse = (uint8_t)reverse;
+    row->hash = fnv1a(k, FPC_KEY_LEN);
+}
