@@ -106,7 +106,7 @@ def pack_records(batch: PacketBatch, lo: int, hi: int) -> bytes:
             batch.caplen[lo:hi],
             batch.wirelen[lo:hi],
             batch.ts_ns[lo:hi],
-            batch.precision[lo:hi],
+            int(batch.precision[lo]),
         )
     )
 

@@ -1,0 +1,559 @@
+"""Stage 6 of the pipeline: `fpc-pcapd` serves SPI records and session PCAP over HTTP.
+
+In: HTTP requests; SPI records and PCAP file registry rows from the store
+(`fpc.store.open_store`); packets from the PCAP files under the PCAP directory.
+Out: JSON records, and pcap (or pcapng when link types or precisions differ)
+streams of a session's packets. aiohttp runs on the uvloop event loop; store
+calls run on one dedicated thread, file reads on a small thread pool.
+
+No path from a request is ever used: session ids must match `ID_PATTERN`, and a
+registry path is served only when it resolves to a file under the PCAP dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import ipaddress
+import json
+import logging
+import os
+import re
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from fpc.errors import FpcError, PcapUnavailable, SessionNotFound, StoreError
+from fpc.fields import get_path
+from fpc.pcapfile import PcapFileReader, PcapngOutput, PcapOutput, make_output
+from fpc.store.base import PcapFile, SessionQuery, Store
+
+logger = logging.getLogger(__name__)
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}\Z")
+NODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+PROTOCOL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}\Z")
+EPOCH_PATTERN = re.compile(r"\d{1,11}(\.\d{1,9})?\Z")
+QUERY_PARAMS = ("ip", "port", "protocol", "start", "end", "node", "limit")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10000
+CHUNK_PACKETS = 256  # packets read and sent per step of a PCAP stream
+MAX_TS_NS = (1 << 63) - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_T = TypeVar("_T")
+
+HINT_404 = "search with GET /api/sessions?ip=...&start=... to find session ids"
+HINT_410 = (
+    "the PCAP file was deleted to free disk space (aged out) or damaged; "
+    "the SPI record stays searchable, but its packets are gone"
+)
+HINT_503 = "check that the session store (SQLite file or Elasticsearch) is up"
+HINT_ROUTES = (
+    "endpoints: GET /api/sessions, /api/sessions.pcap, /api/session/<id>, "
+    "/api/session/<id>.pcap"
+)
+
+
+class BadQuery(FpcError):
+    """A request parameter that is missing, malformed or out of range (HTTP 400)."""
+
+    def __init__(self, param: str, problem: str, hint: str) -> None:
+        self.hint = hint
+        super().__init__(f"parameter '{param}' {problem}")
+
+
+@dataclass
+class Service:
+    """What every handler needs: the store, the PCAP dir and the thread pools."""
+
+    store: Store
+    pcap_dir: str
+    store_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="fpc-store")
+    )
+    io_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="fpc-io")
+    )
+
+    def __post_init__(self) -> None:
+        self.pcap_dir = os.path.realpath(self.pcap_dir)
+
+    async def in_store(self, fn: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.store_pool, fn, *args)
+
+    async def in_io(self, fn: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.io_pool, fn, *args)
+
+    def shutdown(self) -> None:
+        self.io_pool.shutdown(wait=True)
+        self.store_pool.shutdown(wait=True)
+
+
+SERVICE = web.AppKey("service", Service)
+
+
+# Query parsing -----------------------------------------------------------------
+
+
+def parse_query(params: MultiMapping[str]) -> SessionQuery:
+    """A SessionQuery from the query string; BadQuery names the bad parameter."""
+    for name in params:
+        if name not in QUERY_PARAMS:
+            raise BadQuery(name, "is unknown", "use: " + ", ".join(QUERY_PARAMS))
+        if len(params.getall(name)) > 1:
+            raise BadQuery(name, "is given more than once", "give it once")
+    q = SessionQuery(limit=_parse_limit(params.get("limit")))
+    if "ip" in params:
+        q.ip = _parse_ip(params["ip"])
+    if "port" in params:
+        q.port = _parse_port(params["port"])
+    if "protocol" in params:
+        q.protocol = _parse_protocol(params["protocol"])
+    if "node" in params:
+        q.node = _parse_node(params["node"])
+    _parse_window(params, q)
+    return q
+
+
+def _parse_limit(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_LIMIT
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        raise BadQuery(
+            "limit", f"= {value[:40]!r} is out of range", f"use 1 to {MAX_LIMIT}"
+        )
+    return int(value)
+
+
+def _parse_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        hint = "give one IPv4 or IPv6 address, e.g. ip=10.0.0.1 or ip=2001:db8::1"
+        raise BadQuery("ip", f"= {value[:60]!r} is not an IP address", hint) from None
+
+
+def _parse_port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise BadQuery("port", f"= {value[:40]!r} is not a port", "use 0 to 65535")
+    return int(value)
+
+
+def _parse_protocol(value: str) -> str:
+    if not PROTOCOL_PATTERN.match(value.lower()):
+        hint = "use a protocol name such as tcp, udp, dns or http"
+        raise BadQuery("protocol", f"= {value[:40]!r} is not a protocol name", hint)
+    return value.lower()
+
+
+def _parse_node(value: str) -> str:
+    if not NODE_PATTERN.match(value):
+        hint = "use a node name: letters, digits, '.', '_' or '-'"
+        raise BadQuery("node", f"= {value[:40]!r} is not a node name", hint)
+    return value
+
+
+def _parse_window(params: Mapping[str, str], q: SessionQuery) -> None:
+    if "start" in params:
+        q.start_ns = parse_time("start", params["start"])
+    if "end" in params:
+        q.end_ns = parse_time("end", params["end"])
+    if q.start_ns is not None and q.end_ns is not None and q.start_ns > q.end_ns:
+        raise BadQuery("start", "is after 'end'", "give start <= end")
+
+
+def parse_time(name: str, value: str) -> int:
+    """Nanoseconds since the epoch from epoch seconds or an ISO 8601 time."""
+    hint = "use epoch seconds (1700000000.5) or ISO 8601 (2024-01-31T12:00:00Z)"
+    if EPOCH_PATTERN.match(value):
+        sec, _, frac = value.partition(".")
+        ns = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0"))
+    else:
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise BadQuery(name, f"= {value[:40]!r} is not a time", hint) from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        ns = (dt - _EPOCH) // timedelta(microseconds=1) * 1000
+    if not 0 <= ns <= MAX_TS_NS:
+        raise BadQuery(name, f"= {value[:40]!r} is out of range", hint)
+    return ns
+
+
+def check_session_id(session_id: str) -> str:
+    if not ID_PATTERN.match(session_id):
+        hint = "a session id has letters, digits, '.', '_', ':' and '-' only"
+        raise BadQuery("id", f"{session_id[:80]!r} is not a session id", hint)
+    return session_id
+
+
+# Packet plans ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PacketRef:
+    """Where one packet of an SPI record is: node, file number, packet position."""
+
+    node: str
+    file_num: int
+    pos: int
+    caplen: int | None = None  # from fpc.packet.len, checked against the file
+
+
+def packet_refs(record: dict[str, Any]) -> list[PacketRef]:
+    """The packet positions of one SPI record, in capture order."""
+    node = get_path(record, "observer.name")
+    files = _list_field(record, "fpc.packet.file")
+    positions = _list_field(record, "fpc.packet.pos")
+    lens = _list_field(record, "fpc.packet.len") or [None] * len(positions)
+    if not isinstance(node, str) or not len(files) == len(positions) == len(lens):
+        raise PcapUnavailable(
+            f"SPI record {get_path(record, 'event.id')} has no node or an "
+            "inconsistent packet list (fpc.packet.file, .pos and .len differ in "
+            "length); re-index the session"
+        )
+    return [
+        PacketRef(node, int(f), int(p), None if n is None else int(n))
+        for f, p, n in zip(files, positions, lens, strict=True)
+    ]
+
+
+def _list_field(record: dict[str, Any], name: str) -> list[Any]:
+    value = get_path(record, name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PcapUnavailable(
+            f"SPI record {get_path(record, 'event.id')} field {name} is not a "
+            "list; re-index the session"
+        )
+    return value
+
+
+def lookup_files(
+    store: Store, refs: list[PacketRef]
+) -> dict[tuple[str, int], PcapFile | None]:
+    """Registry rows of every file the refs name; runs on the store thread."""
+    keys = {(r.node, r.file_num) for r in refs}
+    return {key: store.get_file(*key) for key in sorted(keys)}
+
+
+class PacketPlan:
+    """The packets of a response, checked and ordered before the first byte is sent.
+
+    Opens every file once, reads and checks every record header, so that a
+    missing or damaged file becomes a 410 instead of a cut-off stream.
+    """
+
+    def __init__(self, pcap_dir: str, rows: dict[tuple[str, int], PcapFile | None]):
+        self.pcap_dir = pcap_dir
+        self.rows = rows
+        self.readers: dict[tuple[str, int], PcapFileReader] = {}
+        self.sizes: dict[tuple[str, int], int] = {}
+        self.items: list[tuple[int, PacketRef]] = []  # (ts_ns, ref)
+
+    def build(self, refs: list[PacketRef], by_time: bool) -> PacketPlan:
+        try:
+            for ref in refs:
+                ts_ns, _, _ = self._header(ref)
+                self.items.append((ts_ns, ref))
+        except BaseException:
+            self.close()
+            raise
+        if by_time:
+            self.items.sort(
+                key=lambda item: (item[0], item[1].node, item[1].file_num, item[1].pos)
+            )
+        return self
+
+    def _header(self, ref: PacketRef) -> tuple[int, int, int]:
+        key = (ref.node, ref.file_num)
+        reader = self.readers.get(key) or self._open(key)
+        ts_ns, caplen, wirelen = reader.read_header(ref.pos, self.sizes[key])
+        if ref.caplen is not None and caplen != ref.caplen:
+            raise PcapUnavailable(
+                f"PCAP file {reader.path} holds a {caplen}-byte packet at byte "
+                f"{ref.pos}, the SPI record says {ref.caplen}; the file was "
+                "replaced or the record points at the wrong position"
+            )
+        return ts_ns, caplen, wirelen
+
+    def _open(self, key: tuple[str, int]) -> PcapFileReader:
+        # TODO: open files are kept until the response ends; a merged query over
+        # thousands of files can hit the descriptor limit and fails with a 410.
+        path = safe_path(self.pcap_dir, key, self.rows.get(key))
+        reader = PcapFileReader(path)
+        self.readers[key] = reader
+        self.sizes[key] = reader.size()
+        return reader
+
+    def kinds(self) -> set[tuple[int, int]]:
+        return {(r.header.linktype, r.header.precision) for r in self.readers.values()}
+
+    def encode(self, out: PcapOutput | PcapngOutput, lo: int, hi: int) -> bytes:
+        """Records lo..hi-1 of the plan in the output format; on the io pool."""
+        parts = []
+        for _, ref in self.items[lo:hi]:
+            key = (ref.node, ref.file_num)
+            pkt = self.readers[key].read_packet(ref.pos, self.sizes[key])
+            parts.append(out.encode(pkt))
+        return b"".join(parts)
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            reader.close()
+        self.readers.clear()
+
+
+def safe_path(pcap_dir: str, key: tuple[str, int], row: PcapFile | None) -> str:
+    """The registry path of a file, only if it resolves to a file under pcap_dir."""
+    node, file_num = key
+    if row is None:
+        # TODO: sessions of other nodes are not forwarded to the node that holds
+        # their files yet; without a local registry row they are answered 410.
+        raise PcapUnavailable(
+            f"PCAP file {file_num} of node {node} is not in the file registry; "
+            "it aged out, or it belongs to another node (query that node's fpc-pcapd)"
+        )
+    real = os.path.realpath(row.path)
+    if os.path.commonpath([real, pcap_dir]) != pcap_dir or real == pcap_dir:
+        logger.error(
+            "pcap path refused node=%s file_num=%d path=%s pcap_dir=%s",
+            node, file_num, row.path, pcap_dir,
+        )  # fmt: skip
+        raise PcapUnavailable(
+            f"PCAP file {file_num} of node {node} lies outside the PCAP directory "
+            "of this server; start fpc-pcapd with --pcap-dir set to the directory "
+            "the capture writes to"
+        )
+    return real
+
+
+# Handlers ----------------------------------------------------------------------
+
+
+async def handle_sessions(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    query = parse_query(request.query)
+    records = await service.in_store(service.store.search_sessions, query)
+    body = await service.in_io(_dumps, records)
+    return web.Response(body=body, content_type="application/json")
+
+
+async def handle_session(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    raw_id = request.match_info["sid"]
+    want_pcap = raw_id.endswith(".pcap")
+    sid = check_session_id(raw_id.removesuffix(".pcap") if want_pcap else raw_id)
+    record = await service.in_store(service.store.get_session, sid)
+    if record is None:
+        raise SessionNotFound(f"no session with id {sid}")
+    if not want_pcap:
+        body = await service.in_io(_dumps, record)
+        return web.Response(body=body, content_type="application/json")
+    return await stream_pcap(request, packet_refs(record), sid, by_time=False)
+
+
+async def handle_sessions_pcap(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    query = parse_query(request.query)
+    records = await service.in_store(service.store.search_sessions, query)
+    seen: set[PacketRef] = set()
+    refs = []
+    for record in records:
+        for ref in packet_refs(record):
+            key = PacketRef(ref.node, ref.file_num, ref.pos)
+            if key not in seen:
+                seen.add(key)
+                refs.append(ref)
+    return await stream_pcap(request, refs, "sessions", by_time=True)
+
+
+async def stream_pcap(
+    request: web.Request, refs: list[PacketRef], name: str, by_time: bool
+) -> web.StreamResponse:
+    """Check every packet, then stream them as pcap or pcapng in chunks."""
+    service = request.app[SERVICE]
+    rows = await service.in_store(lookup_files, service.store, refs)
+    plan = PacketPlan(service.pcap_dir, rows)
+    await service.in_io(plan.build, refs, by_time)
+    try:
+        out = make_output(plan.kinds())
+        resp = web.StreamResponse(
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}.{out.suffix}"'
+            }
+        )
+        resp.content_type = out.content_type
+        await resp.prepare(request)
+        await resp.write(out.header())
+        for lo in range(0, len(plan.items), CHUNK_PACKETS):
+            chunk = await service.in_io(plan.encode, out, lo, lo + CHUNK_PACKETS)
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+    finally:
+        plan.close()
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, default=str, separators=(",", ":")).encode()
+
+
+# Errors and logging ------------------------------------------------------------
+
+
+def error_response(status: int, error: str, hint: str) -> web.Response:
+    body = json.dumps({"error": error, "hint": hint}).encode()
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+def response_for(exc: Exception) -> web.Response:
+    """The JSON error reply for an exception raised by a handler."""
+    if isinstance(exc, BadQuery):
+        return error_response(400, str(exc), exc.hint)
+    if isinstance(exc, SessionNotFound):
+        return error_response(404, str(exc), HINT_404)
+    if isinstance(exc, PcapUnavailable):
+        logger.error("pcap unavailable error=%s", exc)
+        return error_response(410, str(exc), HINT_410)
+    if isinstance(exc, StoreError):
+        logger.error("store unreachable error=%s", exc)
+        return error_response(503, f"session store failed: {exc}", HINT_503)
+    if isinstance(exc, web.HTTPException):
+        return error_response(exc.status, exc.reason, HINT_ROUTES)
+    logger.exception("request failed")
+    return error_response(500, f"internal error: {type(exc).__name__}", "see the log")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def log_and_translate(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """One INFO line per request; fpc errors become JSON replies."""
+    started = time.monotonic()
+    try:
+        resp = await handler(request)
+    except (FpcError, web.HTTPException) as exc:
+        resp = response_for(exc)
+    except Exception as exc:  # a bug: reply 500 and keep serving
+        resp = response_for(exc)
+    logger.info(
+        "request method=%s path=%s status=%d bytes=%d ms=%.1f remote=%s",
+        request.method,
+        request.rel_url.raw_path[:200],
+        resp.status,
+        _sent_bytes(resp),
+        (time.monotonic() - started) * 1000,
+        request.remote,
+    )
+    return resp
+
+
+def _sent_bytes(resp: web.StreamResponse) -> int:
+    if isinstance(resp, web.Response) and isinstance(resp.body, bytes):
+        return len(resp.body)
+    return resp.body_length
+
+
+def make_app(service: Service) -> web.Application:
+    app = web.Application(middlewares=[log_and_translate])
+    app[SERVICE] = service
+    app.router.add_get("/api/sessions", handle_sessions)
+    app.router.add_get("/api/sessions.pcap", handle_sessions_pcap)
+    app.router.add_get("/api/session/{sid}", handle_session)
+    return app
+
+
+async def start_site(service: Service, host: str, port: int) -> web.AppRunner:
+    """Start serving `service` on host:port; the caller cleans the runner up."""
+    runner = web.AppRunner(make_app(service), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+# Command line ------------------------------------------------------------------
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """HOST:PORT or [IPv6]:PORT."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(
+            f"--listen {value!r} is not HOST:PORT; use e.g. 127.0.0.1:8005"
+        )
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="fpc-pcapd", description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", required=True, help="directory holding fpc.sqlite")
+    p.add_argument("--listen", type=parse_listen, default="127.0.0.1:8005")
+    p.add_argument("--es", metavar="URL", help="Elasticsearch URL (else SQLite)")
+    p.add_argument("--pcap-dir", help="PCAP directory (default DATA_DIR/pcap)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log DEBUG lines")
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    # Imported here so that the service can be tested without a store backend.
+    open_store = importlib.import_module("fpc.store").open_store
+    pool = ThreadPoolExecutor(1, thread_name_prefix="fpc-store")
+    loop = asyncio.get_running_loop()
+    try:
+        store = await loop.run_in_executor(pool, open_store, args.data_dir, args.es)
+    except FpcError as exc:
+        logger.critical("store open failed error=%s", exc)
+        pool.shutdown()
+        return 2
+    pcap_dir = args.pcap_dir or os.path.join(args.data_dir, "pcap")
+    service = Service(store, pcap_dir, store_pool=pool)
+    host, port = args.listen
+    runner = await start_site(service, host, port)
+    logger.info("server listening host=%s port=%d pcap_dir=%s", host, port, pcap_dir)
+    await _wait_for_signal(loop)
+    logger.info("server stopping")
+    await runner.cleanup()
+    await service.in_store(store.close)
+    service.shutdown()
+    return 0
+
+
+async def _wait_for_signal(loop: asyncio.AbstractEventLoop) -> None:
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvloop
+
+    args = parse_args(argv)
+    # TODO: fpc.cli owns log handlers; until it offers a setup function for the
+    # other console scripts, fpc-pcapd sets up its own plain stderr handler.
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(serve(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
