@@ -45,6 +45,7 @@ _RCODES = {
 }  # fmt: skip
 _NAME_TYPES = frozenset({2, 5, 12, 39})  # rdata is one domain name
 TYPE_A, TYPE_AAAA, TYPE_MX = 1, 28, 15
+OPCODE_UPDATE = 5  # RFC 2136
 
 
 def type_name(qtype: int) -> str:
@@ -123,6 +124,8 @@ def parse_message(msg: bytes) -> DnsMessage:
         name, c.pos = read_name(msg, c.pos)
         out.questions.append((name, c.u16("dns qtype")))
         c.skip(2, "dns qclass")
+    if out.opcode == OPCODE_UPDATE:
+        return out  # its second section holds prerequisites, not answers
     for _ in range(min(ancount, MAX_RECORDS)):
         _read_answer(msg, c, out)
     return out

@@ -30,8 +30,8 @@ MAX_PENDING_REQUESTS = 64  # pipelined requests waiting for their response
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _METHOD = re.compile(rb"[A-Z][A-Z_-]{1,19} ")
-_REQUEST_LINE = re.compile(rb"([A-Za-z_-]{1,20}) (\S{1,8192}) HTTP/(\d)\.(\d)$")
-_STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: .*)?$")
+_REQUEST_LINE = re.compile(rb"([A-Za-z_-]{1,20}) (\S{1,8192}) HTTP/1\.(\d)$")
+_STATUS_LINE = re.compile(rb"HTTP/1\.(\d) (\d{3})(?: .*)?$")
 
 # What a direction is reading.
 _HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _UNTIL_CLOSE = range(7)
@@ -73,6 +73,16 @@ class HttpParser(Parser):
         super().__init__(sink, transport)
         self._sides = (_Side(), _Side())
         self._methods: deque[bytes] = deque()
+        self._switched = False
+
+    def _hand_off(self, direction: int, rest: bytes) -> None:
+        """Passes the bytes after the switch (and any the client sent early) on."""
+        other = self._sides[1 - direction].buf
+        self.handoff = (rest, other) if direction == 0 else (other, rest)
+        for side in self._sides:
+            side.state = _OPAQUE
+            side.buf = b""
+        self.done = True
 
     def feed(self, direction: int, data: bytes) -> None:
         side = self._sides[direction]
@@ -80,6 +90,9 @@ class HttpParser(Parser):
             return
         buf = side.buf + data if side.buf else data
         pos = self._consume(side, buf, 0)
+        if self._switched:
+            self._hand_off(direction, buf[pos:])
+            return
         rest = len(buf) - pos
         if rest > MAX_HEAD_BYTES:
             raise ParseError(
@@ -95,7 +108,7 @@ class HttpParser(Parser):
     def _consume(self, side: _Side, buf: bytes, pos: int) -> int:
         """Reads as far as `buf` allows; returns the first byte not used."""
         size = len(buf)
-        while pos < size and side.state != _OPAQUE:
+        while pos < size and side.state != _OPAQUE and not self._switched:
             state = side.state
             if state == _HEAD:
                 new = self._read_head(side, buf, pos)
@@ -168,18 +181,14 @@ class HttpParser(Parser):
         match = _STATUS_LINE.match(lines[0])
         if match is None:
             raise ParseError(f"http status line {lines[0][:64]!r} is malformed")
-        status = int(match.group(3))
+        status = int(match.group(2))
         self.sink.add("http.response.status_code", status)
         headers = _headers(lines[1:])
         if 100 <= status < 200 and status != 101:
             return  # interim response: the final one follows, body-less
         method = self._methods.popleft() if self._methods else b""
         if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
-            # TODO: the tunnelled bytes (TLS after CONNECT, WebSocket, h2c) are
-            # not handed to another parser; they are skipped.
-            for s in self._sides:
-                s.state = _OPAQUE
-            self.done = True
+            self._switched = True  # a tunnel or another protocol follows
             return
         no_body = method == b"HEAD" or status in (204, 304)
         _frame_body(side, headers, has_body=not no_body, until_close=True)

@@ -37,6 +37,10 @@ class Parser:
         self.sink = sink
         self.transport = transport
         self.done = False
+        # Set when the rest of the session is another protocol (after CONNECT,
+        # an Upgrade, SOCKS, STARTTLS): the bytes of each direction already
+        # received past the switch. The session is then classified again.
+        self.handoff: tuple[bytes, bytes] | None = None
 
     def feed(self, direction: int, data: bytes) -> None:
         raise NotImplementedError

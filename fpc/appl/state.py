@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 MAX_PRELUDE_BYTES = 4096  # bytes kept per session until a protocol matches
 MAX_UDP_CLASSIFY = 8  # datagrams tried before giving up on a UDP session
+MAX_HANDOFFS = 2  # protocol switches followed per session (CONNECT, STARTTLS)
 
 
 class AppState:
@@ -40,6 +41,7 @@ class AppState:
         self._protocols: list[str] = []
         self._streams = (TcpStream(), TcpStream()) if transport == "tcp" else None
         self._classifying = bool(specs)
+        self._handoffs = 0
 
     @property
     def wants_more(self) -> bool:
@@ -76,9 +78,12 @@ class AppState:
         if self._classifying:
             self._classify(direction, data)
             return
-        for parser in self._parsers:
+        for parser in tuple(self._parsers):
             if not parser.done:
                 self._run(parser, parser.feed, direction, data)
+            if parser.handoff is not None:
+                self._restart(parser)
+                return
 
     def _on_end(self, direction: int) -> None:
         self._pending[direction].clear()
@@ -154,3 +159,20 @@ class AppState:
         self._classifying = False
         self._prelude = []
         self._prelude_bytes = 0
+
+    def _restart(self, parser: Parser) -> None:
+        """Classifies the session again from where `parser` handed it off."""
+        leftover = parser.handoff or (b"", b"")
+        parser.handoff = None
+        parser.done = True
+        self._handoffs += 1
+        if self._handoffs > MAX_HANDOFFS:
+            return
+        specs = specs_for(self.transport)
+        ended = [bool(self._streams and s.ended) for s in self._streams or ()]
+        self._pending = [[] if e else list(specs) for e in ended or (False, False)]
+        self._classifying = True
+        self._tried = 0
+        for direction in (0, 1):
+            if leftover[direction]:
+                self._on_data(direction, leftover[direction])
