@@ -229,3 +229,7 @@ def print_summary(s: dict[str, int], seconds: float) -> None:
         lines.append(f"records not stored {s['unsaved_records']:>12}")
     print("\n".join(lines), file=sys.stderr)
 
+
+
+if __name__ == "__main__":
+    sys.exit(main())

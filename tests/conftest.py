@@ -1,0 +1,50 @@
+"""Shared fixtures: the capture corpus, a pipeline run on it, test networks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fpc.config import load_config
+from fpc.pipeline import Pipeline
+from fpc.reader import open_capture
+from fpc.errors import CaptureError
+from fpc.store import open_store
+
+CORPUS = Path(os.environ.get("FPC_CORPUS", Path(__file__).parents[2] / "shared" / "corpus"))
+SAMPLES = Path(__file__).parents[1] / "samples"
+
+
+def corpus_files(subdir: str = "") -> list[Path]:
+    root = CORPUS / subdir
+    if not root.is_dir():
+        return []
+    return sorted(
+        p for p in root.rglob("*") if p.suffix in (".pcap", ".pcapng", ".cap")
+    )
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.fail(f"capture corpus not found at {CORPUS}; set FPC_CORPUS")
+    return CORPUS
+
+
+def run_pipeline(paths, data_dir, node="test", **overrides):
+    """Ingest capture files in-process; returns (pipeline summary, records, store)."""
+    cfg = load_config(None, {"node": node, "data_dir": str(data_dir), **overrides})
+    store = open_store(cfg.data_dir)
+    records: list[dict] = []
+    pipeline = Pipeline(cfg, store, records.append)
+    for path in paths:
+        try:
+            with open_capture(str(path)) as capture:
+                for batch in capture.batches():
+                    pipeline.process(batch)
+        except CaptureError:
+            pass  # damaged files: the good records before the damage were processed
+    pipeline.finish()
+    return pipeline.summary(), records, store
