@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -324,7 +325,7 @@ class CaptureFile:
         avail = self._end - self._pos
         if avail >= need:
             return True
-        if self._eof:
+        if self._eof or not self._file_has(need):
             return False
         if need > len(self._buf):
             grown = bytearray(need + CHUNK_BYTES)
@@ -337,6 +338,21 @@ class CaptureFile:
         while self._end < need and not self._eof:
             self._read_more()
         return self._end >= need
+
+    def _file_has(self, need: int) -> bool:
+        """False if a regular file is too short for `need` more bytes at `_pos`.
+
+        Checked before the buffer grows, so a hostile length field never
+        makes us allocate more than the file holds.
+        """
+        try:
+            info = os.fstat(self._fh.fileno())
+        except OSError:
+            return True  # the read that follows reports the problem
+        if not stat.S_ISREG(info.st_mode):
+            return True
+        self.size = max(self.size, info.st_size)
+        return self._base + self._pos + need <= info.st_size
 
     def _read_more(self) -> None:
         """Read into the free end of the buffer; sets `_eof` at the file end."""
