@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from fpc.config import EsConfig
 from fpc.store.base import PcapFile, SessionQuery, Store
 
 __all__ = ["PcapFile", "SessionQuery", "Store", "open_store"]
@@ -15,12 +16,14 @@ __all__ = ["PcapFile", "SessionQuery", "Store", "open_store"]
 SQLITE_NAME = "fpc.sqlite"
 
 
-def open_store(data_dir: str, es_url: str | None = None, **es_options: object) -> Store:
-    """The store for a data directory, or the cluster at `es_url` if given."""
-    if es_url:
-        from fpc.store.es import EsStore
+def open_store(data_dir: str, es: EsConfig | str | None = None) -> Store:
+    """The store for a data directory, or the Elasticsearch cluster if given."""
+    if isinstance(es, str):
+        es = EsConfig(url=es)
+    if es is not None and es.url:
+        from fpc.store.es import open_es_store
 
-        return EsStore(es_url, **es_options)  # type: ignore[arg-type]
+        return open_es_store(es)
     from fpc.store.sqlite import SqliteStore
 
     os.makedirs(data_dir, exist_ok=True)
