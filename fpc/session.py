@@ -345,7 +345,8 @@ class SessionTable:
 
     def _end(self, sess: Session, reason: str) -> None:
         self._table(sess.proto).pop(sess.key, None)
-        self._emit(sess, reason)
+        if len(sess.pos):  # a segment just emitted leaves an empty one behind
+            self._emit(sess, reason)
 
     def _emit(self, sess: Session, reason: str) -> None:
         sess.end_reason = reason

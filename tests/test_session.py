@@ -1,0 +1,138 @@
+"""The session table on hand-built packets: direction, timeouts, close, segments."""
+
+from __future__ import annotations
+
+import dpkt
+import numpy as np
+import pytest
+
+from fpc.decode import decode_batch
+from fpc.packets import PacketBatch
+from fpc.session import SessionLimits, SessionTable
+from fpc.spi import build_record
+
+NS = 1_000_000_000
+A, B = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+SYN, ACK, FIN, RST, PSH = (dpkt.tcp.TH_SYN, dpkt.tcp.TH_ACK, dpkt.tcp.TH_FIN,
+                           dpkt.tcp.TH_RST, dpkt.tcp.TH_PUSH)  # fmt: skip
+
+
+def tcp(src, dst, sport, dport, flags, payload=b"", seq=1):
+    seg = dpkt.tcp.TCP(sport=sport, dport=dport, flags=flags, seq=seq, data=payload)
+    return _eth(dpkt.ip.IP(src=src, dst=dst, p=6, data=seg))
+
+
+def udp(src, dst, sport, dport, payload=b"x"):
+    return _eth(dpkt.ip.IP(src=src, dst=dst, p=17, data=dpkt.udp.UDP(
+        sport=sport, dport=dport, data=payload)))  # fmt: skip
+
+
+def _eth(ip):
+    ip.len = len(bytes(ip))
+    return bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip))
+
+
+def run(packets, limits=None, batch_size=1000):
+    """Feed (seconds, frame) pairs in batches; return the records, oldest first."""
+    table = SessionTable(limits or SessionLimits(), app_layer=True)
+    for start in range(0, len(packets), batch_size):
+        chunk = packets[start : start + batch_size]
+        batch = PacketBatch.from_list([(int(t * NS), len(f), f) for t, f in chunk], 1)
+        n = len(batch)
+        table.add_batch(batch, decode_batch(batch),
+                        np.ones(n, dtype=np.int64), np.arange(start, start + n))  # fmt: skip
+    table.flush_all()
+    return [build_record("t", s) for s in table.take_done()], table
+
+
+def handshake(t=0.0, sport=40000):
+    return [
+        (t, tcp(A, B, sport, 80, SYN)),
+        (t + 0.1, tcp(B, A, 80, sport, SYN | ACK)),
+        (t + 0.2, tcp(A, B, sport, 80, ACK)),
+        (t + 0.3, tcp(A, B, sport, 80, PSH | ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
+    ]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 1000])
+def test_session_client_is_syn_sender_and_counts_per_side(batch_size):
+    records, _ = run(handshake(), batch_size=batch_size)
+    assert len(records) == 1
+    r = records[0]
+    assert (r["source"]["ip"], r["source"]["port"]) == ("10.0.0.1", 40000)
+    assert (r["destination"]["ip"], r["destination"]["port"]) == ("10.0.0.2", 80)
+    assert (r["source"]["packets"], r["destination"]["packets"]) == (3, 1)
+    assert r["fpc"]["source"]["payload_bytes"] == 27
+    assert r["fpc"]["tcp"]["syn"] == 1 and r["fpc"]["tcp"]["syn_ack"] == 1
+    assert r["fpc"]["packet"]["pos"] == [0, 1, 2, 3]
+    assert r["url"]["domain"] == ["x"]
+
+
+def test_session_starting_at_syn_ack_takes_the_receiver_as_client():
+    records, _ = run(handshake()[1:])
+    assert records[0]["source"]["port"] == 40000
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_session_idle_gap_longer_than_timeout_starts_a_new_session(batch_size):
+    packets = [(0.0, udp(A, B, 5000, 53)), (1.0, udp(B, A, 53, 5000)),
+               (200.0, udp(A, B, 5000, 53))]  # fmt: skip
+    records, _ = run(packets, SessionLimits(udp_timeout_s=60), batch_size)
+    assert [r["network"]["packets"] for r in records] == [2, 1]
+    assert records[0]["fpc"]["end_reason"] == "idle"
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_session_syn_after_rst_reuses_the_port_as_a_new_session(batch_size):
+    packets = handshake() + [(0.5, tcp(A, B, 40000, 80, RST))] + handshake(t=1.0)
+    records, _ = run(packets, batch_size=batch_size)
+    assert [r["network"]["packets"] for r in records] == [5, 4]
+    assert records[0]["fpc"]["end_reason"] == "tcp_close"
+
+
+def test_session_closed_by_fin_ends_after_the_linger():
+    packets = handshake() + [
+        (1.0, tcp(A, B, 40000, 80, FIN | ACK)),
+        (1.1, tcp(B, A, 80, 40000, FIN | ACK)),
+        (20.0, udp(A, B, 1, 2)),  # moves packet time past the linger
+    ]
+    records, table = run(packets, SessionLimits(tcp_close_s=5))
+    tcp_rec = [r for r in records if r["network"]["transport"] == "tcp"][0]
+    assert tcp_rec["fpc"]["end_reason"] == "tcp_close"
+
+
+def test_session_long_session_emits_segments_with_all_packets():
+    packets = [(float(i), udp(A, B, 7000, 7001)) for i in range(25)]
+    records, _ = run(packets, SessionLimits(segment_packets=10), batch_size=5)
+    assert [r["fpc"]["segment"] for r in records] == [0, 1, 2]
+    assert [r["network"]["packets"] for r in records] == [10, 10, 5]
+    assert sum(r["network"]["packets"] for r in records) == 25
+    assert len({r["event"]["id"] for r in records}) == 3
+    assert len({r["fpc"]["session"] for r in records}) == 1
+
+
+def test_session_table_bound_evicts_the_longest_idle():
+    packets = [(i * 0.01, udp(A, B, 1000 + i, 53)) for i in range(150)]
+    records, table = run(packets, SessionLimits(max_sessions=100), batch_size=10)
+    assert table.counters["evicted"] == 50
+    evicted = [r for r in records if r["fpc"]["end_reason"] == "evicted"]
+    assert sorted(r["source"]["port"] for r in evicted) == list(range(1000, 1050))
+
+
+def test_session_fragments_join_their_datagram_session():
+    payload = b"q" * 3000
+    ip = dpkt.ip.IP(src=A, dst=B, p=17, id=77,
+                    data=dpkt.udp.UDP(sport=5353, dport=53, data=payload))  # fmt: skip
+    ip.data.ulen = 8 + len(payload)
+    raw = bytes(ip.data)
+    frames = []
+    for off in range(0, len(raw), 1480):
+        part = raw[off : off + 1480]
+        more = off + 1480 < len(raw)
+        frag = dpkt.ip.IP(src=A, dst=B, p=17, id=77, data=part,
+                          offset=off, mf=int(more))  # fmt: skip
+        frames.append((0.0, _eth(frag)))
+    records, table = run(frames)
+    assert len(records) == 1
+    assert records[0]["network"]["packets"] == 3
+    assert records[0]["source"]["port"] == 5353
