@@ -1,0 +1,134 @@
+"""fpc-capture as a user runs it: flags, --print, summary, exit status, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dpkt
+import pytest
+
+from conftest import CORPUS, SAMPLES
+
+ROOT = Path(__file__).parents[1]
+
+
+def capture(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fpc.cli", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )  # fmt: skip
+
+
+def pcap_packets(directory: Path) -> list[bytes]:
+    out = []
+    for path in sorted(directory.glob("*.pcap")):
+        with open(path, "rb") as f:
+            out += [buf for _ts, buf in dpkt.pcap.Reader(f)]
+    return out
+
+
+def test_capture_print_writes_one_record_per_line_with_its_id(tmp_path):
+    sample = SAMPLES / "mixed-3000.pcap"
+    result = capture("-r", str(sample), "--data-dir", str(tmp_path), "--node", "n1",
+                     "--print")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records and all(r["event"]["id"].startswith("n1-") for r in records)
+    assert sum(r["network"]["packets"] for r in records) == 3000
+    assert "packets read               3000" in result.stderr
+    assert "sessions" in result.stderr and "PCAP files" in result.stderr
+    with open(sample, "rb") as f:
+        source = [buf for _ts, buf in dpkt.pcap.Reader(f)]
+    assert pcap_packets(tmp_path / "pcap") == source
+
+
+def test_capture_trailing_expression_filters_like_tcpdump(tmp_path):
+    result = capture("-r", str(SAMPLES / "mixed-3000.pcap"), "--data-dir",
+                     str(tmp_path), "--print", "udp", "port", "53")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records
+    assert {r["network"]["transport"] for r in records} == {"udp"}
+    assert {r["destination"]["port"] for r in records} == {53}
+
+
+def test_capture_directory_with_a_corrupt_file_keeps_the_rest(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    good = (CORPUS / "arkime" / "http-301-get.pcap").read_bytes()
+    (src / "a-good.pcap").write_bytes(good)
+    (src / "b-cut.pcap").write_bytes(good[:-10])
+    result = capture("-r", str(src), "--data-dir", str(tmp_path / "d"), "--print")
+    assert result.returncode == 1
+    assert "b-cut.pcap is corrupt at byte" in result.stderr
+    with open(src / "a-good.pcap", "rb") as f:
+        n = sum(1 for _ in dpkt.pcap.Reader(f))
+    # all of the good file, and every complete record of the cut one
+    assert len(pcap_packets(tmp_path / "d" / "pcap")) == 2 * n - 1
+
+
+def test_capture_config_file_and_bad_values(tmp_path):
+    conf = tmp_path / "fpc.toml"
+    conf.write_text('node = "fromfile"\n[writer]\nmax_file_size = "64K"\n')
+    result = capture("-c", str(conf), "-r", str(SAMPLES / "mixed-3000.pcap"),
+                     "--data-dir", str(tmp_path / "d"), "--print")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["observer"]["name"] == "fromfile"
+    assert len(list((tmp_path / "d" / "pcap").glob("*.pcap"))) > 5  # rotated by size
+    conf.write_text("[writer]\nmax_file_size = 5\n")
+    bad = capture("-c", str(conf), "-r", str(SAMPLES / "mixed-3000.pcap"))
+    assert bad.returncode == 2
+    assert "max_file_size = 5 is out of range" in bad.stderr
+
+
+def test_capture_missing_input_is_a_clear_error(tmp_path):
+    result = capture("-r", str(tmp_path / "nope.pcap"), "--data-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "nope.pcap" in result.stderr
+
+
+@pytest.mark.live
+def test_capture_live_sigterm_flushes_sessions_and_files(veth_pair, tmp_path):
+    source = CORPUS / "other" / "zeek-smtp.pcap"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fpc.cli", "-i", veth_pair.host, "--data-dir",
+         str(tmp_path), "--print"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    time.sleep(2)  # the capture is open once the interface is activated
+    veth_pair.run_in_netns("tcpreplay", f"--intf1={veth_pair.peer}", "--pps=1000",
+                           str(source))  # fmt: skip
+    time.sleep(1)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    with open(source, "rb") as f:
+        sent = [buf for _ts, buf in dpkt.pcap.Reader(f)]
+    assert pcap_packets(tmp_path / "pcap") == sent
+    assert sum(r["network"]["packets"] for r in records) == len(sent)
+    assert "dropped=0" in err
+
+
+@pytest.mark.live
+def test_capture_live_idle_interface_stops_on_sigint(veth_pair, tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fpc.cli", "-i", veth_pair.host, "--data-dir",
+         str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    time.sleep(2)
+    started = time.monotonic()
+    os.kill(proc.pid, signal.SIGINT)
+    _out, err = proc.communicate(timeout=20)
+    assert time.monotonic() - started < 5
+    assert proc.returncode == 0, err
+    assert "packets read                  0" in err
