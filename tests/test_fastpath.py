@@ -1,0 +1,390 @@
+"""fpc._fastpath through Python: real captures checked against dpkt, fuzzing,
+pack_records read back with dpkt, and the argument checks of the C code."""
+
+from __future__ import annotations
+
+import glob
+import os
+import struct
+
+import dpkt
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fpc import _fastpath, decode
+from fpc.packets import PacketBatch
+
+CORPUS = "/work/shared/corpus"
+CORPUS_FILES = sorted(
+    glob.glob(os.path.join(CORPUS, "*", "*.pcap"))
+    + glob.glob(os.path.join(CORPUS, "*", "*.pcapng"))
+)
+LINKTYPES = [0, 1, 12, 14, 101, 105, 107, 108, 113, 127, 228, 229, 239, 276, 147]
+
+needs_corpus = pytest.mark.skipif(not CORPUS_FILES, reason=f"no captures in {CORPUS}")
+
+
+def read_capture(path: str) -> tuple[int, list[tuple[int, int, bytes]]]:
+    """(link type, packets) of a capture as dpkt reads it; stops at damage."""
+    packets: list[tuple[int, int, bytes]] = []
+    with open(path, "rb") as f:
+        try:
+            reader = dpkt.pcap.UniversalReader(f)
+        except (ValueError, dpkt.Error):
+            return -1, packets
+        try:
+            for ts, buf in reader:
+                packets.append((int(ts * 1_000_000_000), len(buf), bytes(buf)))
+        except (ValueError, dpkt.Error, struct.error):
+            pass
+    return reader.datalink(), packets
+
+
+def decode_list(packets: list[tuple[int, int, bytes]], linktype: int) -> np.ndarray:
+    return decode.decode_batch(PacketBatch.from_list(packets, linktype))
+
+
+def dpkt_ip(buf: bytes, linktype: int):
+    """The first IP layer dpkt finds above the link layer, or None."""
+    try:
+        if linktype == 1:
+            layer = dpkt.ethernet.Ethernet(buf).data
+        elif linktype == 113:
+            layer = dpkt.sll.SLL(buf).data
+        elif linktype in (101, 228, 229):
+            layer = dpkt.ip.IP(buf) if buf[0] >> 4 == 4 else dpkt.ip6.IP6(buf)
+        elif linktype == 0:
+            layer = dpkt.loopback.Loopback(buf).data
+        else:
+            return None
+    except (dpkt.Error, struct.error, IndexError, ValueError):
+        return None
+    return layer if isinstance(layer, dpkt.ip.IP | dpkt.ip6.IP6) else None
+
+
+DEEP_TUNNELS = (
+    decode.TUNNEL_GRE
+    | decode.TUNNEL_VXLAN
+    | decode.TUNNEL_GENEVE
+    | decode.TUNNEL_GTP
+    | decode.TUNNEL_IPIP
+    | decode.TUNNEL_ERSPAN
+)
+
+
+def compare_with_dpkt(row, buf: bytes, linktype: int) -> bool:
+    """Asserts addresses, protocol and ports equal dpkt's; False if not comparable."""
+    ip = dpkt_ip(buf, linktype)
+    if ip is None or row["status"] != decode.STATUS_IP or row["tunnel"] & DEEP_TUNNELS:
+        return False
+    if not hasattr(ip, "p"):  # dpkt leaves no payload protocol after an ESP header
+        return False
+    width = 4 if isinstance(ip, dpkt.ip.IP) else 16
+    assert row["src"].ljust(16, b"\0")[:width] == ip.src
+    assert row["dst"].ljust(16, b"\0")[:width] == ip.dst
+    l4 = ip.data
+    if isinstance(l4, dpkt.ah.AH):  # fpc skips IPv4 AH as it does IPv6 AH
+        assert row["proto"] == l4.nxt
+        return True
+    assert row["proto"] == ip.p
+    if isinstance(l4, dpkt.tcp.TCP | dpkt.udp.UDP | dpkt.sctp.SCTP):
+        if not row["frag"] & decode.FRAG_NONFIRST:
+            assert (row["sport"], row["dport"]) == (l4.sport, l4.dport)
+    if isinstance(l4, dpkt.tcp.TCP) and len(buf) >= row["payload_offset"]:
+        assert row["payload_len"] == len(l4.data)
+        assert (row["seq"], row["ack"], row["tcp_flags"]) == (l4.seq, l4.ack, l4.flags)
+    return True
+
+
+@needs_corpus
+def test_corpus_decodes_without_crash_and_matches_dpkt():
+    compared = 0
+    for path in CORPUS_FILES:
+        linktype, packets = read_capture(path)
+        if not packets:
+            continue
+        out = decode_list(packets, linktype)
+        assert set(out["status"].tolist()) <= {0, 1, 2, 3}, path
+        for row, (_, _, buf) in zip(out, packets, strict=True):
+            compared += compare_with_dpkt(row, buf, linktype)
+    assert compared > 5000
+
+
+@needs_corpus
+@pytest.mark.parametrize(
+    "name, tunnel",
+    [
+        ("arkime/vxlan.pcap", decode.TUNNEL_VXLAN),
+        ("arkime/gtp-u.pcap", decode.TUNNEL_GTP),
+        ("arkime/ipv6-in-ipv4.pcap", decode.TUNNEL_IPIP),
+        ("other/zeek-geneve.pcap", decode.TUNNEL_GENEVE),
+        ("other/zeek-erspan-type1.pcap", decode.TUNNEL_ERSPAN),
+        ("other/zeek-gre-erspan3-dot1q.pcap", decode.TUNNEL_ERSPAN),
+        ("other/zeek-vxlan-encapsulated-http.pcap", decode.TUNNEL_VXLAN),
+        ("other/zeek-gre-within-gre.pcap", decode.TUNNEL_GRE),
+    ],
+)
+def test_corpus_tunnel_captures_are_sessioned_inside(name, tunnel):
+    linktype, packets = read_capture(os.path.join(CORPUS, name))
+    out = decode_list(packets, linktype)
+    inner = out[(out["tunnel"] & tunnel) != 0]
+    assert len(inner) > 0
+    for row in inner:
+        # The inner header sits after the outer one: it was not taken from the outside.
+        assert row["l3_offset"] >= 14 + 20
+
+
+@needs_corpus
+def test_corpus_link_types_give_ip_sessions():
+    for name in [
+        "arkime/icmp-frame-relay.pcap",
+        "arkime/nflog.pcap",
+        "arkime/80211http.pcap",
+        "arkime/http2-nghttp2.pcap",
+        "other/zeek-linux-sll2.pcap",
+        "other/zeek-sll-irc-starttls.pcap",
+        "other/zeek-rawip-rotation.pcap",
+        "other/suricata-linktype-228-rawipv4.pcap",
+        "other/tcpdump-linktype-raw-ipv6.pcap",
+        "other/tcpdump-quic-handshake-null-ipv6.pcap",
+        "arkime/pppoe.pcap",
+        "arkime/mpls-basic.pcap",
+    ]:
+        linktype, packets = read_capture(os.path.join(CORPUS, name))
+        out = decode_list(packets, linktype)
+        assert (out["status"] == decode.STATUS_IP).any(), name
+
+
+@needs_corpus
+def test_corpus_vlan_collisions_give_three_keys():
+    linktype, packets = read_capture(
+        os.path.join(CORPUS, "other/zeek-vlan-collisions.pcap")
+    )
+    out = decode_list(packets, linktype)
+    by_tuple: dict[bytes, set[int]] = {}
+    for row in out[out["status"] == 0]:
+        tuple_part = row["key"].ljust(44, b"\0")[:38]
+        by_tuple.setdefault(tuple_part, set()).add(int(row["vlan_count"]))
+    assert any(counts == {0, 1, 2} for counts in by_tuple.values())
+
+
+def corpus_sample(per_file: int = 6) -> list[tuple[int, bytes]]:
+    sample: list[tuple[int, bytes]] = []
+    for path in CORPUS_FILES:
+        linktype, packets = read_capture(path)
+        sample.extend((linktype, buf) for _, _, buf in packets[:per_file])
+    return sample
+
+
+def check_invariants(out: np.ndarray, caplen: np.ndarray) -> None:
+    assert set(out["status"].tolist()) <= {0, 1, 2, 3}
+    ip = out["status"] == decode.STATUS_IP
+    ends = out["payload_offset"][ip].astype(np.int64) + out["payload_len"][ip]
+    assert (ends <= caplen[ip]).all()
+    assert (out["l3_offset"][ip] < caplen[ip]).all()
+
+
+def decode_raw(pairs: list[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray]:
+    data = b"".join(buf for _, buf in pairs)
+    caplen = np.array([len(buf) for _, buf in pairs], dtype=np.uint32)
+    offset = np.zeros(len(pairs), dtype=np.int64)
+    offset[1:] = np.cumsum(caplen[:-1], dtype=np.int64)
+    linktype = np.array([lt for lt, _ in pairs], dtype=np.uint16)
+    out = np.zeros(len(pairs), dtype=decode.DECODED)
+    _fastpath.decode_batch(data, offset, caplen, linktype, out)
+    return out, caplen
+
+
+@needs_corpus
+def test_every_prefix_of_corpus_packets_decodes():
+    pairs = [
+        (lt, buf[:cut]) for lt, buf in corpus_sample() for cut in range(len(buf) + 1)
+    ]
+    out, caplen = decode_raw(pairs)
+    check_invariants(out, caplen)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(LINKTYPES), st.binary(max_size=200))))
+def test_random_bytes_always_get_a_status(pairs):
+    out, caplen = decode_raw(pairs)
+    check_invariants(out, caplen)
+
+
+SEEDS = [
+    bytes.fromhex(
+        "020000000002020000000001080045000038123400004011000"
+        "0c6336401c6336402d90312b5002400000800000000109200"
+        "020000000003020000000004080045000014000000004006000"
+        "0ac100005ac100009"
+    ),
+    bytes.fromhex(
+        "0200000000020200000000018100a064886400110042001c002145000018"
+        "0000000040040000c6336401c63364024500000400"
+    ),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(SEEDS),
+    st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)), max_size=6),
+    st.integers(0, 130),
+)
+def test_mutated_tunnel_packets_never_crash(seed, flips, cut):
+    buf = bytearray(seed)
+    for pos, value in flips:
+        if pos < len(buf):
+            buf[pos] = value
+    out, caplen = decode_raw([(1, bytes(buf[:cut]))])
+    check_invariants(out, caplen)
+
+
+# --- pack_records ------------------------------------------------------------
+
+
+def read_records(blob: bytes, nano: bool) -> list[tuple[int, int, int, int, bytes]]:
+    """(sec, frac, caplen, wirelen, bytes) of each record, parsed by dpkt."""
+    magic = dpkt.pcap.TCPDUMP_MAGIC_NANO if nano else dpkt.pcap.TCPDUMP_MAGIC
+    header = struct.pack("<IHHiIII", magic, 2, 4, 0, 0, 65535, 1)
+    reader = dpkt.pcap.Reader(__import__("io").BytesIO(header + blob))
+    records = []
+    pos = 0
+    for _ts, buf in reader:
+        hdr = dpkt.pcap.LEPktHdr(blob[pos : pos + 16])
+        records.append((hdr.tv_sec, hdr.tv_usec, hdr.caplen, hdr.len, bytes(buf)))
+        pos += 16 + hdr.caplen
+    return records
+
+
+@pytest.mark.parametrize("precision", [6, 9])
+def test_pack_records_reads_back_with_dpkt(precision):
+    packets = [
+        (1_700_000_000_123_456_789, 1514, b"\x01" * 60),
+        (5, 0, b""),
+        (4_000_000_000_999_999_999, 9000, bytes(range(256)) * 3),
+    ]
+    batch = PacketBatch.from_list(packets, 1)
+    blob = _fastpath.pack_records(
+        batch.data, batch.offset, batch.caplen, batch.wirelen, batch.ts_ns, precision
+    )
+    records = read_records(blob, nano=precision == 9)
+    assert len(records) == len(packets)
+    for (ts_ns, wirelen, buf), (sec, frac, caplen, wire, got) in zip(
+        packets, records, strict=True
+    ):
+        assert sec == ts_ns // 10**9
+        assert frac == (ts_ns % 10**9) // (1000 if precision == 6 else 1)
+        assert (caplen, wire, got) == (len(buf), wirelen, buf)
+
+
+def test_pack_records_before_1970_floors_seconds():
+    batch = PacketBatch.from_list([(-1_500_000_000, 4, b"abcd")], 1)
+    blob = _fastpath.pack_records(
+        batch.data, batch.offset, batch.caplen, batch.wirelen, batch.ts_ns, 9
+    )
+    sec, frac = struct.unpack_from("<II", blob)
+    assert (sec, frac) == (2**32 - 2, 500_000_000)
+
+
+@needs_corpus
+def test_pack_records_of_a_capture_matches_its_packets():
+    path = os.path.join(CORPUS, "arkime/http-post-upload.pcap")
+    linktype, packets = read_capture(path)
+    batch = PacketBatch.from_list(packets, linktype)
+    blob = _fastpath.pack_records(
+        batch.data, batch.offset, batch.caplen, batch.wirelen, batch.ts_ns, 6
+    )
+    records = read_records(blob, nano=False)
+    assert [r[4] for r in records] == [p[2] for p in packets]
+
+
+def test_pack_records_rejects_bad_precision():
+    batch = PacketBatch.from_list([(0, 1, b"x")], 1)
+    with pytest.raises(ValueError, match="precision 7 is not a pcap timestamp unit"):
+        _fastpath.pack_records(
+            batch.data, batch.offset, batch.caplen, batch.wirelen, batch.ts_ns, 7
+        )
+
+
+def test_pack_records_rejects_offsets_past_the_buffer():
+    batch = PacketBatch.from_list([(0, 1, b"x"), (0, 2, b"yz")], 1)
+    batch.caplen[1] = 3
+    with pytest.raises(ValueError, match="packet 1: offset 1 \\+ caplen 3 runs past"):
+        _fastpath.pack_records(
+            batch.data, batch.offset, batch.caplen, batch.wirelen, batch.ts_ns, 6
+        )
+
+
+# --- argument and layout checks of decode_batch ----------------------------
+
+
+def small_batch() -> PacketBatch:
+    return PacketBatch.from_list([(0, 3, b"abc"), (0, 2, b"de")], 1)
+
+
+def call_decode(batch: PacketBatch, out: np.ndarray) -> None:
+    _fastpath.decode_batch(batch.data, batch.offset, batch.caplen, batch.linktype, out)
+
+
+def test_decode_batch_rejects_renamed_field():
+    names = list(decode.DECODED.names)
+    names[names.index("hash")] = "hash32"
+    dtype = decode.DECODED.descr
+    dtype = np.dtype([(n, d[1], *d[2:]) for n, d in zip(names, dtype, strict=True)])
+    with pytest.raises(ValueError, match="no field 'hash'"):
+        call_decode(small_batch(), np.zeros(2, dtype=dtype))
+
+
+def test_decode_batch_rejects_resized_field():
+    descr = [
+        (n, "<u4" if n == "sport" else decode.DECODED.fields[n][0])
+        for n in decode.DECODED.names
+    ]
+    with pytest.raises(ValueError, match="field 'sport'"):
+        call_decode(small_batch(), np.zeros(2, dtype=np.dtype(descr)))
+
+
+def test_decode_batch_rejects_plain_array_and_wrong_length():
+    with pytest.raises(ValueError, match="structured dtype fpc.decode.DECODED"):
+        call_decode(small_batch(), np.zeros(2, dtype=np.uint8))
+    with pytest.raises(ValueError, match="out holds"):
+        call_decode(small_batch(), np.zeros(3, dtype=decode.DECODED))
+
+
+def test_decode_batch_rejects_read_only_out():
+    out = np.zeros(2, dtype=decode.DECODED)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        call_decode(small_batch(), out)
+
+
+def test_decode_batch_rejects_wrong_array_types():
+    batch = small_batch()
+    out = np.zeros(2, dtype=decode.DECODED)
+    with pytest.raises(ValueError, match="offset has format"):
+        _fastpath.decode_batch(
+            batch.data,
+            batch.offset.astype(np.float64),
+            batch.caplen,
+            batch.linktype,
+            out,
+        )
+    with pytest.raises(ValueError, match="caplen has 1 items"):
+        _fastpath.decode_batch(
+            batch.data, batch.offset, batch.caplen[:1], batch.linktype, out
+        )
+
+
+def test_decode_batch_rejects_packet_past_buffer():
+    batch = small_batch()
+    batch.offset[1] = 4
+    with pytest.raises(ValueError, match="packet 1: offset 4 \\+ caplen 2 runs past"):
+        call_decode(batch, np.zeros(2, dtype=decode.DECODED))
+
+
+def test_decode_batch_empty():
+    batch = PacketBatch.from_list([], 1)
+    assert len(decode.decode_batch(batch)) == 0
