@@ -114,8 +114,13 @@ def fetch_zip(home: Path) -> Path:
         return zip_path
     out = home / "download"
     out.mkdir(parents=True, exist_ok=True)
-    cmd = ["mvn", "-q", "dependency:copy", f"-Dartifact={ES_ARTIFACT}",
-           f"-DoutputDirectory={out}"]  # fmt: skip
+    cmd = [
+        "mvn",
+        "-q",
+        "dependency:copy",
+        f"-Dartifact={ES_ARTIFACT}",
+        f"-DoutputDirectory={out}",
+    ]
     logger.info("fetching elasticsearch artifact=%s", ES_ARTIFACT)
     try:
         subprocess.run(cmd, check=True, capture_output=True, timeout=600)
@@ -153,8 +158,14 @@ def ensure_user() -> pwd.struct_passwd:
         return pwd.getpwnam(ES_USER)
     except KeyError:
         pass
-    cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-           ES_USER]  # fmt: skip
+    cmd = [
+        "useradd",
+        "--system",
+        "--no-create-home",
+        "--shell",
+        "/usr/sbin/nologin",
+        ES_USER,
+    ]
     try:
         subprocess.run(cmd, check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as exc:
@@ -205,14 +216,16 @@ def node_config(cluster: Cluster, i: int) -> str:
 def jvm_options(cluster: Cluster, i: int) -> str:
     """jvm.options of node i: every path absolute, inside the node directory."""
     logs = cluster.node_dir(i) / "logs"
-    return "\n".join([
-        "-XX:+UseG1GC",
-        "-Djava.io.tmpdir=${ES_TMPDIR}",
-        "-XX:+ExitOnOutOfMemoryError",
-        f"-XX:ErrorFile={logs}/hs_err_pid%p.log",
-        "-Xlog:disable",
-        "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "-XX:+UseG1GC",
+            "-Djava.io.tmpdir=${ES_TMPDIR}",
+            "-XX:+ExitOnOutOfMemoryError",
+            f"-XX:ErrorFile={logs}/hs_err_pid%p.log",
+            "-Xlog:disable",
+            "",
+        ]
+    )
 
 
 def write_node(cluster: Cluster, dist: Path, i: int) -> None:
@@ -260,12 +273,16 @@ def launch_node(cluster: Cluster, dist: Path, i: int) -> subprocess.Popen:
     out = open(d / "launcher.out", "wb")  # noqa: SIM115 - handed to the child
     with out:
         return subprocess.Popen(
-            cmd, cwd=d, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=d,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             user=user.pw_uid if user else None,
             group=user.pw_gid if user else None,
             extra_groups=[] if user else None,
-        )  # fmt: skip
+        )
 
 
 def check_map_count(nodes: int) -> None:
@@ -286,8 +303,11 @@ def check_map_count(nodes: int) -> None:
     # bound to loopback, the nodes run in development mode and only warn
     logger.warning(
         "vm.max_map_count=%d below %d; fine for tests on 127.0.0.1, for heavy "
-        "use run: sysctl -w vm.max_map_count=%d", count, MIN_MAP_COUNT, MIN_MAP_COUNT
-    )  # fmt: skip
+        "use run: sysctl -w vm.max_map_count=%d",
+        count,
+        MIN_MAP_COUNT,
+        MIN_MAP_COUNT,
+    )
 
 
 def get_json(url: str, timeout: float = 5.0) -> dict:
@@ -336,8 +356,13 @@ def start(
     for i, proc in launchers.items():
         wait_launcher(cluster, i, proc, timeout_s)
     health = wait_healthy(cluster, timeout_s)
-    logger.info("elasticsearch started cluster=%s url=%s nodes=%d status=%s",
-                cluster.name, cluster.url, cluster.nodes, health["status"])  # fmt: skip
+    logger.info(
+        "elasticsearch started cluster=%s url=%s nodes=%d status=%s",
+        cluster.name,
+        cluster.url,
+        cluster.nodes,
+        health["status"],
+    )
     return health
 
 
@@ -409,8 +434,10 @@ def status(cluster: Cluster) -> list[str]:
         lines.append(f"node-{i} http={cluster.http_port + i} {state}")
     try:
         h = get_json(f"{cluster.url}/_cluster/health")
-        lines.append(f"cluster={h['cluster_name']} status={h['status']} "
-                     f"nodes={h['number_of_nodes']} url={cluster.url}")  # fmt: skip
+        lines.append(
+            f"cluster={h['cluster_name']} status={h['status']} "
+            f"nodes={h['number_of_nodes']} url={cluster.url}"
+        )
     except (OSError, ValueError) as exc:
         lines.append(f"cluster={cluster.name} unreachable at {cluster.url} ({exc})")
     return lines
@@ -433,6 +460,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     args = parse_args(argv)
     home = (args.home or default_home()).absolute()
     cluster = Cluster(home, args.nodes, args.http_port, args.heap)

@@ -1,0 +1,271 @@
+"""Elasticsearch session store: SPI records and the PCAP file registry in a cluster.
+
+In: SPI records from the session table (through `fpc.indexer.Indexer`, on its
+own thread) and `PcapFile` rows from the PCAP writer. Out: answers to session
+queries for `fpc-pcapd` and the tools. The ES layout (ES index names,
+templates) lives in `fpc.esdb`. Queries run on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from elasticsearch import (
+    ApiError,
+    ConflictError,
+    Elasticsearch,
+    NotFoundError,
+    TransportError,
+)
+
+from fpc import esdb
+from fpc.config import EsConfig
+from fpc.errors import StoreError
+from fpc.indexer import Indexer, IndexerConfig
+from fpc.store.base import PcapFile, SessionQuery, Store
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_S = 30.0
+SEQUENCE_ATTEMPTS = 50
+FLUSH_TIMEOUT_S = 60.0
+
+
+def connect(cfg: EsConfig, timeout_s: float = REQUEST_TIMEOUT_S) -> Elasticsearch:
+    """A client for `cfg.url` with its auth; no request is sent yet."""
+    options: dict = {"request_timeout": timeout_s, "max_retries": 0}
+    if cfg.username:
+        options["basic_auth"] = (cfg.username, cfg.password)
+    if cfg.api_key:
+        options["api_key"] = cfg.api_key
+    if cfg.ca_file:
+        options["ca_certs"] = cfg.ca_file
+    try:
+        return Elasticsearch(cfg.url, **options)
+    except (ValueError, TypeError) as exc:
+        raise StoreError(
+            f"elasticsearch url {cfg.url!r}: {exc}; "
+            "give --es like http://127.0.0.1:9200"
+        ) from exc
+
+
+@contextmanager
+def translate_errors(url: str, what: str) -> Iterator[None]:
+    """Turn client exceptions into a StoreError naming the URL and a fix."""
+    try:
+        yield
+    except ApiError as exc:
+        raise StoreError(
+            f"elasticsearch {url}: {what} failed with status {exc.meta.status}: "
+            f"{esdb.reason_of(exc)}; check the cluster log and `fpc-db info`"
+        ) from exc
+    except TransportError as exc:
+        raise StoreError(
+            f"elasticsearch {url}: {what} failed, cluster unreachable ({exc}); "
+            "check that it runs (fpc-es status) and the URL and auth settings"
+        ) from exc
+
+
+class EsStore(Store):
+    """Store backed by an Elasticsearch cluster (see fpc.esdb for the layout)."""
+
+    def __init__(
+        self,
+        url: str | EsConfig,
+        prefix: str = "fpc",
+        rotation: str = "daily",
+        spool_dir: str | None = None,
+        indexer: IndexerConfig | None = None,
+        **auth: str,
+    ) -> None:
+        if isinstance(url, EsConfig):
+            cfg = url
+        else:
+            cfg = EsConfig(url=url, prefix=prefix, rotation=rotation, **auth)
+        if cfg.rotation not in esdb.ROTATION_FORMATS:
+            raise StoreError(
+                f"es rotation {cfg.rotation!r} is unknown; choose one "
+                f"of {', '.join(esdb.ROTATION_FORMATS)}"
+            )
+        self.cfg = cfg
+        self.es = connect(cfg)
+        with translate_errors(cfg.url, "installing index templates"):
+            esdb.ensure_templates(self.es, cfg.prefix)
+        icfg = indexer or IndexerConfig(spool_dir=spool_dir or "fpc-data/es-spool")
+        self.indexer = Indexer(connect(cfg), icfg)
+        self.indexer.start()
+
+    @property
+    def prefix(self) -> str:
+        return self.cfg.prefix
+
+    def index_for(self, record: dict) -> str:
+        """ES index of a record: the rotation period of its @timestamp."""
+        hour = datetime.strptime(record["@timestamp"][:13], "%Y-%m-%dT%H")
+        return esdb.sessions_index(self.prefix, self.cfg.rotation, hour)
+
+    def save_sessions(self, records: list[dict]) -> None:
+        """Hand records to the indexer; they are searchable within seconds."""
+        self.indexer.submit([(self.index_for(r), r["event"]["id"], r) for r in records])
+
+    def get_session(self, session_id: str) -> dict | None:
+        hits = self._search({"ids": {"values": [session_id]}}, 1)
+        return hits[0] if hits else None
+
+    def search_sessions(self, query: SessionQuery) -> list[dict]:
+        return self._search(build_query(query), query.limit)
+
+    def _search(self, query: dict, limit: int) -> list[dict]:
+        alias = esdb.sessions_alias(self.prefix)
+        with translate_errors(self.cfg.url, f"search in {alias}"):
+            resp = self.es.search(
+                index=alias,
+                query=query,
+                size=limit,
+                ignore_unavailable=True,
+                sort=[{"event.start": "asc"}, {"event.id": "asc"}],
+            )
+        return [h["_source"] for h in resp["hits"]["hits"]]
+
+    def next_file_num(self, node: str) -> int:
+        """Bump the node's counter document with optimistic concurrency."""
+        index = f"{self.prefix}-sequence"
+        with translate_errors(self.cfg.url, f"file number for node {node}"):
+            for _ in range(SEQUENCE_ATTEMPTS):
+                num = self._try_bump(index, node)
+                if num is not None:
+                    return num
+        raise StoreError(
+            f"elasticsearch {self.cfg.url}: file number for node {node} "
+            f"lost {SEQUENCE_ATTEMPTS} races in {index}; is another "
+            "process with the same node name running?"
+        )
+
+    def _try_bump(self, index: str, node: str) -> int | None:
+        try:
+            doc = self.es.get(index=index, id=node)
+        except NotFoundError:
+            num = self._max_file_num(node) + 1  # the registry may outlive the counter
+            try:
+                self.es.create(
+                    index=index,
+                    id=node,
+                    refresh=True,
+                    document={"node": node, "file_num": num},
+                )
+                return num
+            except ConflictError:
+                return None
+        num = int(doc["_source"]["file_num"]) + 1
+        try:
+            self.es.index(
+                index=index,
+                id=node,
+                if_seq_no=doc["_seq_no"],
+                if_primary_term=doc["_primary_term"],
+                document={"node": node, "file_num": num},
+            )
+        except ConflictError:
+            return None
+        return num
+
+    def _max_file_num(self, node: str) -> int:
+        resp = self.es.search(
+            index=f"{self.prefix}-files",
+            size=0,
+            query={"term": {"node": node}},
+            aggs={"m": {"max": {"field": "file_num"}}},
+        )
+        value = resp["aggregations"]["m"]["value"]
+        return int(value) if value is not None else 0
+
+    def save_file(self, pcap_file: PcapFile) -> None:
+        index = f"{self.prefix}-files"
+        doc_id = f"{pcap_file.node}-{pcap_file.file_num}"
+        with translate_errors(self.cfg.url, f"saving PCAP file {doc_id} in {index}"):
+            self.es.index(
+                index=index, id=doc_id, document=asdict(pcap_file), refresh="wait_for"
+            )
+
+    def get_file(self, node: str, file_num: int) -> PcapFile | None:
+        index = f"{self.prefix}-files"
+        with translate_errors(self.cfg.url, f"reading {index}"):
+            try:
+                doc = self.es.get(index=index, id=f"{node}-{file_num}")
+            except NotFoundError:
+                return None
+        return PcapFile(**doc["_source"])
+
+    def register_node(self, node: str, **details: str) -> None:
+        """Insert or refresh the node's row in `<prefix>-nodes`."""
+        now = datetime.now(UTC).isoformat()
+        doc = {"name": node, "last_seen": now, **details}
+        with translate_errors(self.cfg.url, f"registering node {node}"):
+            self.es.update(
+                index=f"{self.prefix}-nodes",
+                id=node,
+                doc=doc,
+                upsert={**doc, "started": now},
+            )
+
+    def flush(self) -> None:
+        """Wait for the indexer to send everything, then refresh the ES indices."""
+        if not self.indexer.flush(FLUSH_TIMEOUT_S):
+            raise StoreError(
+                f"elasticsearch {self.cfg.url}: {self.indexer.pending()} SPI records "
+                f"still queued or spooled after {FLUSH_TIMEOUT_S:.0f}s; they are "
+                f"kept in {self.indexer.cfg.spool_dir} and sent once the cluster is up"
+            )
+        with translate_errors(self.cfg.url, "refresh"):
+            self.es.indices.refresh(index=f"{self.prefix}-*", ignore_unavailable=True)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self.indexer.stop()
+            self.es.close()
+
+
+def build_query(q: SessionQuery) -> dict:
+    """Bool query for a SessionQuery (every set field must match)."""
+    must: list[dict] = []
+    if q.ip is not None:
+        ip = str(ipaddress.ip_address(q.ip))
+        must.append(either("source.ip", "destination.ip", ip))
+    if q.port is not None:
+        must.append(either("source.port", "destination.port", int(q.port)))
+    if q.protocol is not None:
+        must.append({"term": {"fpc.protocols": q.protocol.lower()}})
+    if q.start_ns is not None:
+        must.append({"range": {"event.end": {"gte": ns_iso(q.start_ns)}}})
+    if q.end_ns is not None:
+        must.append({"range": {"event.start": {"lte": ns_iso(q.end_ns)}}})
+    if q.node is not None:
+        must.append({"term": {"observer.name": q.node}})
+    return {"bool": {"filter": must}} if must else {"match_all": {}}
+
+
+def either(a: str, b: str, value: object) -> dict:
+    return {
+        "bool": {
+            "should": [{"term": {a: value}}, {"term": {b: value}}],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def ns_iso(ts_ns: int) -> str:
+    sec, frac = divmod(ts_ns, 1_000_000_000)
+    base = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}Z"
+
+
+def spool_dir_for(data_dir: str) -> str:
+    return str(Path(data_dir) / "es-spool")
