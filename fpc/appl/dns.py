@@ -157,11 +157,11 @@ def _read_answer(msg: bytes, c: Cursor, out: DnsMessage) -> None:
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
     """A header with sane counts and a question that parses; strict off port."""
     if transport == "tcp":
+        size = int.from_bytes(data[:2], "big")
+        if len(data) >= 2 and size < DNS_HDR_LEN:
+            return Verdict.NO
         if len(data) < 2 + DNS_HDR_LEN:
             return Verdict.MORE
-        size = int.from_bytes(data[:2], "big")
-        if size < DNS_HDR_LEN:
-            return Verdict.NO
         if len(data) < 2 + size:
             return _classify_partial(data[2:], port_hint)
         data = data[2 : 2 + size]

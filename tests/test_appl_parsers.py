@@ -1,0 +1,330 @@
+"""App-layer parsers on hand-built sessions: framing, splitting, bounds.
+
+Expected values come from the messages the tests build, never from the
+parsers' own output; DNS messages are built with dpkt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import dpkt
+import pytest
+
+from fpc.appl import AppState, new_app_state, registered_names
+from fpc.appl.fields import APP_FIELDS
+from fpc.appl.stream import TCP_FIN, TCP_SYN
+
+APP_FIELD_NAMES = {f.name for f in APP_FIELDS}
+
+
+def tcp_session(
+    client: bytes,
+    server: bytes,
+    dport: int = 80,
+    seg: int = 1460,
+    interleave: bool = True,
+) -> AppState:
+    """Feeds a client and a server byte stream as TCP segments of `seg` bytes."""
+    state = new_app_state("tcp", 40000, dport)
+    state.feed(0, b"", 1000, TCP_SYN)
+    state.feed(1, b"", 5000, TCP_SYN)
+    c_segs = [client[i : i + seg] for i in range(0, len(client), seg)]
+    s_segs = [server[i : i + seg] for i in range(0, len(server), seg)]
+    seqs = [1001, 5001]
+    if interleave:
+        order = _interleave(c_segs, s_segs)
+    else:
+        order = [(0, s) for s in c_segs] + [(1, s) for s in s_segs]
+    for direction, payload in order:
+        state.feed(direction, payload, seqs[direction], 0)
+        seqs[direction] += len(payload)
+    assert set(state.fields()) <= APP_FIELD_NAMES
+    return state
+
+
+def _interleave(a: list[bytes], b: list[bytes]) -> list[tuple[int, bytes]]:
+    out = []
+    for i in range(max(len(a), len(b))):
+        if i < len(a):
+            out.append((0, a[i]))
+        if i < len(b):
+            out.append((1, b[i]))
+    return out
+
+
+# HTTP ---------------------------------------------------------------------
+
+REQUESTS = (
+    b"GET /a?x=1 HTTP/1.1\r\nHost: example.org:8080\r\nUser-Agent: t/1\r\n\r\n"
+    b"POST /b HTTP/1.1\r\nHost: example.org\r\nContent-Length: 24\r\n\r\n"
+    b"GET /body HTTP/1.1\r\n\r\n\r\n"  # body bytes that look like a request
+    b"HEAD /c HTTP/1.1\r\nHost: example.org\r\n"
+    b"User-Agent: folded\r\n  continued\r\n\r\n"
+    b"GET http://proxy.example/abs/path HTTP/1.1\r\n\r\n"
+)
+RESPONSES = (
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"10;ext=1\r\nHTTP/1.1 500 X\r\n\r\n0\r\nTrailer: y\r\n\r\n"
+    b"HTTP/1.1 100 Continue\r\n\r\n"
+    b"HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc"
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"  # HEAD: no body follows
+    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("seg", [1, 7, 1460])
+def test_http_pipelined_keepalive_every_message_seen_bodies_skipped(seg: int) -> None:
+    # All requests first: a response must not arrive before its request.
+    state = tcp_session(REQUESTS, RESPONSES, seg=seg, interleave=False)
+    fields = state.fields()
+    assert state.protocols() == ["http"] and state.errors == 0
+    assert fields["http.request.method"] == ["GET", "POST", "HEAD"]
+    assert fields["url.path"] == ["/a", "/b", "/c", "/abs/path"]
+    assert fields["url.query"] == ["x=1"]
+    assert fields["url.domain"] == ["example.org", "proxy.example"]
+    assert fields["user_agent.original"] == ["t/1", "folded continued"]
+    assert fields["http.response.status_code"] == [200, 100, 201, 404]
+
+
+def test_http_response_without_length_runs_to_close() -> None:
+    state = tcp_session(
+        b"GET / HTTP/1.0\r\n\r\n", b"HTTP/1.0 200 OK\r\n\r\nHTTP/1.0 302 no\r\n\r\n"
+    )
+    assert state.fields()["http.response.status_code"] == [200]
+
+
+def test_http_connect_hands_the_tunnel_to_tls() -> None:
+    hello = client_hello()
+    state = tcp_session(
+        b"CONNECT tunnel.example:443 HTTP/1.1\r\n\r\n" + hello,
+        b"HTTP/1.1 200 Connection established\r\n\r\n" + server_hello(0x0303),
+        dport=3128,
+    )
+    assert state.protocols() == ["http", "tls"]
+    assert state.fields()["tls.client.server_name"] == ["sni.example"]
+
+
+def test_http_endless_header_is_an_error_not_unbounded_memory() -> None:
+    state = tcp_session(b"GET / HTTP/1.1\r\nX: " + b"a" * 40000, b"")
+    assert state.errors == 1 and not state.wants_more
+
+
+def test_http_bad_content_length_is_an_error() -> None:
+    state = tcp_session(b"POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", b"")
+    assert state.errors == 1
+
+
+# TLS ----------------------------------------------------------------------
+
+GREASE = 0x3A3A
+CIPHERS = [GREASE, 0x1301, 0xC02F, 0x009C]
+GROUPS = [GREASE, 29, 23]
+POINT_FORMATS = [0]
+
+
+def _ext(etype: int, body: bytes) -> bytes:
+    return struct.pack("!HH", etype, len(body)) + body
+
+
+def client_hello(sni: bytes = b"sni.example", records: int = 1) -> bytes:
+    name = struct.pack("!BH", 0, len(sni)) + sni
+    exts = [
+        _ext(GREASE, b""),
+        _ext(0, struct.pack("!H", len(name)) + name),
+        _ext(10, struct.pack("!H", 2 * len(GROUPS)) + struct.pack("!3H", *GROUPS)),
+        _ext(11, bytes([len(POINT_FORMATS), *POINT_FORMATS])),
+        _ext(43, b"\x04\x03\x04\x03\x03"),
+    ]
+    ext_block = b"".join(exts)
+    body = (
+        struct.pack("!H", 0x0303)
+        + b"\x11" * 32
+        + b"\x00"
+        + struct.pack("!H", 2 * len(CIPHERS))
+        + struct.pack(f"!{len(CIPHERS)}H", *CIPHERS)
+        + b"\x01\x00"
+        + struct.pack("!H", len(ext_block))
+        + ext_block
+    )
+    msg = bytes([1]) + len(body).to_bytes(3, "big") + body
+    return _records(msg, records)
+
+
+def server_hello(version: int, records: int = 1) -> bytes:
+    exts = _ext(65281, b"\x00")
+    if version == 0x0304:
+        exts += _ext(43, b"\x03\x04")
+    body = (
+        struct.pack("!H", 0x0303)
+        + b"\x22" * 32
+        + b"\x00"
+        + struct.pack("!HB", 0xC02F, 0)
+        + struct.pack("!H", len(exts))
+        + exts
+    )
+    msg = bytes([2]) + len(body).to_bytes(3, "big") + body
+    return _records(msg, records) + b"\x14\x03\x03\x00\x01\x01"
+
+
+def _records(msg: bytes, count: int) -> bytes:
+    step = -(-len(msg) // count)
+    parts = [msg[i : i + step] for i in range(0, len(msg), step)]
+    return b"".join(b"\x16\x03\x01" + struct.pack("!H", len(p)) + p for p in parts)
+
+
+@pytest.mark.parametrize(("records", "seg"), [(1, 1460), (3, 1460), (4, 1), (2, 5)])
+def test_tls_hello_split_over_records_and_segments(records: int, seg: int) -> None:
+    state = tcp_session(
+        client_hello(records=records), server_hello(0x0304, records), 443, seg
+    )
+    fields = state.fields()
+    assert state.errors == 0 and state.protocols() == ["tls"]
+    ja3 = "771,4865-49199-156,0-10-11-43,29-23,0"  # GREASE values left out
+    assert fields["tls.client.ja3"] == [hashlib.md5(ja3.encode()).hexdigest()]
+    ja3s = "771,49199,65281-43"
+    assert fields["tls.server.ja3s"] == [hashlib.md5(ja3s.encode()).hexdigest()]
+    assert fields["tls.version"] == ["1.3"]
+    assert fields["tls.cipher"] == ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
+    assert fields["tls.client.server_name"] == ["sni.example"]
+    assert not state.wants_more
+
+
+def test_tls_version_without_supported_versions_is_the_hello_version() -> None:
+    state = tcp_session(client_hello(), server_hello(0x0303), 8443)
+    assert state.fields()["tls.version"] == ["1.2"]
+
+
+def test_tls_on_an_unusual_port_is_found_by_content() -> None:
+    state = tcp_session(client_hello(), server_hello(0x0303), 5555)
+    assert state.protocols() == ["tls"]
+
+
+def test_tls_oversized_record_is_an_error() -> None:
+    state = tcp_session(client_hello() + b"\x17\x03\x03\xff\xff", b"", 443)
+    assert state.fields()["tls.client.ja3"]  # the hello before it still counts
+    bad = b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00" + b"\x16\x03\x03\xff\xff"
+    assert tcp_session(bad, b"", 443).errors == 1
+
+
+def test_tls_hello_with_lengths_past_its_end_is_an_error() -> None:
+    body = b"\x03\x03" + b"\x00" * 32 + b"\x20"  # session id of 32 bytes: missing
+    msg = bytes([1]) + len(body).to_bytes(3, "big") + body
+    state = tcp_session(_records(msg, 1), b"", 443)
+    assert state.errors == 1 and "tls.client.ja3" not in state.fields()
+
+
+# DNS ----------------------------------------------------------------------
+
+
+def _dns_response() -> bytes:
+    msg = dpkt.dns.DNS(id=7, op=dpkt.dns.DNS_RA | dpkt.dns.DNS_RD)
+    msg.qr = dpkt.dns.DNS_R
+    msg.rcode = dpkt.dns.DNS_RCODE_NOERR
+    msg.qd = [dpkt.dns.DNS.Q(name="www.example.com", type=dpkt.dns.DNS_A)]
+    cname = dpkt.dns.DNS.RR(name="www.example.com", type=dpkt.dns.DNS_CNAME)
+    cname.cname = "web.example.com"
+    addr = dpkt.dns.DNS.RR(name="web.example.com", type=dpkt.dns.DNS_A)
+    addr.ip = bytes([192, 0, 2, 7])
+    mx = dpkt.dns.DNS.RR(name="example.com", type=dpkt.dns.DNS_MX)
+    mx.mxname, mx.preference = "mail.example.com", 5
+    msg.an = [cname, addr, mx]
+    return bytes(msg)
+
+
+EXPECTED_DNS = {
+    "dns.question.name": ["www.example.com"],
+    "dns.question.type": ["A"],
+    "dns.response_code": ["NOERROR"],
+    "dns.answers.data": ["web.example.com", "192.0.2.7", "mail.example.com"],
+    "dns.resolved_ip": ["192.0.2.7"],
+}
+
+
+def test_dns_udp_response_fields() -> None:
+    state = new_app_state("udp", 33000, 53)
+    state.feed(1, _dns_response(), None, 0)
+    assert state.protocols() == ["dns"] and state.errors == 0
+    assert state.fields() == EXPECTED_DNS
+
+
+@pytest.mark.parametrize("seg", [1, 3, 1460])
+def test_dns_tcp_length_prefixed_messages_split_anywhere(seg: int) -> None:
+    msg = _dns_response()
+    framed = struct.pack("!H", len(msg)) + msg
+    state = tcp_session(b"", framed * 2, dport=53, seg=seg)
+    assert state.errors == 0 and state.fields() == EXPECTED_DNS
+
+
+def _query_with_name(name: bytes) -> bytes:
+    return struct.pack("!6H", 1, 0x0100, 1, 0, 0, 0) + name + b"\x00\x01\x00\x01"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        b"\xc0\x0c",  # points at itself
+        b"\x01a\xc0\x0c",  # label, then back to its own start
+        b"\xc0\x20",  # forward, past the end
+        b"\x01a\xc0\x0e",  # forward into itself
+        b"\x40abc\x00",  # reserved label type
+        b"\x3f" + b"a" * 63 + b"\x3f" + b"b" * 63 + b"\x3f" + b"c" * 63
+        + b"\x3f" + b"d" * 63 + b"\x00",  # 257 bytes: over 255
+    ],
+)  # fmt: skip
+def test_dns_bad_names_are_counted_errors_not_hangs(name: bytes) -> None:
+    state = new_app_state("udp", 33000, 53)
+    state.feed(0, _dns_response(), None, 0)  # a good message first
+    state.feed(0, _query_with_name(name), None, 0)
+    assert state.errors == 1 and not state.wants_more
+    assert state.fields() == EXPECTED_DNS
+
+
+def test_dns_random_udp_off_port_is_not_dns() -> None:
+    state = new_app_state("udp", 40000, 40001)
+    state.feed(0, b"\x00" * 40, None, 0)
+    state.feed(0, bytes(range(60)), None, 0)
+    assert state.protocols() == []
+
+
+# SSH ----------------------------------------------------------------------
+
+
+def test_ssh_banners_split_and_server_speaking_first() -> None:
+    state = new_app_state("tcp", 40000, 2200)
+    state.feed(1, b"SSH-2.0-Serv", 9000, 0)
+    state.feed(0, b"SSH-2.0-Cli 1.0\r", 100, 0)
+    state.feed(1, b"er_9\r\n\x00\x00\x01", 9012, 0)
+    state.feed(0, b"\n", 116, 0)
+    fields = state.fields()
+    assert fields["fpc.ssh.server"] == ["SSH-2.0-Server_9"]
+    assert fields["fpc.ssh.client"] == ["SSH-2.0-Cli 1.0"]
+    assert not state.wants_more
+
+
+def test_ssh_banner_over_255_bytes_is_an_error() -> None:
+    state = tcp_session(b"SSH-2.0-" + b"x" * 300 + b"\r\n", b"", dport=22)
+    assert state.errors == 1
+
+
+# State --------------------------------------------------------------------
+
+
+def test_state_unknown_protocol_stops_wanting_data() -> None:
+    state = tcp_session(b"\x00\x01binary", b"\x00\x05junk-junk-junk", dport=9999)
+    assert state.protocols() == [] and not state.wants_more and state.fields() == {}
+
+
+def test_state_fin_on_both_sides_stops_wanting_data() -> None:
+    state = new_app_state("tcp", 1, 2)
+    state.feed(0, b"", 10, TCP_SYN)
+    state.feed(0, b"GET", 11, 0)
+    assert state.wants_more
+    state.feed(0, b"", 14, TCP_FIN)
+    state.feed(1, b"", 70, TCP_FIN)
+    assert not state.wants_more
+
+
+def test_state_every_registered_parser_is_importable() -> None:
+    assert {"http", "dns", "tls", "ssh"} <= set(registered_names())
