@@ -9,6 +9,7 @@ is our `url.domain`, `http.statuscode` is `http.response.status_code`, ...
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import socket
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import dpkt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fpc.appl import new_app_state
 from fpc.appl.fields import APP_FIELDS
@@ -239,3 +242,47 @@ def test_every_corpus_session_protocols_are_a_subset_of_arkimes() -> None:
         assert set(state.protocols()) <= arkime, name
         checked += 1
     assert checked > 100
+
+
+FUZZ_SESSIONS = {"http-301-get": "http", "openssl-tls1_2": "tls", "tls13": "tls",
+                 "dns-udp": "dns", "dns-mx": "dns", "ssh2-moloch-crash": "ssh",
+                 "http-wrapped-header": "http"}  # fmt: skip
+
+
+@functools.cache
+def _first_session(name: str) -> tuple[dict, list]:
+    body = arkime_sessions(name, FUZZ_SESSIONS[name])[0]
+    return body, session_packets(name, body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from(sorted(FUZZ_SESSIONS)),
+    flips=st.lists(
+        st.tuples(st.integers(0, 10_000), st.integers(0, 3000), st.integers(0, 255)),
+        max_size=5,
+    ),
+    drop=st.sets(st.integers(0, 60), max_size=4),
+    cut=st.integers(0, 3000),
+)
+def test_corpus_sessions_with_damaged_packets_never_raise(
+    name: str, flips: list[tuple[int, int, int]], drop: set[int], cut: int
+) -> None:
+    body, packets = _first_session(name)
+    pkts = [list(p) for p in packets]
+    for which, pos, value in flips:
+        payload = bytearray(pkts[which % len(pkts)][1])
+        if payload:
+            payload[pos % len(payload)] = value
+            pkts[which % len(pkts)][1] = bytes(payload)
+    last = pkts[-1]
+    last[1] = last[1][: cut % (len(last[1]) + 1)]
+    transport = "tcp" if body["ipProtocol"] == socket.IPPROTO_TCP else "udp"
+    state = new_app_state(
+        transport, body["source"]["port"], body["destination"]["port"]
+    )
+    for i, (direction, payload, seq, flags) in enumerate(pkts):
+        if i not in drop:
+            state.feed(direction, payload, seq, flags)
+    assert set(state.fields()) <= APP_FIELD_NAMES
+    assert state.errors <= len(state.protocols())
