@@ -152,6 +152,31 @@ class PcapFileReader:
         )
 
 
+@dataclass(frozen=True)
+class Tail:
+    """The whole records of a file from some start: where they end, how many."""
+
+    end: int  # byte offset just past the last whole record
+    packets: int
+    last_ts_ns: int | None  # time of the last whole record, None if none
+
+
+def find_tail(path: str, start: int = FILE_HEADER_BYTES) -> Tail:
+    """Walk the records from `start` (a record boundary) to the last whole one."""
+    with PcapFileReader(path) as reader:
+        size = reader.size()
+        pos, packets, last_ts = start, 0, None
+        while pos + RECORD_HEADER_BYTES <= size:
+            try:
+                ts_ns, caplen, _ = reader.read_header(pos, size)
+            except PcapUnavailable:
+                break  # a record cut short (or garbage): the tail ends here
+            pos += RECORD_HEADER_BYTES + caplen
+            packets += 1
+            last_ts = ts_ns
+        return Tail(pos, packets, last_ts)
+
+
 def read_packets(path: str, positions: Iterable[int]) -> list[StoredPacket]:
     """The packets at `positions` of one PCAP file, in the order given."""
     with PcapFileReader(path) as reader:

@@ -397,14 +397,36 @@ async def stream_pcap(
         )
         resp.content_type = out.content_type
         await resp.prepare(request)
-        await resp.write(out.header())
-        for lo in range(0, len(plan.items), CHUNK_PACKETS):
-            chunk = await service.in_io(plan.encode, out, lo, lo + CHUNK_PACKETS)
-            await resp.write(chunk)
-        await resp.write_eof()
+        await _send_plan(request, resp, plan, out)
         return resp
     finally:
         plan.close()
+
+
+async def _send_plan(
+    request: web.Request,
+    resp: web.StreamResponse,
+    plan: PacketPlan,
+    out: PcapOutput | PcapngOutput,
+) -> None:
+    """Write the plan in chunks; on a failure past the headers, cut the connection."""
+    service = request.app[SERVICE]
+    sent = 0
+    try:
+        await resp.write(out.header())
+        for sent in range(0, len(plan.items), CHUNK_PACKETS):
+            chunk = await service.in_io(plan.encode, out, sent, sent + CHUNK_PACKETS)
+            await resp.write(chunk)
+        await resp.write_eof()
+    except (FpcError, OSError) as exc:
+        # The status line is already sent: aborting tells the client the
+        # stream is incomplete, where a clean end would pass for a whole file.
+        logger.error(
+            "pcap stream cut path=%s packets_sent=%d error=%s",
+            request.rel_url.raw_path[:200], sent, exc,
+        )  # fmt: skip
+        if request.transport is not None:
+            request.transport.abort()
 
 
 def _dumps(value: object) -> bytes:

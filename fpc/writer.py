@@ -26,9 +26,15 @@ from types import ModuleType
 
 import numpy as np
 
-from fpc.errors import StoreError, WriterError
+from fpc.errors import PcapUnavailable, StoreError, WriterError
 from fpc.packets import PRECISION_US, PacketBatch
-from fpc.pcapfile import FILE_HEADER_BYTES, RECORD_HEADER_BYTES, pcap_file_header
+from fpc.pcapfile import (
+    FILE_HEADER_BYTES,
+    RECORD_HEADER_BYTES,
+    PcapFileReader,
+    find_tail,
+    pcap_file_header,
+)
 from fpc.store.base import PcapFile, Store
 
 _fastpath: ModuleType | None
@@ -155,6 +161,7 @@ class PcapWriter:
         self._retry_at = 0.0
         self._check_settings()
         self._check_dir()
+        self._repair_last_file()
 
     def _check_settings(self) -> None:
         if not NODE_PATTERN.match(self.node):
@@ -184,6 +191,60 @@ class PcapWriter:
                 f"({exc.strerror}); create it and give the capture user write "
                 "access, or set another PCAP directory"
             ) from exc
+
+    def _repair_last_file(self) -> None:
+        """Cut a record half-written when an earlier writer was killed; close its row.
+
+        A write cut short by SIGKILL or a crash leaves part of a record at the
+        end of the node's newest file, which tcpdump refuses; every whole
+        record is kept, whether or not it was flushed.
+        """
+        last = self._last_file_on_disk()
+        if last is None:
+            return
+        file_num, path = last
+        row = self.store.get_file(self.node, file_num)
+        size = os.path.getsize(path)
+        if row is not None and row.closed and row.size == size:
+            return
+        try:
+            row = self._walk_tail(file_num, path, row, size)
+        except PcapUnavailable as exc:
+            logger.warning("pcap file not repaired path=%s error=%s", path, exc)
+            return
+        self.store.save_file(row)
+
+    def _last_file_on_disk(self) -> tuple[int, str] | None:
+        pattern = re.compile(re.escape(self.node) + r"-(\d{6,})-\d{8}-\d{6}\.pcap\Z")
+        found = [
+            (int(m.group(1)), os.path.join(self.pcap_dir, name))
+            for name in os.listdir(self.pcap_dir)
+            if (m := pattern.match(name))
+        ]
+        return max(found) if found else None
+
+    def _walk_tail(
+        self, file_num: int, path: str, row: PcapFile | None, size: int
+    ) -> PcapFile:
+        if row is None or not FILE_HEADER_BYTES <= row.size <= size:
+            with PcapFileReader(path) as reader:
+                header = reader.header
+            row = PcapFile(self.node, file_num, path, header.linktype, header.precision)
+            row.size = FILE_HEADER_BYTES
+        tail = find_tail(path, row.size)
+        if tail.end < size:
+            os.truncate(path, tail.end)
+        if row.packets == 0 and tail.packets:
+            row.first_ts_ns = find_first_ts(path)
+        if tail.last_ts_ns is not None:
+            row.last_ts_ns = tail.last_ts_ns
+        row.packets += tail.packets
+        row.size, row.closed = tail.end, True
+        logger.warning(
+            "pcap file repaired file_num=%d path=%s cut_bytes=%d packets=%d",
+            file_num, path, size - tail.end, row.packets,
+        )  # fmt: skip
+        return row
 
     def write(self, batch: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
         """Write `batch`; (file number, packet position) of each packet, -1 if lost."""
@@ -432,6 +493,11 @@ class PcapWriter:
     def current_file(self) -> PcapFile | None:
         """A copy of the open file's registry row, or None."""
         return None if self._file is None else replace(self._file.row)
+
+
+def find_first_ts(path: str) -> int:
+    with PcapFileReader(path) as reader:
+        return reader.read_header(FILE_HEADER_BYTES, reader.size())[0]
 
 
 def _first_false(mask: np.ndarray) -> int:

@@ -23,6 +23,7 @@ import pytest
 from fpc.errors import PcapUnavailable, WriterError
 from fpc.packets import PRECISION_NS, PRECISION_US, PacketBatch
 from fpc.pcapfile import PcapFileReader, make_output, read_packets
+from fpc.store import open_store
 from fpc.store.base import PcapFile, SessionQuery, Store
 from fpc.writer import PcapWriter, pack_records, pack_records_numpy
 
@@ -296,38 +297,88 @@ def test_writer_registry_row_tracks_flush(tmp_path):
 KILL_SCRIPT = """
 import sys, time
 sys.path.insert(0, {tests!r})
-from test_writer import MemoryStore, load_source, make_batch
+from test_writer import load_source, make_batch
+from fpc.store import open_store
 from fpc.writer import PcapWriter
 _, _, records = load_source("other/zeek-smtp.pcap")
 batch = make_batch(records, 1, 6)
-w = PcapWriter({pcap_dir!r}, "killed", MemoryStore(), 1 << 40, 1e9)
+w = PcapWriter({data!r} + "/pcap", "killed", open_store({data!r}), 1 << 40, 1e9)
 w.write(batch)
 w.flush()
 print(w.current_file().path, flush=True)
-while True:
+while {keep_writing!r}:
     w.write(batch)
+time.sleep(60)
 """
 
 
-def test_writer_killed_after_flush_leaves_valid_file(tmp_path):
+def run_and_kill(data_dir: Path, keep_writing: bool) -> str:
+    """Start a writer process, SIGKILL it after its first flush; the file path."""
     script = KILL_SCRIPT.format(
-        tests=str(Path(__file__).parent), pcap_dir=str(tmp_path / "pcap")
+        tests=str(Path(__file__).parent), data=str(data_dir), keep_writing=keep_writing
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
     )
     try:
         path = proc.stdout.readline().strip()
-        time.sleep(0.3)  # let it write unflushed batches too
+        time.sleep(0.3)  # idle, or writing batches that are never flushed
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         proc.stdout.close()
+    assert path, "the writer process did not get to its first flush"
+    return path
+
+
+def test_writer_killed_after_flush_leaves_valid_file(tmp_path):
+    path = run_and_kill(tmp_path, keep_writing=False)
     _, _, source = load_source("other/zeek-smtp.pcap")
     assert_tcpdump_reads(path)
-    _, _, got = read_records(path)  # raises if a record is cut short
-    assert len(got) >= len(source)
-    assert got[: len(source)] == source
+    assert read_records(path)[2] == source
+
+
+def test_writer_killed_mid_write_is_repaired_by_next_writer(tmp_path):
+    # SIGKILL can stop a large write() part-way through a record; the next
+    # writer of the node cuts that partial record and closes the registry row.
+    path = run_and_kill(tmp_path, keep_writing=True)
+    _, _, source = load_source("other/zeek-smtp.pcap")
+    store = open_store(str(tmp_path))
+    w = PcapWriter(str(tmp_path / "pcap"), "killed", store, 1 << 30, 1e9)
+    assert_tcpdump_reads(path)
+    _, _, got = read_records(path)
+    assert got[: len(source)] == source  # everything flushed is still there
+    assert got == source * (len(got) // len(source)) + source[: len(got) % len(source)]
+    row = store.get_file("killed", 1)
+    assert row.closed and row.size == os.path.getsize(path)
+    assert row.packets == len(got) and row.last_ts_ns == got[-1][0]
+    w.write(make_batch(source[:3], 1, PRECISION_US))  # the next file number
+    w.close()
+    assert store.get_file("killed", 2).packets == 3
+    store.close()
+
+
+def test_writer_start_cuts_partial_record_of_unclosed_file(tmp_path, caplog):
+    _, _, source = load_source("other/zeek-smtp.pcap")
+    store = MemoryStore()
+    w = writer(tmp_path, store)
+    w.write(make_batch(source[:20], 1, PRECISION_US))
+    w.flush()  # the row says 20 packets; the next 5 are written, not flushed
+    w.write(make_batch(source[20:25], 1, PRECISION_US))
+    path = w.current_file().path
+    record = Path(path).read_bytes()[-(16 + len(source[24][2])) :]
+    with open(path, "ab") as fh:  # what a write cut by SIGKILL leaves behind
+        fh.write(record[:-7])
+    # The killed process never closes its file: a new writer takes over.
+    w2 = writer(tmp_path, store)
+    assert_tcpdump_reads(path)
+    assert read_records(path)[2] == source[:25]
+    row = store.files[(NODE, 1)]
+    assert (row.packets, row.size, row.closed) == (25, os.path.getsize(path), True)
+    assert row.last_ts_ns == source[24][0]
+    assert f"cut_bytes={len(record) - 7}" in caplog.text
+    w2.close()
+    os.close(w._file.fd)
 
 
 def _mount_tmpfs(path: Path, size: str) -> bool:
