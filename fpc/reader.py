@@ -52,7 +52,9 @@ PCAP_HEADER_BYTES = 24
 PCAP_RECORD_BYTES = 16
 PCAPNG_MIN_BLOCK_BYTES = 12
 
-# Classic pcap magic (as read little-endian) -> (byte order, ns per fraction unit)
+# Classic pcap magic (as read little-endian) -> (byte order, ns per fraction unit).
+# TODO: the modified pcap format (magic a1b2cd34, 24-byte record headers) is
+# not read because no current tool writes it; such files fail at open time.
 PCAP_MAGICS = {
     0xA1B2C3D4: ("<", 1000),
     0xD4C3B2A1: (">", 1000),
@@ -65,7 +67,6 @@ PCAPNG_IDB = 1
 PCAPNG_PB = 2  # obsolete Packet Block
 PCAPNG_SPB = 3
 PCAPNG_EPB = 6
-PCAPNG_PACKET_BLOCKS = (PCAPNG_EPB, PCAPNG_SPB, PCAPNG_PB)
 OPT_ENDOFOPT = 0
 OPT_IF_TSRESOL = 9
 OPT_IF_TSOFFSET = 14
@@ -106,7 +107,13 @@ def _list_directory(directory: str, recursive: bool) -> list[str]:
 
 
 def _looks_like_capture(path: str) -> bool:
-    """True for a capture file by extension, or else by its magic number."""
+    """True for a capture file by extension, or else by its magic number.
+
+    Only regular files count: opening a named pipe found in a directory
+    would block.
+    """
+    if not os.path.isfile(path):
+        return False
     if path.lower().endswith(CAPTURE_EXTENSIONS):
         return True
     try:
@@ -123,19 +130,25 @@ def _looks_like_capture(path: str) -> bool:
 def open_capture(path: str) -> CaptureFile:
     """Open a classic pcap or pcapng file; CaptureError if it is neither."""
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - owned and closed by CaptureFile
-        size = os.fstat(fh.fileno()).st_size
-        head = fh.read(PCAP_HEADER_BYTES)
+        fh = open(path, "rb")  # closed by CaptureFile.close()
     except OSError as exc:
-        raise CaptureError(
-            f"cannot open capture file {path} ({exc.strerror}); "
-            "check that it exists and is readable"
-        ) from exc
+        raise _unreadable(path, exc) from exc
     try:
-        return _open_format(path, fh, size, head)
+        size = os.fstat(fh.fileno()).st_size
+        return _open_format(path, fh, size, fh.read(PCAP_HEADER_BYTES))
+    except OSError as exc:
+        fh.close()
+        raise _unreadable(path, exc) from exc
     except CaptureError:
         fh.close()
         raise
+
+
+def _unreadable(path: str, exc: OSError) -> CaptureError:
+    return CaptureError(
+        f"cannot open capture file {path} ({exc.strerror}); "
+        "check that it exists and is readable"
+    )
 
 
 def _open_format(path: str, fh: BufferedReader, size: int, head: bytes) -> CaptureFile:
@@ -202,6 +215,7 @@ class CaptureFile:
         self._pos = 0  # next unread byte in _buf
         self._end = len(head)  # end of the bytes read into _buf
         self._eof = False
+        self._failure: CorruptCapture | None = None  # raised again if called again
         logger.debug(
             "capture file opened path=%s format=%s size=%d", path, self.format, size
         )
@@ -247,6 +261,8 @@ class CaptureFile:
 
     def _next_batch(self, max_packets: int, max_bytes: int) -> PacketBatch | None:
         """Scan records from the buffer, refilling it; None at a clean end."""
+        if self._failure is not None:
+            raise self._failure
         while True:
             start = self._pos
             cols = _Columns([], [], [], [], [], [])
@@ -376,6 +392,7 @@ class CaptureFile:
     def _corrupt(self, offset: int, reason: str) -> CorruptCapture:
         """Record damage at file offset `offset` and build the error to raise."""
         error = CorruptCapture(self.path, offset, reason)
+        self._failure = error
         self.errors.append(str(error))
         logger.warning(
             "capture file corrupt path=%s offset=%d reason=%s packets=%d",
@@ -404,6 +421,7 @@ class PcapFile(CaptureFile):
     def __init__(self, path: str, fh: BufferedReader, size: int, head: bytes) -> None:
         super().__init__(path, fh, size, head)
         order, self._frac_ns = PCAP_MAGICS[struct.unpack_from("<I", head)[0]]
+        # The time zone and accuracy fields are 0 in practice and ignored.
         fields = struct.unpack_from(order + "HHiIII", head, 4)
         self.version = (fields[0], fields[1])
         self.snaplen = fields[4]

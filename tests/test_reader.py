@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 import tracemalloc
@@ -356,6 +357,18 @@ def test_batches_file_larger_than_read_buffer_matches_dpkt(tmp_path: Path) -> No
     assert [round(p[0] / NS, 3) for p in packets] == [round(r[0], 3) for r in reference]
 
 
+def test_batches_called_again_after_damage_raises_same_error(tmp_path: Path) -> None:
+    content = pcap_file(SAMPLE_RECORDS) + b"\x00" * 5
+    with open_capture(str(write(tmp_path, "again.pcap", content))) as capture:
+        with pytest.raises(CorruptCapture) as first:
+            list(capture.batches())
+        with pytest.raises(CorruptCapture) as second:
+            list(capture.batches())
+    assert second.value is first.value
+    assert capture.packets == len(SAMPLE_RECORDS)
+    assert capture.errors == [str(first.value)]
+
+
 # --- hand-built pcapng ---------------------------------------------------------
 
 
@@ -560,6 +573,13 @@ def test_expand_paths_directories_by_extension_and_magic(tmp_path: Path) -> None
     assert flat == [str(tmp_path / n) for n in names]
     deep = expand_paths([str(tmp_path)], recursive=True)
     assert deep == flat + [str(tmp_path / "sub" / "d.cap")]
+
+
+def test_expand_paths_skips_named_pipes(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.pcap")
+    os.mkfifo(tmp_path / "pipe")
+    write(tmp_path, "real.pcap", pcap_file(SAMPLE_RECORDS[:1]))
+    assert expand_paths([str(tmp_path)], True) == [str(tmp_path / "real.pcap")]
 
 
 def test_expand_paths_files_are_kept_as_given(tmp_path: Path) -> None:
