@@ -238,11 +238,12 @@ class CaptureFile:
             self.bytes_read += int(batch.caplen.sum())
             yield batch
         logger.info(
-            "capture file read path=%s format=%s packets=%d bytes=%d",
+            "capture file read path=%s format=%s packets=%d bytes=%d anomalies=%d",
             self.path,
             self.format,
             self.packets,
             self.bytes_read,
+            sum(self.anomalies.values()),
         )
 
     def close(self) -> None:
@@ -394,7 +395,8 @@ class CaptureFile:
         error = CorruptCapture(self.path, offset, reason)
         self._failure = error
         self.errors.append(str(error))
-        logger.warning(
+        # The caller reports the raised error; this line is only for tracing.
+        logger.debug(
             "capture file corrupt path=%s offset=%d reason=%s packets=%d",
             self.path,
             offset,
