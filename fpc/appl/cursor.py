@@ -7,6 +7,8 @@ the end raises `ParseError`, so no parser indexes packet bytes by hand.
 
 from __future__ import annotations
 
+import struct
+
 
 class ParseError(ValueError):
     """Malformed or truncated app-layer data; ends one parser for one session."""
@@ -67,5 +69,5 @@ class Cursor:
         """`n` bytes read as big-endian 16-bit numbers (`n` must be even)."""
         if n % 2:
             raise ParseError(f"{what} has odd length {n} at offset {self.pos}")
-        raw = self.take(n, what)
-        return [(raw[i] << 8) | raw[i + 1] for i in range(0, n, 2)]
+        i = self._need(n, what)
+        return list(struct.unpack_from(f"!{n // 2}H", self.buf, i))

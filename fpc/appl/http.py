@@ -33,6 +33,9 @@ _METHOD = re.compile(rb"[A-Z][A-Z_-]{1,19} ")
 _REQUEST_LINE = re.compile(rb"([A-Za-z_-]{1,20}) (\S{1,8192}) HTTP/1\.(\d)$")
 _STATUS_LINE = re.compile(rb"HTTP/1\.(\d) (\d{3})(?: .*)?$")
 
+_FOLD = re.compile(rb"\r?\n[ \t]+")  # obsolete line folding (RFC 9112 5.2)
+_Headers = dict[bytes, list[bytes]]
+
 # What a direction is reading.
 _HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _UNTIL_CLOSE = range(7)
 _OPAQUE = 7  # after CONNECT or an Upgrade: not HTTP any more
@@ -132,11 +135,14 @@ class HttpParser(Parser):
         end = _HEAD_END.search(buf, pos)
         if end is None:
             return pos
-        lines = _unfold(buf[pos : end.start()].split(b"\n"))
-        if lines[0].startswith(b"HTTP/"):
-            self._on_response(side, lines)
+        head = buf[pos : end.start()]
+        eol = head.find(b"\n")
+        start = (head if eol < 0 else head[:eol]).rstrip(b"\r")
+        headers = _headers(b"" if eol < 0 else head[eol:])
+        if start.startswith(b"HTTP/"):
+            self._on_response(side, start, headers)
         else:
-            self._on_request(side, lines)
+            self._on_request(side, start, headers)
         return end.end()
 
     def _read_chunk_line(self, side: _Side, buf: bytes, pos: int) -> int:
@@ -161,12 +167,11 @@ class HttpParser(Parser):
         side.remaining = int(digits, 16)
         side.state = _CHUNK_DATA if side.remaining else _TRAILER
 
-    def _on_request(self, side: _Side, lines: list[bytes]) -> None:
-        match = _REQUEST_LINE.match(lines[0])
+    def _on_request(self, side: _Side, start: bytes, headers: _Headers) -> None:
+        match = _REQUEST_LINE.match(start)
         if match is None:
-            raise ParseError(f"http request line {lines[0][:64]!r} is malformed")
+            raise ParseError(f"http request line {start[:64]!r} is malformed")
         method, target = match.group(1), match.group(2)
-        headers = _headers(lines[1:])
         self.sink.add("http.request.method", method.decode("latin-1"))
         _add_target(self.sink, method, target)
         for host in headers.get(b"host", ()):
@@ -177,13 +182,12 @@ class HttpParser(Parser):
             self._methods.append(method)
         _frame_body(side, headers, has_body=True)
 
-    def _on_response(self, side: _Side, lines: list[bytes]) -> None:
-        match = _STATUS_LINE.match(lines[0])
+    def _on_response(self, side: _Side, start: bytes, headers: _Headers) -> None:
+        match = _STATUS_LINE.match(start)
         if match is None:
-            raise ParseError(f"http status line {lines[0][:64]!r} is malformed")
+            raise ParseError(f"http status line {start[:64]!r} is malformed")
         status = int(match.group(2))
         self.sink.add("http.response.status_code", status)
-        headers = _headers(lines[1:])
         if 100 <= status < 200 and status != 101:
             return  # interim response: the final one follows, body-less
         method = self._methods.popleft() if self._methods else b""
@@ -194,31 +198,21 @@ class HttpParser(Parser):
         _frame_body(side, headers, has_body=not no_body, until_close=True)
 
 
-def _unfold(lines: list[bytes]) -> list[bytes]:
-    """Strips CRs and joins obsolete folded header lines onto the one above."""
-    out: list[bytes] = []
-    for line in lines:
-        line = line.rstrip(b"\r")
-        if out and len(out) > 1 and line[:1] in (b" ", b"\t"):
-            out[-1] = out[-1] + b" " + line.strip()
-        else:
-            out.append(line)
-    return out
-
-
-def _headers(lines: list[bytes]) -> dict[bytes, list[bytes]]:
-    headers: dict[bytes, list[bytes]] = {}
-    for line in lines:
+def _headers(block: bytes) -> _Headers:
+    """Header fields by lowercase name; folded lines are joined first."""
+    if b"\n " in block or b"\n\t" in block:
+        block = _FOLD.sub(b" ", block)
+    headers: _Headers = {}
+    for line in block.split(b"\n"):
         name, sep, value = line.partition(b":")
-        if not sep:
-            continue  # a line without a colon is ignored, as RFC 9112 allows
-        headers.setdefault(name.strip().lower(), []).append(value.strip())
+        if sep:  # a line without a colon is ignored, as RFC 9112 allows
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
     return headers
 
 
 def _frame_body(
     side: _Side,
-    headers: dict[bytes, list[bytes]],
+    headers: _Headers,
     has_body: bool,
     until_close: bool = False,
 ) -> None:

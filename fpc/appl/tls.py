@@ -36,9 +36,12 @@ EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_EC_POINT_FORMATS = 0, 10, 11
 EXT_SUPPORTED_VERSIONS = 43
 
 
+GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))  # RFC 8701
+
+
 def is_grease(value: int) -> bool:
     """RFC 8701 reserved values 0x0a0a, 0x1a1a, ..., 0xfafa."""
-    return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
+    return value in GREASE
 
 
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
@@ -202,7 +205,7 @@ def _server_names(data: Cursor) -> list[str]:
 
 
 def _dash(values: list[int]) -> str:
-    return "-".join(str(v) for v in values if not is_grease(v))
+    return "-".join([str(v) for v in values if v not in GREASE])
 
 
 register(
