@@ -51,6 +51,7 @@ MAX_BLOCK_BYTES = 16 << 20  # largest pcapng block we accept
 PCAP_HEADER_BYTES = 24
 PCAP_RECORD_BYTES = 16
 PCAPNG_MIN_BLOCK_BYTES = 12
+PCAPNG_MIN_SHB_BYTES = 28
 
 # Classic pcap magic (as read little-endian) -> (byte order, ns per fraction unit).
 # TODO: the modified pcap format (magic a1b2cd34, 24-byte record headers) is
@@ -135,7 +136,7 @@ def open_capture(path: str) -> CaptureFile:
         raise _unreadable(path, exc) from exc
     try:
         size = os.fstat(fh.fileno()).st_size
-        return _open_format(path, fh, size, fh.read(PCAP_HEADER_BYTES))
+        return _open_format(path, fh, size, fh.read(PCAPNG_MIN_SHB_BYTES))
     except OSError as exc:
         fh.close()
         raise _unreadable(path, exc) from exc
@@ -155,7 +156,7 @@ def _open_format(path: str, fh: BufferedReader, size: int, head: bytes) -> Captu
     """Pick the reader class from the first bytes of the file."""
     magic = struct.unpack_from("<I", head)[0] if len(head) >= 4 else None
     if magic == PCAPNG_SHB:
-        if len(head) < PCAPNG_MIN_BLOCK_BYTES + 4:
+        if len(head) < PCAPNG_MIN_SHB_BYTES:
             raise _short_file(path, len(head), "pcapng section header")
         return PcapngFile(path, fh, size, head)
     if magic in PCAP_MAGICS:
@@ -723,8 +724,10 @@ class PcapngFile(CaptureFile):
 
     def _read_shb(self, buf: bytearray, pos: int, blen: int, lay: _Layout) -> None:
         """A new section: its byte order applies and its interfaces start empty."""
-        if blen < 28:
-            raise _Damage(f"section header block is {blen} bytes, below 28")
+        if blen < PCAPNG_MIN_SHB_BYTES:
+            raise _Damage(
+                f"section header block is {blen} bytes, below {PCAPNG_MIN_SHB_BYTES}"
+            )
         _magic, major, minor, _length = lay.shb.unpack_from(buf, pos + 8)
         if major != 1:
             raise _Damage(f"section header has version {major}.{minor}, not 1.x")

@@ -544,6 +544,7 @@ def test_batches_pcapng_larger_than_read_buffer_matches_dpkt(tmp_path: Path) -> 
         (b"hello, this is a text file and not a capture", "not a pcap or pcapng"),
         (b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00", "shorter than its pcap file header"),
         (b"\x0a\x0d\x0d\x0a\x1c\x00", "shorter than its pcapng section header"),
+        (shb("<")[:27], "shorter than its pcapng section header"),
     ],
 )
 def test_open_capture_not_a_capture_raises(
