@@ -9,15 +9,16 @@
  *
  * "Lower" compares (address bytes, port) as a tuple, so both directions of a
  * session give the same key; `reverse` is 1 when the packet was sent by the
- * higher endpoint. The hash is 32-bit FNV-1a over the key, hence the same in
- * both directions. Pure computation: no GIL, no Python objects.
+ * higher endpoint. The hash is 32-bit MurmurHash3 (x86_32, seed 0) over the
+ * key, hence the same in both directions. Pure computation: no GIL, no
+ * Python objects.
  */
 #include <string.h>
 
 #include "decode.h"
 
-#define FNV_OFFSET 2166136261u
-#define FNV_PRIME 16777619u
+#define MURMUR_C1 0xcc9e2d51u
+#define MURMUR_C2 0x1b873593u
 
 static void
 put_be16(uint8_t *p, uint16_t v)
@@ -27,14 +28,30 @@ put_be16(uint8_t *p, uint16_t v)
 }
 
 static uint32_t
-fnv1a(const uint8_t *p, size_t n)
+rotl32(uint32_t x, int r)
 {
-    uint32_t h = FNV_OFFSET;
+    return (x << r) | (x >> (32 - r));
+}
+
+/* MurmurHash3 x86_32 with seed 0 over n bytes, n a multiple of 4 (the key is 44). */
+static uint32_t
+murmur3(const uint8_t *p, size_t n)
+{
+    uint32_t h = 0, k;
     size_t i;
 
-    for (i = 0; i < n; i++) {
-        h = (h ^ p[i]) * FNV_PRIME;
+    for (i = 0; i + 4 <= n; i += 4) {
+        k = (uint32_t)p[i] | ((uint32_t)p[i + 1] << 8) | ((uint32_t)p[i + 2] << 16) |
+            ((uint32_t)p[i + 3] << 24);
+        k = rotl32(k * MURMUR_C1, 15) * MURMUR_C2;
+        h = rotl32(h ^ k, 13) * 5 + 0xe6546b64u;
     }
+    h ^= (uint32_t)n;
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
     return h;
 }
 
@@ -55,5 +72,5 @@ fpc_key_build(FpcDecoded *row)
     put_be16(k + 40, row->vlan_count > 1 ? row->vlan[1] : 0);
     k[42] = k[43] = 0;
     row->reverse = (uint8_t)reverse;
-    row->hash = fnv1a(k, FPC_KEY_LEN);
+    row->hash = murmur3(k, FPC_KEY_LEN);
 }

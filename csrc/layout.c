@@ -153,6 +153,29 @@ cleanup:
     return rc;
 }
 
+/* Copies with a size known at compile time, so each becomes a plain load and store. */
+static inline void
+copy_field(char *dst, const char *src, Py_ssize_t n)
+{
+    switch (n) {
+    case 1:
+        memcpy(dst, src, 1);
+        break;
+    case 2:
+        memcpy(dst, src, 2);
+        break;
+    case 4:
+        memcpy(dst, src, 4);
+        break;
+    case 16:
+        memcpy(dst, src, 16);
+        break;
+    default:
+        memcpy(dst, src, (size_t)n);
+        break;
+    }
+}
+
 void
 fpc_layout_write(char *dst, const FpcDecoded *dec, const FpcLayout *layout)
 {
@@ -160,7 +183,7 @@ fpc_layout_write(char *dst, const FpcDecoded *dec, const FpcLayout *layout)
     int i;
 
     for (i = 0; i < FPC_LAYOUT_FIELDS; i++) {
-        memcpy(dst + layout->offset[i], src + FIELDS[i].c_offset,
-               (size_t)(FIELDS[i].size * FIELDS[i].count));
+        copy_field(dst + layout->offset[i], src + FIELDS[i].c_offset,
+                   FIELDS[i].size * FIELDS[i].count);
     }
 }

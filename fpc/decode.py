@@ -2,7 +2,8 @@
 
 In: a `PacketBatch` from a reader. Out: one row of `DECODED` per packet, filled
 by `fpc._fastpath.decode_batch`, which the session table groups by `key`.
-Runs on the processing thread; the C code releases nothing and keeps no state.
+Runs on the processing thread; the C code releases the GIL while it decodes and
+keeps no state.
 
 Sessions are built on the innermost IP packet: link layer, VLAN/QinQ, MPLS,
 PPPoE and tunnels (GRE incl. ERSPAN I/II/III and PPP, VXLAN, Geneve, GTP-U,
