@@ -442,21 +442,25 @@ class PcapFile(CaptureFile):
         if not self._version_checked:
             self._check_version()
         buf, pos, end = self._buf, self._pos, self._end
-        caplen_at, limit, stop = self._caplen_at, self.max_caplen, pos + max_bytes
-        starts = cols.offset
+        caplen_at, limit = self._caplen_at, self.max_caplen
+        last_header = end - PCAP_RECORD_BYTES
+        batch_end = min(end, pos + max_bytes)
+        bound = end  # the first record may exceed max_bytes on its own
+        add = cols.offset.append
         reason = None
         for _ in range(max_packets):
-            if pos + PCAP_RECORD_BYTES > end:
+            if pos > last_header:
                 break
             caplen = caplen_at(buf, pos + 8)[0]
             if caplen > limit:
                 reason = f"record caplen {caplen} exceeds the limit of {limit} bytes"
                 break
             after = pos + PCAP_RECORD_BYTES + caplen
-            if after > end or (after > stop and starts):
+            if after > bound:
                 break
-            starts.append(pos)
+            add(pos)
             pos = after
+            bound = batch_end
         self._pos = pos
         return reason
 
