@@ -1,5 +1,6 @@
 /*
- * Tunnel decoders: GRE (with PPTP, ERSPAN I/II/III), VXLAN, Geneve, GTP-U.
+ * Tunnel decoders: GRE (with PPTP, ERSPAN I/II/III), VXLAN, VXLAN-GPE,
+ * Geneve, GTP-U.
  *
  * Called by ip.c with a cursor at the tunnel header and depth already raised
  * by one; each returns the status of the inner packet, which ip.c discards in
@@ -23,6 +24,7 @@
 
 #define PORT_GTP_U 2152
 #define PORT_VXLAN 4789
+#define PORT_VXLAN_GPE 4790
 #define PORT_GENEVE 6081
 
 /*
@@ -154,6 +156,35 @@ decode_vxlan(FpcDecoder *d, FpcCursor *c, int depth)
 }
 
 /*
+ * VXLAN-GPE (UDP 4790), then what the next-protocol byte names
+ * (1 IPv4, 2 IPv6, 3 Ethernet):
+ *
+ *   | flags (8, I = 0x08, P = 0x04) | reserved (16) | next protocol (8) |
+ *   | VNI (24) | reserved (8) |
+ */
+static int
+decode_vxlan_gpe(FpcDecoder *d, FpcCursor *c, int depth)
+{
+    uint8_t flags = fpc_cursor_u8(c);
+    uint8_t next;
+
+    fpc_cursor_skip(c, 2);
+    next = fpc_cursor_u8(c);
+    fpc_cursor_skip(c, 4);
+    if (c->err || !(flags & 0x08)) {
+        return FPC_STATUS_MALFORMED;
+    }
+    d->row.tunnel |= FPC_TUNNEL_VXLAN;
+    if (!(flags & 0x04) || next == 3) {
+        return fpc_link_ether(d, c, depth);
+    }
+    if (next == 1 || next == 2) {
+        return fpc_ip_decode(d, c, next == 1 ? 4 : 6, depth);
+    }
+    return FPC_STATUS_NON_IP;
+}
+
+/*
  * Geneve (RFC 8926), then Ethernet (0x6558) or IP:
  *
  *   | ver (2) | options length (6, 4-byte units) | O (1) | C (1) | reserved (6) |
@@ -226,8 +257,8 @@ decode_gtp(FpcDecoder *d, FpcCursor *c, int depth)
 int
 fpc_tunnel_is_udp(uint16_t sport, uint16_t dport)
 {
-    return dport == PORT_VXLAN || dport == PORT_GENEVE || dport == PORT_GTP_U ||
-           sport == PORT_GTP_U;
+    return dport == PORT_VXLAN || dport == PORT_VXLAN_GPE || dport == PORT_GENEVE ||
+           dport == PORT_GTP_U || sport == PORT_GTP_U;
 }
 
 int
@@ -235,6 +266,9 @@ fpc_tunnel_udp(FpcDecoder *d, FpcCursor *c, uint16_t sport, uint16_t dport, int 
 {
     if (dport == PORT_VXLAN) {
         return decode_vxlan(d, c, depth);
+    }
+    if (dport == PORT_VXLAN_GPE) {
+        return decode_vxlan_gpe(d, c, depth);
     }
     if (dport == PORT_GENEVE) {
         return decode_geneve(d, c, depth);

@@ -233,6 +233,15 @@ def test_decode_ethernet_padding_is_not_payload():
     assert row["payload_len"] == 2 and row["payload_offset"] == 14 + 28
 
 
+def test_decode_zero_ip_length_from_offload_runs_to_capture_end():
+    row = decode_one(eth(ETH_IP4, ipv4(6, tcp(1, 2, b"abcdef"), total=0)))
+    check_ip(row, V4_A, V4_B, 6, 1, 2)
+    assert row["payload_len"] == 6
+    row = decode_one(eth(ETH_IP6, ipv6(17, udp(1, 2, b"abc"), plen=0)))
+    check_ip(row, V6_A, V6_B, 17, 1, 2)
+    assert row["payload_len"] == 3
+
+
 @pytest.mark.parametrize("cut, ports", [(2, (0, 0)), (10, (1234, 80))])
 def test_decode_tcp_cut_by_snaplen_keeps_ip_key(cut, ports):
     pkt = eth(ETH_IP4, ipv4(6, tcp(1234, 80, b"data")))[: 14 + 20 + cut]
@@ -607,6 +616,14 @@ def test_decode_erspan_type3(subheader):
 def test_decode_vxlan():
     vx = struct.pack(">II", 0x08000000, 4242 << 8)
     row = decode_one(outer4(17, udp(55555, 4789, vx + eth(ETH_IP4, inner_tcp4()))))
+    check_inner_tcp4(row, decode.TUNNEL_VXLAN)
+
+
+@pytest.mark.parametrize("next_proto", [1, 3])
+def test_decode_vxlan_gpe(next_proto):
+    inner = inner_tcp4() if next_proto == 1 else eth(ETH_IP4, inner_tcp4())
+    head = struct.pack(">BHBI", 0x0C, 0, next_proto, 3 << 8)
+    row = decode_one(outer4(17, udp(4789, 4790, head + inner)))
     check_inner_tcp4(row, decode.TUNNEL_VXLAN)
 
 

@@ -117,6 +117,7 @@ def test_corpus_decodes_without_crash_and_matches_dpkt():
     "name, tunnel",
     [
         ("arkime/vxlan.pcap", decode.TUNNEL_VXLAN),
+        ("arkime/gre-erspan-vxlan.pcap", decode.TUNNEL_VXLAN),
         ("arkime/gtp-u.pcap", decode.TUNNEL_GTP),
         ("arkime/ipv6-in-ipv4.pcap", decode.TUNNEL_IPIP),
         ("other/zeek-geneve.pcap", decode.TUNNEL_GENEVE),
