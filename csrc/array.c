@@ -32,8 +32,8 @@ native_code(const char *format)
 }
 
 int
-fpc_array_get(PyObject *obj, const char *what, const char *codes, Py_ssize_t itemsize,
-              Py_ssize_t n, Py_buffer *view)
+fpc_array_get(PyObject *obj, const char *what, const char *codes, Py_ssize_t itemsize, Py_ssize_t n,
+              Py_buffer *view)
 {
     const char *code;
 
@@ -50,8 +50,8 @@ fpc_array_get(PyObject *obj, const char *what, const char *codes, Py_ssize_t ite
         PyErr_Format(PyExc_ValueError,
                      "%s has format '%s', %d dimension(s), itemsize %zd; expected a 1-D "
                      "native-endian array with itemsize %zd (struct code one of '%s')",
-                     what, view->format ? view->format : "B", view->ndim, view->itemsize,
-                     itemsize, codes);
+                     what, view->format ? view->format : "B", view->ndim, view->itemsize, itemsize,
+                     codes);
         PyBuffer_Release(view);
         return -1;
     }

@@ -13,8 +13,7 @@
 
 /* Decodes packet `pkt` of `caplen` bytes into `dst`; GIL not needed. */
 static void
-decode_one(const uint8_t *pkt, size_t caplen, unsigned linktype, char *dst,
-           const FpcLayout *layout)
+decode_one(const uint8_t *pkt, size_t caplen, unsigned linktype, char *dst, const FpcLayout *layout)
 {
     FpcDecoder d;
     FpcCursor c = {pkt, 0, caplen, 0};
@@ -90,15 +89,15 @@ decode_batch(PyObject *module, PyObject *args)
         goto cleanup;
     }
 
-    Py_BEGIN_ALLOW_THREADS
-    bad = decode_all(&data, offset.buf, caplen.buf, linktype.buf, out.buf, n, &layout);
-    Py_END_ALLOW_THREADS
-    if (bad >= 0) {
+    Py_BEGIN_ALLOW_THREADS bad =
+        decode_all(&data, offset.buf, caplen.buf, linktype.buf, out.buf, n, &layout);
+    Py_END_ALLOW_THREADS if (bad >= 0)
+    {
         PyErr_Format(PyExc_ValueError,
                      "packet %zd: offset %lld + caplen %u runs past the end of data (%zd bytes); "
                      "the batch's offset/caplen arrays do not match its buffer",
-                     bad, (long long)((int64_t *)offset.buf)[bad],
-                     ((uint32_t *)caplen.buf)[bad], data.len);
+                     bad, (long long)((int64_t *)offset.buf)[bad], ((uint32_t *)caplen.buf)[bad],
+                     data.len);
         goto cleanup;
     }
     result = Py_NewRef(Py_None);

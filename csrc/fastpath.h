@@ -28,7 +28,8 @@ typedef struct {
 int fpc_array_get(PyObject *obj, const char *what, const char *codes, Py_ssize_t itemsize,
                   Py_ssize_t n, Py_buffer *view);
 
-/* layout.c: checks `dtype` against FpcDecoded and fills `layout`; -1 and ValueError on a mismatch. */
+/* layout.c: checks `dtype` against FpcDecoded and fills `layout`; -1 and ValueError if they differ.
+ */
 int fpc_layout_check(PyObject *dtype, FpcLayout *layout);
 /* layout.c: copies `dec` into the row at `dst`; GIL not needed. */
 void fpc_layout_write(char *dst, const FpcDecoded *dec, const FpcLayout *layout);

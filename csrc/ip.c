@@ -254,7 +254,10 @@ decode_tcp(FpcDecoder *d, FpcCursor *c, size_t ip_end)
     return FPC_STATUS_IP;
 }
 
-/* UDP | sport | dport | length | checksum | and SCTP | sport | dport | vtag (32) | checksum (32) |. */
+/*
+ * UDP:  | source port (16) | destination port (16) | length (16) | checksum (16) |
+ * SCTP: | source port (16) | destination port (16) | verification tag (32) | checksum (32) |
+ */
 static int
 decode_ports(FpcDecoder *d, FpcCursor *c, size_t hlen, size_t ip_end)
 {

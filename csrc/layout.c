@@ -14,29 +14,25 @@
 
 typedef struct {
     const char *name;
-    char kind;          /* numpy kind of one element: 'u' unsigned, 'S' bytes */
-    Py_ssize_t size;    /* bytes of one element */
-    Py_ssize_t count;   /* elements (2 for vlan) */
-    size_t c_offset;    /* offsetof in FpcDecoded */
+    char kind;        /* numpy kind of one element: 'u' unsigned, 'S' bytes */
+    Py_ssize_t size;  /* bytes of one element */
+    Py_ssize_t count; /* elements (2 for vlan) */
+    size_t c_offset;  /* offsetof in FpcDecoded */
 } FpcFieldSpec;
 
 #define FIELD(name, kind, size, count) {#name, kind, size, count, offsetof(FpcDecoded, name)}
 
 static const FpcFieldSpec FIELDS[FPC_LAYOUT_FIELDS] = {
-    FIELD(status, 'u', 1, 1),         FIELD(ip_version, 'u', 1, 1),
-    FIELD(proto, 'u', 1, 1),          FIELD(tcp_flags, 'u', 1, 1),
-    FIELD(frag, 'u', 1, 1),           FIELD(ttl, 'u', 1, 1),
-    FIELD(reverse, 'u', 1, 1),        FIELD(vlan_count, 'u', 1, 1),
-    FIELD(vlan, 'u', 2, 2),           FIELD(ethertype, 'u', 2, 1),
-    FIELD(sport, 'u', 2, 1),          FIELD(dport, 'u', 2, 1),
-    FIELD(icmp_type, 'u', 1, 1),      FIELD(icmp_code, 'u', 1, 1),
-    FIELD(tunnel, 'u', 2, 1),         FIELD(l3_offset, 'u', 2, 1),
-    FIELD(payload_offset, 'u', 2, 1), FIELD(payload_len, 'u', 4, 1),
-    FIELD(ip_id, 'u', 4, 1),          FIELD(frag_offset, 'u', 2, 1),
-    FIELD(seq, 'u', 4, 1),            FIELD(ack, 'u', 4, 1),
-    FIELD(src, 'S', 16, 1),           FIELD(dst, 'S', 16, 1),
-    FIELD(src_mac, 'S', 6, 1),        FIELD(dst_mac, 'S', 6, 1),
-    FIELD(key, 'S', FPC_KEY_LEN, 1),  FIELD(hash, 'u', 4, 1),
+    FIELD(status, 'u', 1, 1),    FIELD(ip_version, 'u', 1, 1),     FIELD(proto, 'u', 1, 1),
+    FIELD(tcp_flags, 'u', 1, 1), FIELD(frag, 'u', 1, 1),           FIELD(ttl, 'u', 1, 1),
+    FIELD(reverse, 'u', 1, 1),   FIELD(vlan_count, 'u', 1, 1),     FIELD(vlan, 'u', 2, 2),
+    FIELD(ethertype, 'u', 2, 1), FIELD(sport, 'u', 2, 1),          FIELD(dport, 'u', 2, 1),
+    FIELD(icmp_type, 'u', 1, 1), FIELD(icmp_code, 'u', 1, 1),      FIELD(tunnel, 'u', 2, 1),
+    FIELD(l3_offset, 'u', 2, 1), FIELD(payload_offset, 'u', 2, 1), FIELD(payload_len, 'u', 4, 1),
+    FIELD(ip_id, 'u', 4, 1),     FIELD(frag_offset, 'u', 2, 1),    FIELD(seq, 'u', 4, 1),
+    FIELD(ack, 'u', 4, 1),       FIELD(src, 'S', 16, 1),           FIELD(dst, 'S', 16, 1),
+    FIELD(src_mac, 'S', 6, 1),   FIELD(dst_mac, 'S', 6, 1),        FIELD(key, 'S', FPC_KEY_LEN, 1),
+    FIELD(hash, 'u', 4, 1),
 };
 
 /* Reads an integer attribute; -1 with an exception set on failure. */
@@ -124,9 +120,8 @@ fpc_layout_check(PyObject *dtype, FpcLayout *layout)
     int i;
 
     if (fields == NULL || fields == Py_None) {
-        PyErr_SetString(PyExc_ValueError,
-                        "out must have the structured dtype fpc.decode.DECODED; "
-                        "create it with np.zeros(n, dtype=DECODED)");
+        PyErr_SetString(PyExc_ValueError, "out must have the structured dtype fpc.decode.DECODED; "
+                                          "create it with np.zeros(n, dtype=DECODED)");
         goto cleanup;
     }
     if (PyObject_Length(fields) != FPC_LAYOUT_FIELDS) {

@@ -110,13 +110,11 @@ fpc_records_pack(PyObject *module, PyObject *args)
         goto cleanup;
     }
 
-    Py_BEGIN_ALLOW_THREADS
-    records_fill((uint8_t *)PyBytes_AS_STRING(result), data.buf, offset.buf, caplen.buf,
-                 wirelen.buf, ts_ns.buf, n, precision);
+    Py_BEGIN_ALLOW_THREADS records_fill((uint8_t *)PyBytes_AS_STRING(result), data.buf, offset.buf,
+                                        caplen.buf, wirelen.buf, ts_ns.buf, n, precision);
     Py_END_ALLOW_THREADS
 
-cleanup:
-    PyBuffer_Release(&ts_ns);
+        cleanup : PyBuffer_Release(&ts_ns);
     PyBuffer_Release(&wirelen);
     PyBuffer_Release(&caplen);
     PyBuffer_Release(&offset);
