@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import ipaddress
 import json
@@ -28,12 +29,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import numpy as np
 from aiohttp import web
 from multidict import MultiMapping
 
 from fpc.errors import FpcError, PcapUnavailable, SessionNotFound, StoreError
 from fpc.fields import get_path
-from fpc.pcapfile import PcapFileReader, PcapngOutput, PcapOutput, make_output
+from fpc.pcapfile import (
+    FileKey,
+    PacketList,
+    PacketPlan,
+    PcapngOutput,
+    PcapOutput,
+    make_output,
+)
 from fpc.store.base import PcapFile, SessionQuery, Store
 
 logger = logging.getLogger(__name__)
@@ -201,124 +210,65 @@ def check_session_id(session_id: str) -> str:
 # Packet plans ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PacketRef:
-    """Where one packet of an SPI record is: node, file number, packet position."""
+def packet_list(records: list[dict[str, Any]]) -> PacketList:
+    """The packet positions of SPI records, record after record, in capture order."""
+    parts = [_record_packets(r) for r in records]
+    keys = sorted({(node, int(f)) for node, files, _, _ in parts for f in set(files)})
+    index = {key: i for i, key in enumerate(keys)}
+    file_idx = [
+        np.array([index[(node, int(f))] for f in files], dtype=np.int64)
+        for node, files, _, _ in parts
+    ]
+    return PacketList(
+        keys,
+        _concat(file_idx),
+        _concat([np.asarray(pos, dtype=np.int64) for _, _, pos, _ in parts]),
+        _concat([np.asarray(lens, dtype=np.int64) for _, _, _, lens in parts]),
+    )
 
-    node: str
-    file_num: int
-    pos: int
-    caplen: int | None = None  # from fpc.packet.len, checked against the file
+
+def _concat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
 
 
-def packet_refs(record: dict[str, Any]) -> list[PacketRef]:
-    """The packet positions of one SPI record, in capture order."""
+def _record_packets(
+    record: dict[str, Any],
+) -> tuple[str, list[Any], list[Any], list[Any]]:
+    """(node, files, positions, lengths) of one SPI record; lengths -1 if absent."""
     node = get_path(record, "observer.name")
     files = _list_field(record, "fpc.packet.file")
     positions = _list_field(record, "fpc.packet.pos")
-    lens = _list_field(record, "fpc.packet.len") or [None] * len(positions)
+    lens = _list_field(record, "fpc.packet.len") or [-1] * len(positions)
     if not isinstance(node, str) or not len(files) == len(positions) == len(lens):
         raise PcapUnavailable(
             f"SPI record {get_path(record, 'event.id')} has no node or an "
             "inconsistent packet list (fpc.packet.file, .pos and .len differ in "
             "length); re-index the session"
         )
-    return [
-        PacketRef(node, int(f), int(p), None if n is None else int(n))
-        for f, p, n in zip(files, positions, lens, strict=True)
-    ]
+    return node, files, positions, lens
 
 
 def _list_field(record: dict[str, Any], name: str) -> list[Any]:
     value = get_path(record, name)
     if value is None:
         return []
-    if not isinstance(value, list):
+    if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
         raise PcapUnavailable(
             f"SPI record {get_path(record, 'event.id')} field {name} is not a "
-            "list; re-index the session"
+            "list of integers; re-index the session"
         )
     return value
 
 
-def lookup_files(
-    store: Store, refs: list[PacketRef]
-) -> dict[tuple[str, int], PcapFile | None]:
-    """Registry rows of every file the refs name; runs on the store thread."""
-    keys = {(r.node, r.file_num) for r in refs}
-    return {key: store.get_file(*key) for key in sorted(keys)}
+def lookup_files(store: Store, keys: list[FileKey]) -> dict[FileKey, PcapFile | None]:
+    """Registry rows of the files; runs on the store thread."""
+    return {key: store.get_file(*key) for key in keys}
 
 
-class PacketPlan:
-    """The packets of a response, checked and ordered before the first byte is sent.
-
-    Opens every file once, reads and checks every record header, so that a
-    missing or damaged file becomes a 410 instead of a cut-off stream.
-    """
-
-    def __init__(self, pcap_dir: str, rows: dict[tuple[str, int], PcapFile | None]):
-        self.pcap_dir = pcap_dir
-        self.rows = rows
-        self.readers: dict[tuple[str, int], PcapFileReader] = {}
-        self.sizes: dict[tuple[str, int], int] = {}
-        self.items: list[tuple[int, PacketRef]] = []  # (ts_ns, ref)
-
-    def build(self, refs: list[PacketRef], by_time: bool) -> PacketPlan:
-        try:
-            for ref in refs:
-                ts_ns, _, _ = self._header(ref)
-                self.items.append((ts_ns, ref))
-        except BaseException:
-            self.close()
-            raise
-        if by_time:
-            self.items.sort(
-                key=lambda item: (item[0], item[1].node, item[1].file_num, item[1].pos)
-            )
-        return self
-
-    def _header(self, ref: PacketRef) -> tuple[int, int, int]:
-        key = (ref.node, ref.file_num)
-        reader = self.readers.get(key) or self._open(key)
-        ts_ns, caplen, wirelen = reader.read_header(ref.pos, self.sizes[key])
-        if ref.caplen is not None and caplen != ref.caplen:
-            raise PcapUnavailable(
-                f"PCAP file {reader.path} holds a {caplen}-byte packet at byte "
-                f"{ref.pos}, the SPI record says {ref.caplen}; the file was "
-                "replaced or the record points at the wrong position"
-            )
-        return ts_ns, caplen, wirelen
-
-    def _open(self, key: tuple[str, int]) -> PcapFileReader:
-        # TODO: open files are kept until the response ends; a merged query over
-        # thousands of files can hit the descriptor limit and fails with a 410.
-        path = safe_path(self.pcap_dir, key, self.rows.get(key))
-        reader = PcapFileReader(path)
-        self.readers[key] = reader
-        self.sizes[key] = reader.size()
-        return reader
-
-    def kinds(self) -> set[tuple[int, int]]:
-        return {(r.header.linktype, r.header.precision) for r in self.readers.values()}
-
-    def encode(self, out: PcapOutput | PcapngOutput, lo: int, hi: int) -> bytes:
-        """Records lo..hi-1 of the plan in the output format; on the io pool."""
-        parts = []
-        for _, ref in self.items[lo:hi]:
-            key = (ref.node, ref.file_num)
-            pkt = self.readers[key].read_packet(ref.pos, self.sizes[key])
-            parts.append(out.encode(pkt))
-        return b"".join(parts)
-
-    def close(self) -> None:
-        for reader in self.readers.values():
-            reader.close()
-        self.readers.clear()
-
-
-def safe_path(pcap_dir: str, key: tuple[str, int], row: PcapFile | None) -> str:
+def safe_path(pcap_dir: str, rows: dict[FileKey, PcapFile | None], key: FileKey) -> str:
     """The registry path of a file, only if it resolves to a file under pcap_dir."""
     node, file_num = key
+    row = rows.get(key)
     if row is None:
         # TODO: sessions of other nodes are not forwarded to the node that holds
         # their files yet; without a local registry row they are answered 410.
@@ -362,39 +312,30 @@ async def handle_session(request: web.Request) -> web.StreamResponse:
     if not want_pcap:
         body = await service.in_io(_dumps, record)
         return web.Response(body=body, content_type="application/json")
-    return await stream_pcap(request, packet_refs(record), sid, by_time=False)
+    packets = await service.in_io(packet_list, [record])
+    return await stream_pcap(request, packets, sid, by_time=False)
 
 
 async def handle_sessions_pcap(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     query = parse_query(request.query)
     records = await service.in_store(service.store.search_sessions, query)
-    seen: set[PacketRef] = set()
-    refs = []
-    for record in records:
-        for ref in packet_refs(record):
-            key = PacketRef(ref.node, ref.file_num, ref.pos)
-            if key not in seen:
-                seen.add(key)
-                refs.append(ref)
-    return await stream_pcap(request, refs, "sessions", by_time=True)
+    packets = await service.in_io(lambda: packet_list(records).unique())
+    return await stream_pcap(request, packets, "sessions", by_time=True)
 
 
 async def stream_pcap(
-    request: web.Request, refs: list[PacketRef], name: str, by_time: bool
+    request: web.Request, packets: PacketList, name: str, by_time: bool
 ) -> web.StreamResponse:
     """Check every packet, then stream them as pcap or pcapng in chunks."""
     service = request.app[SERVICE]
-    rows = await service.in_store(lookup_files, service.store, refs)
-    plan = PacketPlan(service.pcap_dir, rows)
-    await service.in_io(plan.build, refs, by_time)
+    rows = await service.in_store(lookup_files, service.store, packets.keys)
+    resolve = functools.partial(safe_path, service.pcap_dir, rows)
+    plan = await service.in_io(PacketPlan(packets, resolve).build, by_time)
     try:
         out = make_output(plan.kinds())
-        resp = web.StreamResponse(
-            headers={
-                "Content-Disposition": f'attachment; filename="{name}.{out.suffix}"'
-            }
-        )
+        disposition = f'attachment; filename="{name}.{out.suffix}"'
+        resp = web.StreamResponse(headers={"Content-Disposition": disposition})
         resp.content_type = out.content_type
         await resp.prepare(request)
         await _send_plan(request, resp, plan, out)
@@ -414,7 +355,7 @@ async def _send_plan(
     sent = 0
     try:
         await resp.write(out.header())
-        for sent in range(0, len(plan.items), CHUNK_PACKETS):
+        for sent in range(0, len(plan.packets), CHUNK_PACKETS):
             chunk = await service.in_io(plan.encode, out, sent, sent + CHUNK_PACKETS)
             await resp.write(chunk)
         await resp.write_eof()

@@ -26,7 +26,7 @@ import uvloop
 from test_writer import assert_tcpdump_reads, load_source, read_pcapng, read_records
 
 from fpc.packets import PRECISION_NS, PRECISION_US, PacketBatch
-from fpc.server import Service, start_site
+from fpc.server import Service, packet_list, start_site
 from fpc.store import open_store
 from fpc.store.base import Store
 from fpc.writer import PcapWriter
@@ -437,3 +437,14 @@ def _fetch_when_up(port: int, path: str) -> bytes:
             time.sleep(0.1)
         finally:
             conn.close()
+
+
+def test_packet_list_unique_keeps_first_of_each_packet(corpus):
+    recs = [s[0] for s in corpus.sessions.values()][:3]
+    once = packet_list(recs)
+    twice = packet_list([recs[1], *recs, recs[0]]).unique()
+    got = {(twice.keys[k], p) for k, p in zip(twice.file_idx, twice.pos, strict=True)}
+    want = {(once.keys[k], p) for k, p in zip(once.file_idx, once.pos, strict=True)}
+    assert len(twice) == len(once) and got == want
+    n1 = len(recs[1]["fpc"]["packet"]["pos"])
+    assert twice.pos[:n1].tolist() == recs[1]["fpc"]["packet"]["pos"]
