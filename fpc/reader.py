@@ -39,7 +39,7 @@ import numpy as np
 from fpc.errors import CaptureError, CorruptCapture
 from fpc.packets import PRECISION_NS, PRECISION_US, PacketBatch
 
-__all__ = ["CaptureFile", "expand_paths", "open_capture"]
+__all__ = ["CaptureFile", "PcapFile", "PcapngFile", "expand_paths", "open_capture"]
 
 logger = logging.getLogger(__name__)
 
