@@ -19,6 +19,14 @@ pcapng block (every block, 32-bit aligned)::
     | type | block len   | ...                 | len  |
     +------+-------------+---------------------+------+
 
+Enhanced Packet Block body (the obsolete Packet Block has a 16-bit
+interface id and a 16-bit drop count in the first word)::
+
+    8          12        16        20       24        28
+    +----------+---------+---------+--------+---------+---------------+---------+
+    | iface id | ts high | ts low  | caplen | wirelen | data, padded  | options |
+    +----------+---------+---------+--------+---------+---------------+---------+
+
 Damage is never fatal to the records before it: every good record is yielded,
 then `batches()` raises `CorruptCapture` with the byte offset of the damage.
 """
