@@ -20,8 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fpc.appl import new_app_state
+from fpc.appl import new_app_state, registered_names
 from fpc.appl.fields import APP_FIELDS
+from fpc.appl.state import MAX_HANDOFFS
 
 CORPUS = Path("/work/shared/corpus/arkime")
 APP_FIELD_NAMES = {f.name for f in APP_FIELDS}
@@ -220,6 +221,30 @@ def test_ssh_corpus_banners_match_arkime() -> None:
     assert state.protocols() == ["ssh"] and not state.wants_more
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["socks-http-example", "socks-https-example", "socks4-https",
+     "socks5-http-302", "socks5-reverse"],
+)  # fmt: skip
+def test_socks_corpus_destination_and_tunnelled_protocol_match_arkime(
+    name: str,
+) -> None:
+    for body in arkime_sessions(name, "socks"):
+        expect = body["socks"]
+        state = run_session(name, body)
+        fields = state.fields()
+        assert state.errors == 0
+        host = expect.get("host") or expect.get("ip")
+        assert fields["fpc.socks.host"] == [host]
+        assert fields["fpc.socks.port"] == [expect["port"]]
+        inner = [p for p in state.protocols() if p != "socks"]
+        assert inner and set(inner) <= set(body["protocol"])
+        if "method" in body.get("http", {}):
+            assert fields["http.request.method"] == body["http"]["method"]
+        if "tls" in body and "ja3" in body["tls"]:
+            assert fields["tls.client.ja3"] == body["tls"]["ja3"]
+
+
 def _all_sessions() -> list[tuple[str, dict]]:
     out = []
     for test in sorted(CORPUS.glob("*.test")):
@@ -285,4 +310,4 @@ def test_corpus_sessions_with_damaged_packets_never_raise(
         if i not in drop:
             state.feed(direction, payload, seq, flags)
     assert set(state.fields()) <= APP_FIELD_NAMES
-    assert state.errors <= len(state.protocols())
+    assert state.errors <= (1 + MAX_HANDOFFS) * len(registered_names())

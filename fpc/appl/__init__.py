@@ -7,7 +7,7 @@ registers every parser module listed below.
 
 from __future__ import annotations
 
-from fpc.appl import dns, http, ssh, tls  # noqa: F401  (each registers its parser)
+from fpc.appl import dns, http, socks, ssh, tls  # noqa: F401  (each registers its parser)
 from fpc.appl.registry import registered_names
 from fpc.appl.state import AppState
 

@@ -146,7 +146,8 @@ class AppState:
     def _start(self, specs: list[ParserSpec]) -> None:
         for spec in specs:
             self._parsers.append(spec.create(self._sink, self.transport))
-            self._protocols.append(spec.name)
+            if spec.name not in self._protocols:
+                self._protocols.append(spec.name)
         prelude = self._prelude
         self._stop_classifying()
         for direction, chunk in prelude:
