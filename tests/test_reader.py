@@ -537,6 +537,33 @@ def test_batches_pcapng_larger_than_read_buffer_matches_dpkt(tmp_path: Path) -> 
     assert [round(p[0] / NS, 3) for p in packets] == [round(r[0], 3) for r in reference]
 
 
+def test_batches_pcapng_block_bigger_than_read_buffer(tmp_path: Path) -> None:
+    huge = block("<", 0x40000BAD, b"\x5a" * (6 << 20))  # skipped custom block
+    content = b"".join(
+        [shb("<"), idb("<", 1), epb("<", 0, 1, b"one"), huge, epb("<", 0, 2, b"two")]
+    )
+    capture, packets = read_all(write(tmp_path, "huge.pcapng", content))
+    assert [(p[0], p[1]) for p in packets] == [(1000, b"one"), (2000, b"two")]
+    assert capture.position == len(content)
+
+
+@pytest.mark.parametrize(
+    "name", [p for p in INTACT if p.endswith(".pcapng")] + ["arkime/bigendian.pcap"]
+)
+@pytest.mark.parametrize(
+    ("max_packets", "max_bytes"), [(1, 1 << 20), (3, 1), (512, 300)]
+)
+def test_batches_any_batch_limits_give_same_packets(
+    name: str, max_packets: int, max_bytes: int
+) -> None:
+    with open_capture(str(CORPUS / name)) as capture:
+        batches = list(capture.batches(max_packets=max_packets, max_bytes=max_bytes))
+    assert all(len(b) <= max_packets for b in batches)
+    assert all(len(b) == 1 or len(b.data) <= max_bytes for b in batches)
+    got = [b.packet(i) for b in batches for i in range(len(b))]
+    assert got == [r[1] for r in dpkt_packets(CORPUS / name)]
+
+
 # --- open errors and expand_paths ----------------------------------------------
 
 
