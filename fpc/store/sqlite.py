@@ -61,6 +61,9 @@ class SqliteStore(Store):
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # WAL with NORMAL syncs at checkpoints only: a commit per batch must not
+            # force the file system to flush the PCAP data written meanwhile.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(
