@@ -5,7 +5,9 @@
  * then releases the GIL for the decode loop: the packet buffer and the arrays
  * are borrowed through buffer views that keep them alive, and no Python code
  * can run on them meanwhile (the caller is blocked in this call). No Python
- * object is created per packet; the module keeps no state.
+ * object is created per packet. The module state only remembers the last
+ * DECODED dtype it checked (FpcLayoutCache), so that the layout check costs
+ * one attribute lookup per call instead of one per field.
  */
 #include "fastpath.h" /* Python.h first, as CPython requires */
 
@@ -75,7 +77,7 @@ decode_batch(PyObject *module, PyObject *args)
     }
 
     dtype = PyObject_GetAttrString(out_obj, "dtype");
-    if (dtype == NULL || fpc_layout_check(dtype, &layout) < 0) {
+    if (dtype == NULL || fpc_layout_get(PyModule_GetState(module), dtype, &layout) < 0) {
         goto cleanup;
     }
     if (PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
@@ -136,13 +138,39 @@ static PyModuleDef_Slot fastpath_slots[] = {
     {0, NULL},
 };
 
+static int
+fastpath_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    FpcLayoutCache *cache = PyModule_GetState(module);
+
+    Py_VISIT(cache->dtype);
+    Py_VISIT(cache->names);
+    return 0;
+}
+
+static int
+fastpath_clear(PyObject *module)
+{
+    fpc_layout_forget(PyModule_GetState(module));
+    return 0;
+}
+
+static void
+fastpath_free(void *module)
+{
+    fpc_layout_forget(PyModule_GetState(module));
+}
+
 static struct PyModuleDef fastpath_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "fpc._fastpath",
     .m_doc = "C batch decoder and PCAP record packer of fpc.",
-    .m_size = 0,
+    .m_size = sizeof(FpcLayoutCache),
     .m_methods = fastpath_methods,
     .m_slots = fastpath_slots,
+    .m_traverse = fastpath_traverse,
+    .m_clear = fastpath_clear,
+    .m_free = fastpath_free,
 };
 
 PyMODINIT_FUNC

@@ -19,6 +19,14 @@ typedef struct {
     Py_ssize_t offset[FPC_LAYOUT_FIELDS];
 } FpcLayout;
 
+/* The last dtype whose layout was checked (strong references), so that a
+ * call with the same dtype skips the check. Lives in the module state. */
+typedef struct {
+    PyObject *dtype;
+    PyObject *names; /* dtype.names when checked: renaming fields replaces it */
+    FpcLayout layout;
+} FpcLayoutCache;
+
 /*
  * array.c: gets a 1-D C-contiguous buffer of `obj` whose items are `itemsize`
  * bytes with a struct code from `codes`, of length n (n < 0: any length).
@@ -31,6 +39,10 @@ int fpc_array_get(PyObject *obj, const char *what, const char *codes, Py_ssize_t
 /* layout.c: checks `dtype` against FpcDecoded and fills `layout`; -1 and ValueError if they differ.
  */
 int fpc_layout_check(PyObject *dtype, FpcLayout *layout);
+/* layout.c: fpc_layout_check through `cache`; -1 and ValueError if they differ. */
+int fpc_layout_get(FpcLayoutCache *cache, PyObject *dtype, FpcLayout *layout);
+/* layout.c: drops the references held by `cache`. */
+void fpc_layout_forget(FpcLayoutCache *cache);
 /* layout.c: copies `dec` into the row at `dst`; GIL not needed. */
 void fpc_layout_write(char *dst, const FpcDecoded *dec, const FpcLayout *layout);
 

@@ -148,6 +148,36 @@ cleanup:
     return rc;
 }
 
+int
+fpc_layout_get(FpcLayoutCache *cache, PyObject *dtype, FpcLayout *layout)
+{
+    PyObject *names = PyObject_GetAttrString(dtype, "names");
+
+    if (names == NULL) {
+        PyErr_Clear();
+    } else if (cache->dtype == dtype && cache->names == names) {
+        *layout = cache->layout;
+        Py_DECREF(names);
+        return 0;
+    }
+    if (fpc_layout_check(dtype, layout) < 0) {
+        Py_XDECREF(names);
+        return -1;
+    }
+    fpc_layout_forget(cache);
+    cache->dtype = Py_NewRef(dtype);
+    cache->names = names; /* the new reference from GetAttr moves into the cache */
+    cache->layout = *layout;
+    return 0;
+}
+
+void
+fpc_layout_forget(FpcLayoutCache *cache)
+{
+    Py_CLEAR(cache->dtype);
+    Py_CLEAR(cache->names);
+}
+
 /* Copies with a size known at compile time, so each becomes a plain load and store. */
 static inline void
 copy_field(char *dst, const char *src, Py_ssize_t n)

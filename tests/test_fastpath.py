@@ -339,6 +339,15 @@ def test_decode_batch_rejects_renamed_field():
         call_decode(small_batch(), np.zeros(2, dtype=dtype))
 
 
+def test_decode_batch_rechecks_a_dtype_whose_fields_were_renamed():
+    dtype = np.dtype(decode.DECODED.descr)
+    out = np.zeros(2, dtype=dtype)
+    call_decode(small_batch(), out)
+    dtype.names = tuple("hash32" if n == "hash" else n for n in dtype.names)
+    with pytest.raises(ValueError, match="no field 'hash'"):
+        call_decode(small_batch(), np.zeros(2, dtype=dtype))
+
+
 def test_decode_batch_rejects_resized_field():
     descr = [
         (n, "<u4" if n == "sport" else decode.DECODED.fields[n][0])
