@@ -339,9 +339,14 @@ class PacketPlan:
 
     def build(self, by_time: bool) -> PacketPlan:
         """Read every header; sort by (time, file, position) if `by_time`."""
+        by_file = np.argsort(self.packets.file_idx, kind="stable")
+        keys = self.packets.keys
+        bounds = np.searchsorted(
+            self.packets.file_idx[by_file], np.arange(len(keys) + 1)
+        )
         try:
-            for k, key in enumerate(self.packets.keys):
-                self._check_file(k, key)
+            for k, key in enumerate(keys):
+                self._check_file(k, key, by_file[bounds[k] : bounds[k + 1]])
         except BaseException:
             self.close()
             raise
@@ -354,13 +359,12 @@ class PacketPlan:
             self.ts_ns, self.caplen = self.ts_ns[order], self.caplen[order]
         return self
 
-    def _check_file(self, k: int, key: FileKey) -> None:
+    def _check_file(self, k: int, key: FileKey, sel: np.ndarray) -> None:
         # TODO: files stay open until the response ends; a merged query over
         # more files than the descriptor limit fails with PcapUnavailable.
         reader = PcapFileReader(self.resolve(key))
         self.readers.append(reader)
         self.sizes.append(reader.size())
-        sel = np.flatnonzero(self.packets.file_idx == k)
         pos = self.packets.pos[sel]
         ts_ns, caplen = reader.read_headers(pos, self.sizes[k])
         want = self.packets.caplen[sel]

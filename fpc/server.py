@@ -51,6 +51,7 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}\Z")
 NODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 PROTOCOL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}\Z")
 EPOCH_PATTERN = re.compile(r"\d{1,11}(\.\d{1,9})?\Z")
+ISO_FRACTION = re.compile(r"(.*T\d\d:\d\d:\d\d)[.,](\d{1,9})(?!\d)(.*)\Z")
 QUERY_PARAMS = ("ip", "port", "protocol", "start", "end", "node", "limit")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10000
@@ -184,20 +185,33 @@ def _parse_window(params: Mapping[str, str], q: SessionQuery) -> None:
 def parse_time(name: str, value: str) -> int:
     """Nanoseconds since the epoch from epoch seconds or an ISO 8601 time."""
     hint = "use epoch seconds (1700000000.5) or ISO 8601 (2024-01-31T12:00:00Z)"
+    ns: int | None
     if EPOCH_PATTERN.match(value):
         sec, _, frac = value.partition(".")
         ns = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0"))
     else:
-        try:
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            raise BadQuery(name, f"= {value[:40]!r} is not a time", hint) from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        ns = (dt - _EPOCH) // timedelta(microseconds=1) * 1000
+        ns = _parse_iso(value)
+    if ns is None:
+        raise BadQuery(name, f"= {value[:40]!r} is not a time", hint)
     if not 0 <= ns <= MAX_TS_NS:
         raise BadQuery(name, f"= {value[:40]!r} is out of range", hint)
     return ns
+
+
+def _parse_iso(value: str) -> int | None:
+    """ISO 8601 to nanoseconds (UTC unless an offset is given); None if invalid."""
+    frac_ns = 0
+    m = ISO_FRACTION.match(value)
+    if m:  # datetime keeps microseconds only: take the fraction apart
+        value = m.group(1) + m.group(3)
+        frac_ns = int(m.group(2).ljust(9, "0"))
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // timedelta(seconds=1) * 1_000_000_000 + frac_ns
 
 
 def check_session_id(session_id: str) -> str:

@@ -383,7 +383,17 @@ class PcapWriter:
             self._close_file(reason)
         if time.monotonic() < self._retry_at:
             return False
-        file_num = self.store.next_file_num(self.node)
+        try:
+            file_num = self.store.next_file_num(self.node)
+        except StoreError as exc:
+            logger.error(
+                "pcap file number unavailable node=%s error=%s; packets are counted "
+                "as not written until the store answers",
+                self.node,
+                exc,
+            )
+            self._retry_at = time.monotonic() + self.retry_interval_s
+            return False
         name = file_name(self.node, file_num, int(batch.ts_ns[i]))
         row = PcapFile(
             node=self.node,

@@ -7,6 +7,7 @@ the service returns is compared with the source capture packet by packet.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import http.client
 import json
 import os
@@ -26,7 +27,7 @@ import uvloop
 from test_writer import assert_tcpdump_reads, load_source, read_pcapng, read_records
 
 from fpc.packets import PRECISION_NS, PRECISION_US, PacketBatch
-from fpc.server import Service, packet_list, start_site
+from fpc.server import BadQuery, Service, packet_list, parse_time, start_site
 from fpc.store import open_store
 from fpc.store.base import Store
 from fpc.writer import PcapWriter
@@ -448,3 +449,28 @@ def test_packet_list_unique_keeps_first_of_each_packet(corpus):
     assert len(twice) == len(once) and got == want
     n1 = len(recs[1]["fpc"]["packet"]["pos"])
     assert twice.pos[:n1].tolist() == recs[1]["fpc"]["packet"]["pos"]
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("2015-01-01T00:00:00.123456789Z", (2015, 1, 1, 0, 0, 0, 123456789)),
+        ("2015-01-01T01:00:00.5+01:00", (2015, 1, 1, 0, 0, 0, 500000000)),
+        ("2015-01-01", (2015, 1, 1, 0, 0, 0, 0)),
+        ("2038-01-19T03:14:08", (2038, 1, 19, 3, 14, 8, 0)),
+        ("1420070400.000000001", (2015, 1, 1, 0, 0, 0, 1)),
+    ],
+)
+def test_parse_time_gives_utc_nanoseconds(value, want):
+    *fields, ns = want
+    assert parse_time("start", value) == calendar.timegm(fields) * 10**9 + ns
+
+
+@pytest.mark.parametrize(
+    "value", ["1969-12-31", "2015-13-01", "1e9", "-5", "now", "2015-01-01T25:00"]
+)
+def test_parse_time_rejects_bad_times(value):
+    with pytest.raises(
+        BadQuery, match=r"parameter 'start' = .* (is not a time|out of range)"
+    ):
+        parse_time("start", value)
