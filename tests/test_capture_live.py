@@ -1,0 +1,324 @@
+"""Live capture on a veth pair: what tcpreplay sends is what LiveCapture returns.
+
+Each test replays a capture file from inside a network namespace onto the peer
+end of a veth pair and captures on the host end. Expected packets are read from
+the same file with dpkt, never taken from fpc's own output.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dpkt
+import numpy as np
+import pytest
+from netns import VethPair
+
+from fpc.capture import LiveCapture
+from fpc.errors import CaptureError, ConfigError
+from fpc.packets import PRECISION_US, PacketBatch
+
+SMTP_PCAP = Path("/work/shared/corpus/other/zeek-smtp.pcap")
+MKPCAP = Path("/work/shared/tools/mkpcap.py")
+LINKTYPE_ETHERNET = 1
+DRAIN_TIMEOUT_S = 5.0  # time for the last packets to leave the kernel ring
+TIMEOUT_MS = 100
+
+
+def read_source(path: Path) -> list[bytes]:
+    """Every packet's bytes in `path`, read with dpkt."""
+    with path.open("rb") as f:
+        return [bytes(buf) for _, buf in dpkt.pcap.Reader(f)]
+
+
+def is_tcp_port_25(frame: bytes) -> bool:
+    eth = dpkt.ethernet.Ethernet(frame)
+    tcp = getattr(eth.data, "data", None)
+    return isinstance(tcp, dpkt.tcp.TCP) and 25 in (tcp.sport, tcp.dport)
+
+
+def replay(pair: VethPair, path: Path, *rate: str) -> int:
+    """Send `path` out of the peer end with tcpreplay; the number of packets sent."""
+    result = pair.run_in_netns("tcpreplay", f"--intf1={pair.peer}", *rate, str(path))
+    failed = re.search(r"Failed packets:\s+(\d+)", result.stdout)
+    assert failed is not None and failed.group(1) == "0", result.stdout
+    sent = re.search(r"Successful packets:\s+(\d+)", result.stdout)
+    assert sent is not None, result.stdout
+    return int(sent.group(1))
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+    """Poll `condition` until it holds or `timeout_s` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+class Collector:
+    """Iterates `capture.batches()` in a thread and keeps every batch."""
+
+    def __init__(self, capture: LiveCapture) -> None:
+        self.capture = capture
+        self.stop = threading.Event()
+        self.batches: list[PacketBatch] = []
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for batch in self.capture.batches(self.stop):
+                self.batches.append(batch)
+        except BaseException as exc:  # handed to the test thread in finish()
+            self.error = exc
+
+    def count(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+    def finish(self, expected: int) -> list[bytes]:
+        """Wait for `expected` packets (and a little more), stop, return all bytes.
+
+        Raises what batches() raised, if it did.
+        """
+        wait_for(lambda: self.count() >= expected or self.error is not None)
+        time.sleep(2 * TIMEOUT_MS / 1000)  # room for any packet beyond expected
+        self.stop.set()
+        self._thread.join(timeout=2)
+        assert not self._thread.is_alive(), "batches() did not return after stop"
+        if self.error is not None:
+            raise self.error
+        return [b.packet(i) for b in self.batches for i in range(len(b))]
+
+
+def capture_replay(
+    pair: VethPair,
+    path: Path,
+    *rate: str,
+    expected: int | None = None,
+    **options: Any,
+) -> tuple[list[bytes], dict[str, int], list[PacketBatch], tuple[float, float]]:
+    """Replay `path` while capturing on the host end.
+
+    Waits for `expected` packets (default: as many as were sent). Returns the
+    captured packets, the final stats, the batches, and the wall clock window
+    (start, end) around the replay in seconds.
+    """
+    capture = LiveCapture(pair.host, timeout_ms=TIMEOUT_MS, **options)
+    with capture:
+        collector = Collector(capture)
+        start = time.time()
+        sent = replay(pair, path, *rate)
+        end = time.time()
+        packets = collector.finish(expected=sent if expected is None else expected)
+        stats = capture.stats()
+    return packets, stats, collector.batches, (start, end)
+
+
+@pytest.mark.live
+def test_capture_replayed_smtp_equals_source_packets(veth_pair: VethPair) -> None:
+    source = read_source(SMTP_PCAP)
+
+    packets, stats, batches, (start, end) = capture_replay(
+        veth_pair, SMTP_PCAP, "--pps=2000"
+    )
+
+    assert len(packets) == len(source)
+    assert packets == source
+    assert stats["dropped"] == 0 and stats["interface_dropped"] == 0
+    assert stats["received"] == stats["packets"] == len(source)
+    assert stats["bytes"] == sum(len(p) for p in source)
+    check_batch_arrays(batches, start, end)
+
+
+def check_batch_arrays(batches: list[PacketBatch], start: float, end: float) -> None:
+    """Arrays are consistent with the bytes, timestamps fall within the replay."""
+    for batch in batches:
+        assert len(batch) > 0
+        assert batch.offset.dtype == np.int64 and batch.caplen.dtype == np.uint32
+        assert int(batch.offset[-1] + batch.caplen[-1]) <= len(batch.data)
+        assert np.array_equal(batch.wirelen, batch.caplen)
+        assert set(batch.linktype.tolist()) == {LINKTYPE_ETHERNET}
+        assert set(batch.precision.tolist()) == {PRECISION_US}
+    ts_ns = np.concatenate([b.ts_ns for b in batches])
+    assert np.all(np.diff(ts_ns) >= 0)
+    assert start - 1 <= ts_ns[0] / 1e9 and ts_ns[-1] / 1e9 <= end + 1
+
+
+@pytest.fixture(scope="module")
+def synthetic_pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("capture") / "synthetic-20000.pcap"
+    subprocess.run(
+        [sys.executable, str(MKPCAP), "--packets", "20000", "--seed", "1"]
+        + ["-o", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return path
+
+
+@pytest.mark.live
+def test_capture_20000_packets_at_20000_pps_no_drops(
+    veth_pair: VethPair, synthetic_pcap: Path
+) -> None:
+    source = read_source(synthetic_pcap)
+
+    packets, stats, _, _ = capture_replay(veth_pair, synthetic_pcap, "--pps=20000")
+
+    assert len(packets) == len(source) == 20000
+    assert packets == source
+    assert stats["dropped"] == 0 and stats["interface_dropped"] == 0
+
+
+@pytest.mark.live
+def test_capture_bpf_tcp_port_25_keeps_only_smtp(veth_pair: VethPair) -> None:
+    source = read_source(SMTP_PCAP)
+    expected = [p for p in source if is_tcp_port_25(p)]
+    assert 0 < len(expected) < len(source)
+
+    packets, stats, _, _ = capture_replay(
+        veth_pair, SMTP_PCAP, "--pps=5000", expected=len(expected), bpf="tcp port 25"
+    )
+
+    assert packets == expected
+    assert stats["received"] == len(expected) and stats["dropped"] == 0
+
+
+@pytest.mark.live
+def test_capture_snaplen_truncates_packets(veth_pair: VethPair) -> None:
+    source = read_source(SMTP_PCAP)
+
+    packets, _, batches, _ = capture_replay(
+        veth_pair, SMTP_PCAP, "--pps=5000", snaplen=96
+    )
+
+    assert packets == [p[:96] for p in source]
+    # Without a wire length from pcapy-ng, wirelen is the captured length.
+    assert all(np.array_equal(b.wirelen, b.caplen) for b in batches)
+
+
+@pytest.mark.live
+def test_capture_fanout_two_handles_split_without_duplicates(
+    veth_pair: VethPair, synthetic_pcap: Path
+) -> None:
+    source = read_source(synthetic_pcap)
+    options: dict[str, Any] = {
+        "timeout_ms": TIMEOUT_MS,
+        "fanout": (0x4650, 0),
+    }  # PACKET_FANOUT_HASH
+    with (
+        LiveCapture(veth_pair.host, **options) as first,
+        LiveCapture(veth_pair.host, **options) as second,
+    ):
+        collectors = [Collector(first), Collector(second)]
+        sent = replay(veth_pair, synthetic_pcap, "--pps=20000")
+        wait_for(lambda: sum(c.count() for c in collectors) >= sent)
+        parts = [c.finish(expected=0) for c in collectors]
+
+    assert all(len(part) > 0 for part in parts)
+    assert sorted(parts[0] + parts[1]) == sorted(source)
+
+
+@pytest.mark.live
+def test_capture_slow_reader_counts_every_drop(
+    veth_pair: VethPair, synthetic_pcap: Path
+) -> None:
+    source = read_source(synthetic_pcap)
+    with LiveCapture(veth_pair.host, buffer_mb=1, timeout_ms=TIMEOUT_MS) as capture:
+        sent = replay(veth_pair, synthetic_pcap, "--topspeed")  # nobody reads yet
+        collector = Collector(capture)
+        packets = collector.finish(expected=sent - capture.stats()["dropped"])
+        stats = capture.stats()
+
+    assert stats["dropped"] > 0
+    assert stats["received"] == sent == len(source)
+    assert stats["packets"] + stats["dropped"] == sent
+    assert is_subsequence(packets, source)
+
+
+def is_subsequence(part: list[bytes], whole: list[bytes]) -> bool:
+    remaining = iter(whole)
+    return all(any(p == w for w in remaining) for p in part)
+
+
+@pytest.mark.live
+def test_capture_stop_on_idle_interface_returns_within_a_second(
+    veth_pair: VethPair,
+) -> None:
+    with LiveCapture(veth_pair.host, timeout_ms=TIMEOUT_MS) as capture:
+        collector = Collector(capture)
+        time.sleep(0.3)  # the reader is now waiting on an interface with no traffic
+        start = time.monotonic()
+        packets = collector.finish(expected=0)
+        elapsed = time.monotonic() - start
+
+    assert packets == []
+    # finish() waits 2 * TIMEOUT_MS for stray packets before it sets stop.
+    assert elapsed < 1.0
+
+
+@pytest.mark.live
+def test_capture_interface_removed_raises_capture_error(veth_pair: VethPair) -> None:
+    with LiveCapture(veth_pair.host, timeout_ms=TIMEOUT_MS) as capture:
+        collector = Collector(capture)
+        time.sleep(0.2)
+        subprocess.run(["ip", "link", "del", veth_pair.host], check=True, timeout=10)
+        with pytest.raises(CaptureError, match=rf"interface '{veth_pair.host}'.*up"):
+            collector.finish(expected=1)
+
+
+@pytest.mark.live
+def test_capture_missing_interface_raises_capture_error(
+    netns_required: None,
+) -> None:
+    capture = LiveCapture("fpcvmissing9")
+    message = (
+        r"cannot open interface 'fpcvmissing9' \(No such device\); "
+        r"check 'ip link' and pass an existing interface with --iface"
+    )
+    with pytest.raises(CaptureError, match=message):
+        capture.open()
+
+
+@pytest.mark.live
+def test_capture_interface_down_raises_capture_error(veth_pair: VethPair) -> None:
+    subprocess.run(["ip", "link", "set", veth_pair.host, "down"], check=True)
+    with pytest.raises(CaptureError, match=r"\(interface is down\); bring it up"):
+        LiveCapture(veth_pair.host).open()
+
+
+@pytest.mark.live
+def test_capture_bad_filter_raises_capture_error(veth_pair: VethPair) -> None:
+    capture = LiveCapture(veth_pair.host, bpf="tcp prot 25")
+    message = (
+        rf"invalid BPF filter 'tcp prot 25' on interface '{veth_pair.host}' "
+        r"\(.*syntax error\); fix the expression"
+    )
+    with pytest.raises(CaptureError, match=message):
+        capture.open()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("snaplen", 0), ("buffer_mb", 0), ("timeout_ms", 0), ("fanout", (1, 99))],
+)
+def test_capture_setting_out_of_range_raises_config_error(
+    option: str, value: Any
+) -> None:
+    with pytest.raises(ConfigError, match=f"capture setting {option}"):
+        LiveCapture("lo", **{option: value})
+
+
+def test_capture_batches_before_open_raises_capture_error() -> None:
+    capture = LiveCapture("lo")
+    with pytest.raises(CaptureError, match="not open; call open"):
+        next(capture.batches(threading.Event()))
+    with pytest.raises(CaptureError, match="not open; call open"):
+        _ = capture.linktype
