@@ -196,7 +196,8 @@ def _tls_version(arkime: str) -> str:
 @pytest.mark.parametrize(
     "name",
     ["openssl-tls1_2", "tls13", "curl-enabled-tls13", "tls-alpn-h2",
-     "ssl-selfsign", "https-connect", "tls-client-sessionid", "badcurveball"],
+     "ssl-selfsign", "https-connect", "tls-client-sessionid", "badcurveball",
+     "smtp-starttls", "ldap-ssl", "mysql-tls", "adb_synthetic"],
 )  # fmt: skip
 def test_tls_corpus_session_fields_match_arkime(name: str) -> None:
     for body in arkime_sessions(name, "tls"):

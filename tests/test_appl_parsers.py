@@ -14,6 +14,7 @@ import pytest
 
 from fpc.appl import AppState, new_app_state, registered_names
 from fpc.appl.fields import APP_FIELDS
+from fpc.appl.state import LATE_CHUNKS
 from fpc.appl.stream import TCP_FIN, TCP_SYN
 
 APP_FIELD_NAMES = {f.name for f in APP_FIELDS}
@@ -311,9 +312,28 @@ def test_ssh_banner_over_255_bytes_is_an_error() -> None:
 # State --------------------------------------------------------------------
 
 
-def test_state_unknown_protocol_stops_wanting_data() -> None:
+def test_state_unknown_protocol_stops_wanting_data_after_late_chunks() -> None:
     state = tcp_session(b"\x00\x01binary", b"\x00\x05junk-junk-junk", dport=9999)
-    assert state.protocols() == [] and not state.wants_more and state.fields() == {}
+    assert state.protocols() == [] and state.wants_more  # TLS may start later
+    seq = 1009
+    for _ in range(LATE_CHUNKS):
+        state.feed(0, b"more junk", seq, 0)
+        seq += 9
+    assert not state.wants_more and state.fields() == {}
+
+
+def test_state_tls_after_starttls_is_found_in_a_later_chunk() -> None:
+    client = b"EHLO me\r\n" + b"STARTTLS\r\n" + client_hello()
+    server = b"220 mail.example ESMTP\r\n250 ok\r\n220 go ahead\r\n"
+    state = tcp_session(client, server + server_hello(0x0303), dport=25, seg=10)
+    assert state.protocols() == []  # a ClientHello cut across chunks is missed
+    state = new_app_state("tcp", 40000, 25)
+    state.feed(1, server, 1, 0)
+    state.feed(0, b"EHLO me\r\n", 1, 0)
+    state.feed(0, b"STARTTLS\r\n", 10, 0)
+    state.feed(0, client_hello(), 20, 0)
+    assert state.protocols() == ["tls"]
+    assert state.fields()["tls.client.server_name"] == ["sni.example"]
 
 
 def test_state_fin_on_both_sides_stops_wanting_data() -> None:

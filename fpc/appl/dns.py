@@ -17,6 +17,7 @@ its length as a 16-bit number, RFC 1035 section 4.2.2)::
 from __future__ import annotations
 
 import ipaddress
+import struct
 
 from fpc.appl.cursor import Cursor, ParseError
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
@@ -179,12 +180,15 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
 
 def _classify_partial(msg: bytes, port_hint: bool) -> Verdict:
     """A TCP message not complete yet: decide on its header alone."""
-    if not port_hint:
-        return Verdict.MORE if len(msg) < 4096 else Verdict.NO
-    qdcount = int.from_bytes(msg[4:6], "big")
+    qdcount, ancount, nscount, arcount = struct.unpack_from("!4H", msg, 4)
     opcode = (msg[2] >> 3) & 0xF
-    ok = opcode in _OPCODES_KNOWN and qdcount <= MAX_QUESTIONS
-    return Verdict.YES if ok else Verdict.NO
+    if opcode not in _OPCODES_KNOWN or qdcount > MAX_QUESTIONS:
+        return Verdict.NO
+    if port_hint:
+        return Verdict.YES
+    if qdcount != 1 or max(ancount, nscount, arcount) > MAX_RECORDS:
+        return Verdict.NO
+    return Verdict.MORE  # plausible: decide once the whole message is here
 
 
 class DnsParser(Parser):

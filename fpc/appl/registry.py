@@ -60,6 +60,9 @@ class ParserSpec:
     ports: frozenset[int]  # a hint only: classifiers decide on content first
     classify: Classifier
     create: Callable[[FieldSink, str], Parser]
+    # Also tried on the first bytes of later TCP chunks of an unrecognized
+    # session: the protocol often starts mid-session (TLS after STARTTLS).
+    late: bool = False
 
 
 _SPECS: list[ParserSpec] = []

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 MAX_PRELUDE_BYTES = 4096  # bytes kept per session until a protocol matches
 MAX_UDP_CLASSIFY = 8  # datagrams tried before giving up on a UDP session
 MAX_HANDOFFS = 2  # protocol switches followed per session (CONNECT, STARTTLS)
+LATE_CHUNKS = 32  # chunks of an unrecognized TCP session tried by late classifiers
 
 
 class AppState:
@@ -42,12 +43,13 @@ class AppState:
         self._streams = (TcpStream(), TcpStream()) if transport == "tcp" else None
         self._classifying = bool(specs)
         self._handoffs = 0
+        self._late_left = 0  # chunks still to try with the `late` classifiers
 
     @property
     def wants_more(self) -> bool:
         if self._streams and all(s.ended for s in self._streams):
             return False
-        if self._classifying:
+        if self._classifying or self._late_left:
             return True
         return any(not p.done for p in self._parsers)
 
@@ -78,6 +80,9 @@ class AppState:
         if self._classifying:
             self._classify(direction, data)
             return
+        if self._late_left:
+            self._try_late(direction, data)
+            return
         for parser in tuple(self._parsers):
             if not parser.done:
                 self._run(parser, parser.feed, direction, data)
@@ -88,7 +93,7 @@ class AppState:
     def _on_end(self, direction: int) -> None:
         self._pending[direction].clear()
         if self._classifying and not any(self._pending):
-            self._stop_classifying()
+            self._give_up()
         for parser in self._parsers:
             if not parser.done:
                 self._run(parser, parser.end, direction)
@@ -123,25 +128,25 @@ class AppState:
             or self._tried >= MAX_UDP_CLASSIFY
             or not any(self._pending)
         ):
-            self._stop_classifying()
+            self._give_up()
 
     def _match(self, direction: int, sample: bytes) -> list[ParserSpec]:
         matched = []
-        hint = self._ports
         for spec in list(self._pending[direction]):
-            port_hint = hint[0] in spec.ports or hint[1] in spec.ports
-            try:
-                verdict = spec.classify(self.transport, direction, sample, port_hint)
-            except Exception:  # a classifier bug counts as "not this protocol"
-                logger.debug(
-                    "app classifier failed parser=%s", spec.name, exc_info=True
-                )
-                verdict = Verdict.NO
+            verdict = self._verdict(spec, direction, sample)
             if verdict == Verdict.YES:
                 matched.append(spec)
             elif verdict == Verdict.NO and self._streams is not None:
                 self._pending[direction].remove(spec)
         return matched
+
+    def _verdict(self, spec: ParserSpec, direction: int, sample: bytes) -> Verdict:
+        port_hint = self._ports[0] in spec.ports or self._ports[1] in spec.ports
+        try:
+            return spec.classify(self.transport, direction, sample, port_hint)
+        except Exception:  # a classifier bug counts as "not this protocol"
+            logger.debug("app classifier failed parser=%s", spec.name, exc_info=True)
+            return Verdict.NO
 
     def _start(self, specs: list[ParserSpec]) -> None:
         for spec in specs:
@@ -155,6 +160,24 @@ class AppState:
         for direction in (0, 1):
             if self._streams and self._streams[direction].ended:
                 self._on_end(direction)
+
+    def _give_up(self) -> None:
+        """No protocol matched the first bytes; later TCP chunks may still."""
+        self._stop_classifying()
+        if self._streams is not None and not self._parsers:
+            self._late_left = LATE_CHUNKS
+
+    def _try_late(self, direction: int, data: bytes) -> None:
+        # TODO: only the start of each chunk is tried, so a protocol that
+        # begins mid-chunk (a ClientHello sent with the STARTTLS command) is
+        # missed; finding it needs per-protocol parsers of the plain part.
+        self._late_left -= 1
+        for spec in specs_for(self.transport):
+            if spec.late and self._verdict(spec, direction, data) == Verdict.YES:
+                self._late_left = 0
+                self._prelude = [(direction, data)]
+                self._start([spec])
+                return
 
     def _stop_classifying(self) -> None:
         self._classifying = False

@@ -215,5 +215,6 @@ register(
         ports=frozenset({443, 465, 636, 853, 993, 995, 8443}),
         classify=classify,
         create=TlsParser,
+        late=True,
     )
 )
