@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import queue
 import signal
 import sys
@@ -72,7 +73,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     except ValueError as exc:
         raise FpcError(f"command line: {exc}") from exc
     return load_config(
-        args.config,
+        args.config or os.environ.get("FPC_CONFIG"),
         {
             "node": args.node,
             "data_dir": args.data_dir,
