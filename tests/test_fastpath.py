@@ -4,6 +4,8 @@ pack_records read back with dpkt, and the argument checks of the C code."""
 from __future__ import annotations
 
 import glob
+import ipaddress
+import json
 import os
 import struct
 
@@ -169,6 +171,54 @@ def test_corpus_vlan_collisions_give_three_keys():
         tuple_part = row["key"].ljust(44, b"\0")[:38]
         by_tuple.setdefault(tuple_part, set()).add(int(row["vlan_count"]))
     assert any(counts == {0, 1, 2} for counts in by_tuple.values())
+
+
+def endpoints_of_keys(out: np.ndarray) -> set[frozenset]:
+    """{(address, port), (address, port)} of every session key in `out`."""
+    pairs = set()
+    for row in out[out["status"] == decode.STATUS_IP]:
+        key = row["key"].ljust(44, b"\0")
+        width = 4 if row["ip_version"] == 4 else 16
+        lo = (ipaddress.ip_address(key[:width]), int.from_bytes(key[32:34], "big"))
+        hi = (ipaddress.ip_address(key[16 : 16 + width]), int.from_bytes(key[34:36]))
+        pairs.add(frozenset([lo, hi]))
+    return pairs
+
+
+def arkime_endpoints(test_path: str) -> list[frozenset]:
+    """Endpoints of the sessions Arkime expects; ARP inside a tunnel is left out
+    (Arkime keys it on the outer addresses, fpc sessions it as the outer UDP)."""
+    with open(test_path) as f:
+        sessions = json.load(f).get("sessions3", [])
+    found = []
+    for session in sessions:
+        body = session["body"]
+        src, dst = body["source"], body["destination"]
+        if "ip" not in src or "arp" in body.get("protocol", []):
+            continue
+        found.append(
+            frozenset(
+                [
+                    (ipaddress.ip_address(src["ip"]), src.get("port", 0)),
+                    (ipaddress.ip_address(dst["ip"]), dst.get("port", 0)),
+                ]
+            )
+        )
+    return found
+
+
+@needs_corpus
+def test_corpus_arkime_sessions_appear_as_keys():
+    checked = 0
+    for test_path in sorted(glob.glob(os.path.join(CORPUS, "arkime", "*.test"))):
+        linktype, packets = read_capture(test_path[: -len(".test")] + ".pcap")
+        if not packets:
+            continue
+        ours = endpoints_of_keys(decode_list(packets, linktype))
+        for endpoints in arkime_endpoints(test_path):
+            assert endpoints in ours, (test_path, sorted(endpoints))
+            checked += 1
+    assert checked > 300
 
 
 def corpus_sample(per_file: int = 6) -> list[tuple[int, bytes]]:
