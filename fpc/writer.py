@@ -383,16 +383,8 @@ class PcapWriter:
             self._close_file(reason)
         if time.monotonic() < self._retry_at:
             return False
-        try:
-            file_num = self.store.next_file_num(self.node)
-        except StoreError as exc:
-            logger.error(
-                "pcap file number unavailable node=%s error=%s; packets are counted "
-                "as not written until the store answers",
-                self.node,
-                exc,
-            )
-            self._retry_at = time.monotonic() + self.retry_interval_s
+        file_num = self._next_file_num()
+        if file_num is None:
             return False
         name = file_name(self.node, file_num, int(batch.ts_ns[i]))
         row = PcapFile(
@@ -415,6 +407,19 @@ class PcapWriter:
             row.precision,
         )
         return True
+
+    def _next_file_num(self) -> int | None:
+        try:
+            return self.store.next_file_num(self.node)
+        except StoreError as exc:
+            logger.error(
+                "pcap file number unavailable node=%s error=%s; packets are counted "
+                "as not written until the store answers",
+                self.node,
+                exc,
+            )
+            self._retry_at = time.monotonic() + self.retry_interval_s
+            return None
 
     def _create_file(self, row: PcapFile) -> bool:
         header = pcap_file_header(row.linktype, row.precision)

@@ -534,3 +534,24 @@ def test_output_single_kind_is_pcap_identical_to_source(tmp_path):
     assert_tcpdump_reads(str(path))
     assert read_records(path) == (linktype, precision, records)
     shutil.rmtree(tmp_path / "pcap")
+
+
+def test_writer_store_down_at_rotation_counts_packets_not_written(tmp_path, caplog):
+    _, _, source = load_source("other/zeek-smtp.pcap")
+    store = open_store(str(tmp_path))
+    w = PcapWriter(str(tmp_path / "pcap"), NODE, store, 8192, 1e12)
+    _, pos = w.write(make_batch(source[:10], 1, PRECISION_US))
+    assert (pos >= 0).all()
+    store.close()  # the next rotation cannot get a file number
+    file_num, pos = w.write(make_batch(source[10:], 1, PRECISION_US))
+    assert (pos == -1).any() and w.packets_failed == int((pos == -1).sum())
+    assert w.packets + w.packets_failed == len(source)
+    assert "pcap file number unavailable" in caplog.text
+    w.close()
+    # Whatever got a position is in the files, which tcpdump reads.
+    paths = sorted((tmp_path / "pcap").iterdir())
+    got = []
+    for path in paths:
+        assert_tcpdump_reads(str(path))
+        got += read_records(path)[2]
+    assert got == source[: len(got)] and len(got) == w.packets
