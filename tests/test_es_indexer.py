@@ -1,0 +1,173 @@
+"""The bulk indexer against a real node: rejects, spooling, a node restart, speed."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch, helpers
+from esnode_fixture import make_record
+
+from fpc.indexer import IndexerConfig, Spool, encode
+from fpc.store.es import EsStore
+
+pytestmark = pytest.mark.es
+
+
+def fast_config(spool: str, **changes: float) -> IndexerConfig:
+    base = dict(spool_dir=spool, flush_interval_s=0.2, backoff_s=0.1, max_backoff_s=1.0)
+    return IndexerConfig(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def all_ids(es: Elasticsearch, index: str) -> list[str]:
+    """Every event.id in `index`, duplicates kept."""
+    es.indices.refresh(index=index)
+    hits = helpers.scan(es, index=index, query={"query": {"match_all": {}}},
+                        _source=["event.id"], size=5000)  # fmt: skip
+    return [h["_source"]["event"]["id"] for h in hits]
+
+
+def test_indexer_rejected_records_go_to_dead_letter_file(es_url, es_prefix, es_spool):
+    store = EsStore(es_url, prefix=es_prefix, indexer=fast_config(es_spool))
+    unknown_field = make_record(1) | {"bogus": 1}
+    bad_port = make_record(2)
+    bad_port["source"]["port"] = "not-a-port"
+    unencodable = make_record(3)
+    unencodable["observer"]["name"] = b"raw bytes"
+    store.save_sessions([make_record(0), unknown_field, bad_port, unencodable])
+    store.flush()
+    stats = store.indexer.stats()
+    store.close()
+
+    lines = store.indexer.dead_letter_path.read_text().splitlines()
+    dead = {d["_id"]: d for d in map(json.loads, lines)}
+    assert sorted(dead) == ["n1-00000001", "n1-00000002", "n1-00000003"]
+    assert "strict_dynamic_mapping_exception" in dead["n1-00000001"]["reason"]
+    assert dead["n1-00000002"]["status"] == 400
+    assert "source.port" in dead["n1-00000002"]["reason"]
+    assert json.loads(dead["n1-00000002"]["record"]) == bad_port
+    assert "not JSON serializable" in dead["n1-00000003"]["reason"]
+    assert (stats["indexed"], stats["dead_lettered"]) == (1, 3)
+
+
+def test_indexer_full_queue_spools_and_loses_nothing(es_url, es_prefix, es_spool):
+    store = EsStore(es_url, prefix=es_prefix,
+                    indexer=fast_config(es_spool, queue_records=50))  # fmt: skip
+    n = 3000
+    for start in range(0, n, 100):
+        store.save_sessions([make_record(i) for i in range(start, start + 100)])
+    store.flush()
+    stats = store.indexer.stats()
+    ids = all_ids(store.es, f"{es_prefix}-sessions")
+    store.close()
+    assert stats["spooled"] > 0
+    assert sorted(ids) == sorted(f"n1-{i:08x}" for i in range(n))
+    assert list(Path(es_spool).glob("spool-*")) == []
+
+
+def test_indexer_replays_spool_left_by_previous_run(es_url, es_prefix, es_spool):
+    index = f"{es_prefix}-sessions-2025.11.24"
+    spool = Spool(es_spool)
+    spool.append([encode(index, f"n1-{i:08x}", make_record(i)) for i in range(25)])
+    spool.take_oldest()  # closes the file as a stopped process would
+    store = EsStore(es_url, prefix=es_prefix, indexer=fast_config(es_spool))
+    assert store.indexer.pending() == 25
+    store.flush()
+    ids = all_ids(store.es, f"{es_prefix}-sessions")
+    store.close()
+    assert sorted(ids) == [f"n1-{i:08x}" for i in range(25)]
+
+
+def fpc_es(cluster, command: str) -> None:
+    cmd = [sys.executable, "-m", "fpc.esnode", command, "--home", str(cluster.home),
+           "--http-port", str(cluster.http_port)]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, timeout=180)
+
+
+def feed(store: EsStore, n: int, done: threading.Event) -> None:
+    for start in range(0, n, 200):
+        store.save_sessions([make_record(i) for i in range(start, start + 200)])
+        time.sleep(0.01)
+    done.set()
+
+
+def test_indexer_node_restart_mid_ingest_zero_loss_zero_duplicates(
+    es_cluster, es_url, es_prefix, es_spool
+):
+    store = EsStore(es_url, prefix=es_prefix, indexer=fast_config(es_spool))
+    n = 10_000
+    done = threading.Event()
+    feeder = threading.Thread(target=feed, args=(store, n, done))
+    feeder.start()
+    while store.indexer.stats()["indexed"] < 1000:
+        time.sleep(0.05)
+    fpc_es(es_cluster, "stop")
+    stopped_at = store.indexer.stats()["indexed"]
+    time.sleep(2)
+    fpc_es(es_cluster, "start")
+    feeder.join()
+    assert store.indexer.flush(120)
+    stats = store.indexer.stats()
+    ids = all_ids(store.es, f"{es_prefix}-sessions")
+    store.close()
+    print(f"restart: indexed before stop={stopped_at} stats={stats}")
+    assert stopped_at < n and stats["spooled"] > 0
+    assert len(ids) == n
+    assert set(ids) == {f"n1-{i:08x}" for i in range(n)}
+    assert stats["dead_lettered"] == 0
+
+
+def test_indexer_throughput_against_helpers_bulk(es_url, es_prefix, es_spool):
+    n = 6000
+    records = [make_record(i) for i in range(n)]
+    es = Elasticsearch(es_url, request_timeout=60)
+    ref_index = f"{es_prefix}-sessions-reference"
+    actions = ({"_index": ref_index, "_id": r["event"]["id"], "_source": r}
+               for r in records)  # fmt: skip
+    t0 = time.perf_counter()
+    ok, errors = helpers.bulk(es, actions, stats_only=True)
+    plain_s = time.perf_counter() - t0
+
+    store = EsStore(es_url, prefix=es_prefix, indexer=fast_config(es_spool))
+    t0 = time.perf_counter()
+    for start in range(0, n, 500):
+        store.save_sessions(records[start : start + 500])
+    submit_s = time.perf_counter() - t0
+    assert store.indexer.flush(120)
+    indexer_s = time.perf_counter() - t0
+    store.close()
+    es.indices.refresh(index=f"{es_prefix}-*")
+    ours = f"{es_prefix}-sessions-2025.11.*"
+    counts = es.count(index=ref_index)["count"], es.count(index=ours)["count"]
+    es.close()
+    print(
+        f"throughput: helpers.bulk {n / plain_s:.0f} records/s, indexer "
+        f"{n / indexer_s:.0f} records/s, submit() {n / submit_s:.0f} records/s"
+    )
+    assert (ok, errors) == (n, 0)
+    assert counts == (n, n)
+
+
+def test_indexer_submit_to_searchable_delay(es_url, es_prefix, es_spool):
+    store = EsStore(es_url, prefix=es_prefix,
+                    indexer=IndexerConfig(spool_dir=es_spool))  # fmt: skip
+    store.save_sessions([make_record(0)])
+    store.flush()  # creates the ES index; its cost is not part of the delay
+    delays = []
+    for i in range(1, 4):
+        record = make_record(i)
+        t0 = time.perf_counter()
+        store.save_sessions([record])
+        while store.get_session(record["event"]["id"]) is None:
+            time.sleep(0.02)
+        delays.append(time.perf_counter() - t0)
+    store.close()
+    print(f"submit to searchable: median {statistics.median(delays):.2f}s "
+          f"max {max(delays):.2f}s (flush interval 1.0s)")  # fmt: skip
+    assert max(delays) < 5.0
