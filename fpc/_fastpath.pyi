@@ -1,9 +1,8 @@
 """Type stubs of the C extension fpc._fastpath (sources in csrc/)."""
 
-from collections.abc import Buffer
-
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Buffer
 
 def decode_batch(
     data: Buffer,
