@@ -211,6 +211,8 @@ def test_tls_corpus_session_fields_match_arkime(name: str) -> None:
         assert fields["tls.version"] == [_tls_version(v) for v in expect["version"]]
         sni = body.get("http", {}).get("host", [])
         assert fields.get("tls.client.server_name", []) == sni
+        if "http2" in body["protocol"]:  # Arkime labels ALPN h2 sessions http2
+            assert fields["tls.next_protocol"] == ["h2"]
 
 
 def test_ssh_corpus_banners_match_arkime() -> None:

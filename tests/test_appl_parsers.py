@@ -107,6 +107,16 @@ def test_http_connect_hands_the_tunnel_to_tls() -> None:
     assert state.fields()["tls.client.server_name"] == ["sni.example"]
 
 
+def test_http_h2c_upgrade_hands_over_to_http2() -> None:
+    state = new_app_state("tcp", 40000, 80)
+    request = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\n\r\n"
+    state.feed(0, request, 1, 0)
+    state.feed(1, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", 1, 0)
+    state.feed(0, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00", 1 + len(request), 0)
+    assert state.protocols() == ["http", "http2"] and state.errors == 0
+    assert state.fields()["http.response.status_code"] == [101]
+
+
 def test_http_endless_header_is_an_error_not_unbounded_memory() -> None:
     state = tcp_session(b"GET / HTTP/1.1\r\nX: " + b"a" * 40000, b"")
     assert state.errors == 1 and not state.wants_more

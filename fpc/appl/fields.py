@@ -34,6 +34,7 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("tls.client.ja3", "keyword", "JA3 hash of the ClientHello."),
     Field("tls.server.ja3s", "keyword", "JA3S hash of the ServerHello."),
     Field("tls.cipher", "keyword", "Negotiated cipher suite."),
+    Field("tls.next_protocol", "keyword", "ALPN protocol the server chose (h2, ...)."),
     Field("fpc.socks.host", "keyword", "Destination a SOCKS client asked for."),
     Field("fpc.socks.port", "integer", "Destination port a SOCKS client asked for."),
     Field("fpc.ssh.client", "keyword", "SSH version banner of the client."),

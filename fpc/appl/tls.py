@@ -33,6 +33,7 @@ MAX_RECORD_LEN = (1 << 14) + 2048  # RFC 5246 section 6.2.3 (ciphertext limit)
 MAX_HANDSHAKE_LEN = 64 * 1024  # a hello longer than this is refused
 HS_CLIENT_HELLO, HS_SERVER_HELLO = 1, 2
 EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_EC_POINT_FORMATS = 0, 10, 11
+EXT_ALPN = 16
 EXT_SUPPORTED_VERSIONS = 43
 
 
@@ -158,6 +159,11 @@ class TlsParser(Parser):
         )
         self.sink.add("tls.client.ja3", hashlib.md5(ja3.encode()).hexdigest())
 
+    def _on_alpn(self, data: Cursor) -> None:
+        """The protocol the server picked (RFC 7301: exactly one name)."""
+        for name in _alpn_names(data):
+            self.sink.add("tls.next_protocol", name.lower())
+
     def _on_server_hello(self, body: bytes) -> None:
         c = Cursor(body)
         version = c.u16("tls server version")
@@ -173,12 +179,23 @@ class TlsParser(Parser):
         for etype, data in exts:
             if etype == EXT_SUPPORTED_VERSIONS and data.remaining == 2:
                 selected = data.u16()
+            elif etype == EXT_ALPN:
+                self._on_alpn(data)
         name, protocol = version_name(selected)
         self.sink.add("tls.version", name)
         self.sink.add("tls.version_protocol", protocol)
         self.sink.add("tls.cipher", cipher_name(cipher))
         ja3s = f"{version},{cipher},{_dash([t for t, _ in exts])}"
         self.sink.add("tls.server.ja3s", hashlib.md5(ja3s.encode()).hexdigest())
+
+
+def _alpn_names(data: Cursor) -> list[str]:
+    names = data.sub(data.u16("tls alpn list length"), "tls alpn list")
+    out = []
+    while names.remaining:
+        name = names.take(names.u8("tls alpn name length"), "tls alpn name")
+        out.append(name.decode("ascii", "backslashreplace"))
+    return out
 
 
 def _read_extensions(c: Cursor) -> list[tuple[int, Cursor]]:
