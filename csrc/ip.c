@@ -149,7 +149,7 @@ read_ipv6_fragment(FpcDecoder *d, FpcCursor *c)
 static int
 skip_ext_headers(FpcDecoder *d, FpcCursor *c, size_t ip_end)
 {
-    uint8_t next, len;
+    uint8_t next = 0, len = 0;
     size_t size;
     int n;
 
@@ -170,8 +170,8 @@ skip_ext_headers(FpcDecoder *d, FpcCursor *c, size_t ip_end)
         if (!fpc_cursor_has(c, 8)) {
             return cut_status(c, 8, ip_end);
         }
-        next = c->pkt[c->pos];
-        len = c->pkt[c->pos + 1];
+        (void)fpc_cursor_peek(c, 0, &next);
+        (void)fpc_cursor_peek(c, 1, &len);
         size = d->row.proto == PROTO_AH ? ((size_t)len + 2) * 4 : ((size_t)len + 1) * 8;
         if (d->row.proto == PROTO_FRAGMENT) {
             read_ipv6_fragment(d, c);
