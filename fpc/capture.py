@@ -26,7 +26,7 @@ from fpc.packets import PRECISION_US, PacketBatch
 logger = logging.getLogger(__name__)
 
 MAX_SNAPLEN = 262144  # libpcap's own limit
-MAX_BUFFER_MB = 4096
+MAX_BUFFER_MB = 2047  # libpcap takes the size in bytes as a C int
 MAX_TIMEOUT_MS = 10_000
 NS_PER_S = 1_000_000_000
 NS_PER_US = 1_000

@@ -7,7 +7,9 @@ the same file with dpkt, never taken from fpc's own output.
 
 from __future__ import annotations
 
+import random
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -19,11 +21,11 @@ from typing import Any
 import dpkt
 import numpy as np
 import pytest
-from netns import VethPair
 
 from fpc.capture import LiveCapture
 from fpc.errors import CaptureError, ConfigError
 from fpc.packets import PRECISION_US, PacketBatch
+from netns import VethPair
 
 SMTP_PCAP = Path("/work/shared/corpus/other/zeek-smtp.pcap")
 MKPCAP = Path("/work/shared/tools/mkpcap.py")
@@ -89,6 +91,10 @@ class Collector:
         """
         wait_for(lambda: self.count() >= expected or self.error is not None)
         time.sleep(2 * TIMEOUT_MS / 1000)  # room for any packet beyond expected
+        return self.close()
+
+    def close(self) -> list[bytes]:
+        """Set stop, wait for batches() to return, return all bytes or raise."""
         self.stop.set()
         self._thread.join(timeout=2)
         assert not self._thread.is_alive(), "batches() did not return after stop"
@@ -209,10 +215,8 @@ def test_capture_fanout_two_handles_split_without_duplicates(
     veth_pair: VethPair, synthetic_pcap: Path
 ) -> None:
     source = read_source(synthetic_pcap)
-    options: dict[str, Any] = {
-        "timeout_ms": TIMEOUT_MS,
-        "fanout": (0x4650, 0),
-    }  # PACKET_FANOUT_HASH
+    group_id = random.randrange(1, 0xFFFF)  # tests running at once must not share
+    options: dict[str, Any] = {"timeout_ms": TIMEOUT_MS, "fanout": (group_id, 0)}
     with (
         LiveCapture(veth_pair.host, **options) as first,
         LiveCapture(veth_pair.host, **options) as second,
@@ -256,12 +260,78 @@ def test_capture_stop_on_idle_interface_returns_within_a_second(
         collector = Collector(capture)
         time.sleep(0.3)  # the reader is now waiting on an interface with no traffic
         start = time.monotonic()
-        packets = collector.finish(expected=0)
+        packets = collector.close()
         elapsed = time.monotonic() - start
 
     assert packets == []
-    # finish() waits 2 * TIMEOUT_MS for stray packets before it sets stop.
     assert elapsed < 1.0
+
+
+@pytest.mark.live
+def test_capture_stop_during_traffic_returns_within_a_second(
+    veth_pair: VethPair, synthetic_pcap: Path
+) -> None:
+    sender = subprocess.Popen(
+        veth_pair.netns_command(
+            "tcpreplay", f"--intf1={veth_pair.peer}", "--topspeed", "--loop=50"
+        )
+        + [str(synthetic_pcap)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with LiveCapture(veth_pair.host, timeout_ms=TIMEOUT_MS) as capture:
+            collector = Collector(capture)
+            wait_for(lambda: collector.count() > 1000)
+            start = time.monotonic()
+            packets = collector.close()
+            elapsed = time.monotonic() - start
+            still_sending = sender.poll() is None
+    finally:
+        sender.kill()
+        sender.wait(timeout=10)
+
+    assert still_sending, "tcpreplay ended before stop; the test proved nothing"
+    assert len(packets) > 1000
+    assert elapsed < 1.0
+
+
+# Run by the SIGINT test in a child process: capture in the main thread,
+# report readiness, then wait for packets on an interface that has none.
+SIGINT_CHILD = """
+import sys, threading
+from fpc.capture import LiveCapture
+with LiveCapture(sys.argv[1]) as capture:
+    print("ready", flush=True)
+    try:
+        for batch in capture.batches(threading.Event()):
+            pass
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+"""
+
+
+@pytest.mark.live
+def test_capture_idle_loop_ends_on_sigint(veth_pair: VethPair) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", SIGINT_CHILD, veth_pair.host],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        time.sleep(0.3)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=2)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+    assert out == "interrupted\n", err
+    assert child.returncode == 0, err
 
 
 @pytest.mark.live
