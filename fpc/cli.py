@@ -36,15 +36,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Capture packets to rotating PCAP files and index their sessions.",
     )
     src = p.add_argument_group("input (one of)")
-    src.add_argument("-r", "--read", action="append", metavar="PATH",
-                     help="pcap/pcapng file or directory; repeat for several")
-    src.add_argument("-R", "--recursive", action="store_true",
-                     help="read directories given to -r recursively")
+    src.add_argument(
+        "-r",
+        "--read",
+        action="append",
+        metavar="PATH",
+        help="pcap/pcapng file or directory; repeat for several",
+    )
+    src.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="read directories given to -r recursively",
+    )
     src.add_argument("-i", "--iface", help="capture live from this interface")
     cap = p.add_argument_group("capture")
     cap.add_argument("-s", "--snaplen", type=int, help="bytes kept per packet")
-    cap.add_argument("-p", "--no-promisc", action="store_true",
-                     help="do not put the interface into promiscuous mode")
+    cap.add_argument(
+        "-p",
+        "--no-promisc",
+        action="store_true",
+        help="do not put the interface into promiscuous mode",
+    )
     cap.add_argument("-B", "--buffer-mb", type=int, help="kernel buffer size, MiB")
     cap.add_argument("--bpf", help="BPF filter (or give it after the options)")
     cap.add_argument("expression", nargs="*", help="BPF filter, as in tcpdump")
@@ -56,10 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--max-file-size", help="rotate PCAP files at this size (1G)")
     out.add_argument("--max-file-time", help="rotate PCAP files at this age (1h)")
     out.add_argument("--es", metavar="URL", help="index SPI records into Elasticsearch")
-    out.add_argument("--print", action="store_true", dest="print_records",
-                     help="write every SPI record as a JSON line on stdout")
-    out.add_argument("--no-app-layer", action="store_true",
-                     help="skip application-layer parsing (HTTP, DNS, TLS, SSH)")
+    out.add_argument(
+        "--print",
+        action="store_true",
+        dest="print_records",
+        help="write every SPI record as a JSON line on stdout",
+    )
+    out.add_argument(
+        "--no-app-layer",
+        action="store_true",
+        help="skip application-layer parsing (HTTP, DNS, TLS, SSH)",
+    )
     out.add_argument("-v", "--verbose", action="count", default=0)
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p  # fmt: skip
@@ -95,7 +115,9 @@ def setup_logging(verbose: int, node: str) -> None:
     level = logging.DEBUG if verbose > 0 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter(f"%(asctime)s %(levelname)s node={node} %(name)s: %(message)s")
+        logging.Formatter(
+            f"%(asctime)s %(levelname)s node={node} %(name)s: %(message)s"
+        )
     )
     root = logging.getLogger("fpc")
     root.handlers[:] = [handler]
@@ -140,7 +162,9 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
         if args.read:
             from fpc.offline import read_files
 
-            errors = read_files(pipeline, args.read, args.recursive, cfg, stop, args.quiet)
+            errors = read_files(
+                pipeline, args.read, args.recursive, cfg, stop, args.quiet
+            )
         else:
             errors = capture_live(pipeline, cfg, stop)
     finally:
@@ -229,7 +253,6 @@ def print_summary(s: dict[str, int], seconds: float) -> None:
     if s["unsaved_records"]:
         lines.append(f"records not stored {s['unsaved_records']:>12}")
     print("\n".join(lines), file=sys.stderr)
-
 
 
 if __name__ == "__main__":

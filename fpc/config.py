@@ -128,7 +128,9 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Co
             with open(path, "rb") as f:
                 raw = tomllib.load(f)
         except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+            raise ConfigError(
+                f"cannot read config file {path}: {exc.strerror}"
+            ) from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     for dotted, value in (overrides or {}).items():

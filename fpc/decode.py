@@ -98,7 +98,5 @@ DECODED = np.dtype(
 def decode_batch(batch: PacketBatch) -> np.ndarray:
     """Decode every packet of `batch`; returns an array of `DECODED` rows."""
     out = np.zeros(len(batch), dtype=DECODED)
-    _fastpath.decode_batch(
-        batch.data, batch.offset, batch.caplen, batch.linktype, out
-    )
+    _fastpath.decode_batch(batch.data, batch.offset, batch.caplen, batch.linktype, out)
     return out

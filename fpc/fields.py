@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from fpc.appl.fields import APP_FIELDS, Field
 
-
 CORE_FIELDS: tuple[Field, ...] = (
     Field("@timestamp", "date_nanos", "Time of the first packet of the session."),
-    Field("event.id", "keyword", "Session id: node, first packet time, key hash, segment."),
+    Field(
+        "event.id", "keyword", "Session id: node, first packet time, key hash, segment."
+    ),
     Field("event.start", "date_nanos", "Time of the first packet of this record."),
     Field("event.end", "date_nanos", "Time of the last packet of this record."),
     Field("event.duration", "long", "event.end - event.start in nanoseconds."),
@@ -28,7 +29,9 @@ CORE_FIELDS: tuple[Field, ...] = (
     Field("source.bytes", "long", "Bytes on the wire sent by the client."),
     Field("destination.ip", "ip", "Address of the server (responder)."),
     Field("destination.port", "integer", "Port of the server; 0 without ports."),
-    Field("destination.mac", "keyword", "MAC addresses the server's packets came from."),
+    Field(
+        "destination.mac", "keyword", "MAC addresses the server's packets came from."
+    ),
     Field("destination.packets", "long", "Packets sent by the server."),
     Field("destination.bytes", "long", "Bytes on the wire sent by the server."),
     Field("network.type", "keyword", "ipv4 or ipv6."),
@@ -42,11 +45,15 @@ CORE_FIELDS: tuple[Field, ...] = (
     Field("network.inner.vlan.id", "keyword", "Inner VLAN id (QinQ)."),
     Field("fpc.session", "keyword", "Session id shared by every segment of a session."),
     Field("fpc.protocols", "keyword", "Every protocol seen: transport, tunnels, apps."),
-    Field("fpc.tunnel", "keyword", "Encapsulations peeled off (vlan, gre, vxlan, ...)."),
+    Field(
+        "fpc.tunnel", "keyword", "Encapsulations peeled off (vlan, gre, vxlan, ...)."
+    ),
     Field("fpc.segment", "integer", "Segment number of a long session, from 0."),
     Field("fpc.end_reason", "keyword", "idle, tcp_close, segment, evicted, shutdown."),
     Field("fpc.source.payload_bytes", "long", "L4 payload bytes sent by the client."),
-    Field("fpc.destination.payload_bytes", "long", "L4 payload bytes sent by the server."),
+    Field(
+        "fpc.destination.payload_bytes", "long", "L4 payload bytes sent by the server."
+    ),
     Field("fpc.source.ttl", "integer", "TTL / hop limits seen from the client."),
     Field("fpc.destination.ttl", "integer", "TTL / hop limits seen from the server."),
     Field("fpc.tcp.syn", "integer", "TCP packets with SYN and without ACK."),
@@ -59,7 +66,9 @@ CORE_FIELDS: tuple[Field, ...] = (
     Field("fpc.icmp.type", "integer", "ICMP / ICMPv6 types seen."),
     Field("fpc.icmp.code", "integer", "ICMP / ICMPv6 codes seen."),
     Field("fpc.packet.file", "long", "PCAP file number of each packet.", False),
-    Field("fpc.packet.pos", "long", "Packet position (byte offset) of each packet.", False),
+    Field(
+        "fpc.packet.pos", "long", "Packet position (byte offset) of each packet.", False
+    ),
     Field("fpc.packet.len", "integer", "Captured length of each packet.", False),
     Field("fpc.truncated", "boolean", "Packet list cut at the per-record limit."),
 )

@@ -111,7 +111,10 @@ class Pipeline:
                 f.write(json.dumps(record, separators=(",", ":")) + "\n")
         self.unsaved += len(records)
         logger.error(
-            "store refused records count=%d kept_in=%s error=%s", len(records), path, exc
+            "store refused records count=%d kept_in=%s error=%s",
+            len(records),
+            path,
+            exc,
         )
 
     def summary(self) -> dict[str, int]:

@@ -486,4 +486,5 @@ def _add_run(sess: Session, a: _Aggregate, r: int) -> None:
     sess.plen.frombytes(a.caplen[lo:hi].astype(np.int64).tobytes())
     if sess.proto in (1, 58):
         d = a.d[lo:hi]
-        sess.icmp.update(zip(d["icmp_type"].tolist(), d["icmp_code"].tolist()))
+        types, codes = d["icmp_type"].tolist(), d["icmp_code"].tolist()
+        sess.icmp.update(zip(types, codes, strict=True))

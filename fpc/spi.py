@@ -25,8 +25,8 @@ from fpc.decode import (
 )
 from fpc.session import Session
 
-TRANSPORTS = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp",
-              50: "esp", 51: "ah", 47: "gre", 2: "igmp", 103: "pim", 89: "ospf"}  # fmt: skip
+TRANSPORTS = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp", 50: "esp",
+              51: "ah", 47: "gre", 2: "igmp", 103: "pim", 89: "ospf"}  # fmt: skip
 TUNNEL_NAMES = (
     (TUNNEL_VLAN, "vlan"), (TUNNEL_MPLS, "mpls"), (TUNNEL_PPPOE, "pppoe"),
     (TUNNEL_GRE, "gre"), (TUNNEL_ERSPAN, "erspan"), (TUNNEL_VXLAN, "vxlan"),

@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 
 from fpc.config import load_config
+from fpc.errors import CaptureError
 from fpc.pipeline import Pipeline
 from fpc.reader import open_capture
-from fpc.errors import CaptureError
 from fpc.store import open_store
 
 pytest_plugins = ["netns"]
 
-CORPUS = Path(os.environ.get("FPC_CORPUS", Path(__file__).parents[2] / "shared" / "corpus"))
+CORPUS = Path(
+    os.environ.get("FPC_CORPUS", Path(__file__).parents[2] / "shared" / "corpus")
+)
 SAMPLES = Path(__file__).parents[1] / "samples"
 
 

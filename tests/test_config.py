@@ -20,7 +20,10 @@ def test_load_config_without_file_gives_defaults():
 
 
 def test_load_config_reads_units_and_sections(tmp_path):
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
 node = "s1"
 data_dir = "/tmp/x"
 [writer]
@@ -29,7 +32,9 @@ max_file_time = "30m"
 [sessions]
 udp_timeout = "2m"
 max_sessions = 5000
-"""))
+""",
+        )
+    )
     assert cfg.node == "s1"
     assert cfg.writer.max_file_size == 2 << 30
     assert cfg.writer.max_file_time == 1800
@@ -46,7 +51,9 @@ def test_load_config_flag_overrides_file(tmp_path):
 
 
 def test_load_config_reports_every_problem_together(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 nod = "typo"
 [capture]
 snaplen = 10
@@ -55,7 +62,8 @@ promisc = "yes"
 max_file_sizes = 5
 [es]
 rotation = "yearly"
-""")
+""",
+    )
     with pytest.raises(ConfigError) as err:
         load_config(path)
     text = str(err.value)
@@ -83,13 +91,16 @@ def test_load_config_invalid_toml(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "text,value", [("512M", 512 << 20), ("1g", 1 << 30), ("4096", 4096), ("64KiB", 65536)]
+    "text,value",
+    [("512M", 512 << 20), ("1g", 1 << 30), ("4096", 4096), ("64KiB", 65536)],
 )
 def test_parse_size_units(text, value):
     assert parse_size(text) == value
 
 
-@pytest.mark.parametrize("text,value", [("90s", 90), ("30m", 1800), ("1h", 3600), ("2", 2)])
+@pytest.mark.parametrize(
+    "text,value", [("90s", 90), ("30m", 1800), ("1h", 3600), ("2", 2)]
+)
 def test_parse_duration_units(text, value):
     assert parse_duration(text) == value
 

@@ -20,7 +20,9 @@ def leaves(record: dict, prefix: str = "") -> set[str]:
 
 
 def test_fields_docs_match_the_table():
-    assert DOCS.read_text() == fields_markdown(), "run: python -m fpc.fields > docs/FIELDS.md"
+    assert DOCS.read_text() == fields_markdown(), (
+        "run: python -m fpc.fields > docs/FIELDS.md"
+    )
 
 
 def test_fields_every_emitted_field_is_documented(tmp_path):

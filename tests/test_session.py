@@ -39,8 +39,8 @@ def run(packets, limits=None, batch_size=1000):
         chunk = packets[start : start + batch_size]
         batch = PacketBatch.from_list([(int(t * NS), len(f), f) for t, f in chunk], 1)
         n = len(batch)
-        table.add_batch(batch, decode_batch(batch),
-                        np.ones(n, dtype=np.int64), np.arange(start, start + n))  # fmt: skip
+        files, pos = np.ones(n, dtype=np.int64), np.arange(start, start + n)
+        table.add_batch(batch, decode_batch(batch), files, pos)
     table.flush_all()
     return [build_record("t", s) for s in table.take_done()], table
 
@@ -50,7 +50,10 @@ def handshake(t=0.0, sport=40000):
         (t, tcp(A, B, sport, 80, SYN)),
         (t + 0.1, tcp(B, A, 80, sport, SYN | ACK)),
         (t + 0.2, tcp(A, B, sport, 80, ACK)),
-        (t + 0.3, tcp(A, B, sport, 80, PSH | ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
+        (
+            t + 0.3,
+            tcp(A, B, sport, 80, PSH | ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ),
     ]
 
 

@@ -65,7 +65,7 @@ class Store(ABC):
     def search_sessions(self, query: SessionQuery) -> list[dict]:
         """Records matching `query`, oldest first, at most `query.limit`."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - optional for backends that buffer
         """Make everything saved so far visible to readers."""
 
     def close(self) -> None:
