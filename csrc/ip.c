@@ -318,7 +318,7 @@ decode_inner(FpcDecoder *d, FpcCursor inner, int depth)
 }
 
 static int
-decode_l4(FpcDecoder *d, FpcCursor *c, size_t ip_end, int depth)
+decode_l4(FpcDecoder *d, FpcCursor *c, size_t ip_end)
 {
     switch (d->row.proto) {
     case PROTO_TCP:
@@ -379,7 +379,7 @@ fpc_ip_decode(FpcDecoder *d, FpcCursor *c, int version, int depth)
 
     l4 = c->pos;
     if (status == FPC_STATUS_IP && !(d->row.frag & FPC_FRAG_NONFIRST)) {
-        status = decode_l4(d, c, ip_end, depth);
+        status = decode_l4(d, c, ip_end);
     }
     if (status != FPC_STATUS_IP) {
         return status;
