@@ -41,6 +41,9 @@ _META_DTYPE = np.dtype(
 _DLT_TO_LINKTYPE = {pcapy.DLT_RAW: 101, pcapy.DLT_ATM_RFC1483: 100}
 
 # pcap_activate() status codes (pcap/pcap.h): reason text and fix for each.
+# TODO: pcapy-ng has no pcap_geterr(), so an activate() failure is reported by
+# its status code's meaning; libpcap's own detail (e.g. which ioctl failed) is
+# lost, which matters only for the generic status -1.
 _FIX_IFACE = "check 'ip link' and pass an existing interface with --iface"
 _FIX_PERM = "run as root or grant CAP_NET_RAW and CAP_NET_ADMIN to the program"
 _ACTIVATE_ERRORS = {
@@ -185,7 +188,11 @@ class LiveCapture:
                 poller.poll(self.timeout_ms)
 
     def stats(self) -> dict[str, int]:
-        """Counters since open(): libpcap's and ours; final values after close()."""
+        """Counters since open(): libpcap's and ours; final values after close().
+
+        libpcap's `received` counts every packet that passed the BPF filter,
+        `dropped` ones included; ours count what `batches()` delivered.
+        """
         with self._lock:
             received, dropped, interface_dropped = self._pcap_stats()
             return {

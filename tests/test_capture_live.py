@@ -357,6 +357,36 @@ def test_capture_missing_interface_raises_capture_error(
         capture.open()
 
 
+# Opens an interface in a child process that runs without CAP_NET_RAW.
+NO_CAPABILITY_CHILD = """
+from fpc.capture import LiveCapture
+from fpc.errors import CaptureError
+try:
+    LiveCapture("lo").open()
+except CaptureError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.live
+def test_capture_without_cap_net_raw_raises_capture_error(
+    netns_required: None,
+) -> None:
+    drop = ["--bounding-set=-net_raw,-net_admin", "--inh-caps=-net_raw,-net_admin"]
+    result = subprocess.run(
+        ["setpriv", *drop, sys.executable, "-c", NO_CAPABILITY_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).parents[1],
+    )
+
+    assert result.stdout == (
+        "cannot open interface 'lo' (Permission denied); "
+        "run as root or grant CAP_NET_RAW and CAP_NET_ADMIN to the program\n"
+    ), result.stderr
+
+
 @pytest.mark.live
 def test_capture_interface_down_raises_capture_error(veth_pair: VethPair) -> None:
     subprocess.run(["ip", "link", "set", veth_pair.host, "down"], check=True)
