@@ -106,7 +106,7 @@ class HttpParser(Parser):
 
     def end(self, direction: int) -> None:
         self._sides[direction].state = _OPAQUE
-        self.done = all(s.state == _OPAQUE for s in self._sides)
+        self.done = self.done or all(s.state == _OPAQUE for s in self._sides)
 
     def _consume(self, side: _Side, buf: bytes, pos: int) -> int:
         """Reads as far as `buf` allows; returns the first byte not used."""
@@ -122,6 +122,7 @@ class HttpParser(Parser):
                     side.state = _HEAD if state == _BODY else _CHUNK_CRLF
             elif state == _UNTIL_CLOSE:
                 new = size
+                self.done = True  # the connection ends with this body
             else:
                 new = self._read_chunk_line(side, buf, pos)
             if new == pos:

@@ -66,16 +66,22 @@ class ParserSpec:
 
 
 _SPECS: list[ParserSpec] = []
+_BY_TRANSPORT: dict[str, tuple[ParserSpec, ...]] = {}
 
 
 def register(spec: ParserSpec) -> None:
     if any(s.name == spec.name for s in _SPECS):
         raise ValueError(f"app-layer parser {spec.name!r} is registered twice")
     _SPECS.append(spec)
+    _BY_TRANSPORT.clear()
 
 
 def specs_for(transport: str) -> tuple[ParserSpec, ...]:
-    return tuple(s for s in _SPECS if transport in s.transports)
+    specs = _BY_TRANSPORT.get(transport)
+    if specs is None:
+        specs = tuple(s for s in _SPECS if transport in s.transports)
+        _BY_TRANSPORT[transport] = specs
+    return specs
 
 
 def registered_names() -> list[str]:

@@ -193,8 +193,10 @@ class AppState:
         if self._handoffs > MAX_HANDOFFS:
             return
         specs = specs_for(self.transport)
-        ended = [bool(self._streams and s.ended) for s in self._streams or ()]
-        self._pending = [[] if e else list(specs) for e in ended or (False, False)]
+        self._pending = [
+            [] if self._streams and self._streams[d].ended else list(specs)
+            for d in (0, 1)
+        ]
         self._classifying = True
         self._tried = 0
         for direction in (0, 1):
