@@ -12,13 +12,18 @@ import struct
 import dpkt
 import numpy as np
 import pytest
+import test_decode as td
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fpc import _fastpath, decode
 from fpc.packets import PacketBatch
 
-CORPUS = "/work/shared/corpus"
+# Same default and override as tests/conftest.py.
+CORPUS = os.environ.get(
+    "FPC_CORPUS",
+    os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "shared", "corpus"),
+)
 CORPUS_FILES = sorted(
     glob.glob(os.path.join(CORPUS, "*", "*.pcap"))
     + glob.glob(os.path.join(CORPUS, "*", "*.pcapng"))
@@ -264,32 +269,54 @@ def test_random_bytes_always_get_a_status(pairs):
     check_invariants(out, caplen)
 
 
-SEEDS = [
-    bytes.fromhex(
-        "020000000002020000000001080045000038123400004011000"
-        "0c6336401c6336402d90312b5002400000800000000109200"
-        "020000000003020000000004080045000014000000004006000"
-        "0ac100005ac100009"
-    ),
-    bytes.fromhex(
-        "0200000000020200000000018100a064886400110042001c002145000018"
-        "0000000040040000c6336401c63364024500000400"
-    ),
-]
+def tunnel_seeds() -> list[tuple[int, bytes, int]]:
+    """(link type, packet, tunnel bits) of well-formed deep packets to mutate."""
+    inner = td.inner_tcp4()
+    vx = struct.pack(">II", 0x08000000, 1 << 8)
+    gtp = struct.pack(">BBHI", 0x34, 0xFF, 4 + len(inner), 1) + b"\0\1\0\0"
+    geneve = struct.pack(">BBHI", 1, 0, 0x6558, 5 << 8) + b"\0" * 4
+    erspan3 = struct.pack(">III", 0x2000_0000, 0, 1) + b"\0" * 8
+    pptp = struct.pack(">HHHHI", 0x3001, 0x880B, 40, 7, 1) + b"\xff\x03\x00\x21"
+    mpls_pw = td.mpls(5, True) + b"\0" * 4 + td.eth(0x0800, inner)
+    tags = td.vlan_tag(0x8100, 10) + td.vlan_tag(0x8864, 20)
+    frag6 = struct.pack(">BBHI", 6, 0, 1, 9)
+    radiotap = struct.pack("<BBHI", 0, 0, 8, 0)
+    nflog = b"\x02\0\0\0" + td.nflog_tlv(9, inner)
+    return [
+        (1, td.outer4(17, td.udp(1, 4789, vx + td.eth(0x0800, inner))), 0x20),
+        (1, td.outer4(17, td.udp(2152, 2152, gtp + inner)), 0x80),
+        (1, td.outer4(17, td.udp(1, 6081, geneve + td.eth(0x0800, inner))), 0x40),
+        (1, td.outer4(47, td.gre(0x22EB, erspan3 + td.eth(0x0800, inner))), 0x18),
+        (1, td.outer4(47, pptp + inner), 0x208),
+        (1, td.eth(0x8847, mpls_pw), 0x2),
+        (1, td.eth(0x88A8, tags + td.pppoe(0x0021, inner)), 0x5),
+        (1, td.eth(0x86DD, td.ipv6(44, frag6 + td.tcp(1, 2))), 0),
+        (1, td.outer4(4, td.ipv4(41, td.ipv6(17, td.udp(1, 2)))), 0x100),
+        (127, radiotap + td.wlan_data(inner, qos=True), 0),
+        (239, nflog, 0),
+    ]
 
 
-@settings(max_examples=400, deadline=None)
+def test_tunnel_seeds_decode_to_their_inner_packet():
+    for linktype, packet, tunnel in tunnel_seeds():
+        out, _ = decode_raw([(linktype, packet)])
+        assert out[0]["status"] == decode.STATUS_IP
+        assert out[0]["tunnel"] == tunnel
+
+
+@settings(max_examples=600, deadline=None)
 @given(
-    st.sampled_from(SEEDS),
-    st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)), max_size=6),
-    st.integers(0, 130),
+    st.sampled_from(tunnel_seeds()),
+    st.lists(st.tuples(st.integers(0, 160), st.integers(0, 255)), max_size=6),
+    st.integers(0, 170),
 )
 def test_mutated_tunnel_packets_never_crash(seed, flips, cut):
-    buf = bytearray(seed)
+    linktype, packet, _ = seed
+    buf = bytearray(packet)
     for pos, value in flips:
         if pos < len(buf):
             buf[pos] = value
-    out, caplen = decode_raw([(1, bytes(buf[:cut]))])
+    out, caplen = decode_raw([(linktype, bytes(buf[:cut]))])
     check_invariants(out, caplen)
 
 
