@@ -22,13 +22,14 @@ import dpkt
 import numpy as np
 import pytest
 
+from conftest import CORPUS
 from fpc.capture import LiveCapture
 from fpc.errors import CaptureError, ConfigError
 from fpc.packets import PRECISION_US, PacketBatch
 from netns import VethPair
 
-SMTP_PCAP = Path("/work/shared/corpus/other/zeek-smtp.pcap")
-MKPCAP = Path("/work/shared/tools/mkpcap.py")
+SMTP_PCAP = CORPUS / "other" / "zeek-smtp.pcap"
+MKPCAP = CORPUS.parent / "tools" / "mkpcap.py"  # the shared traffic generator
 LINKTYPE_ETHERNET = 1
 DRAIN_TIMEOUT_S = 5.0  # time for the last packets to leave the kernel ring
 TIMEOUT_MS = 100
@@ -159,6 +160,8 @@ def check_batch_arrays(batches: list[PacketBatch], start: float, end: float) -> 
 
 @pytest.fixture(scope="module")
 def synthetic_pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not MKPCAP.is_file():
+        pytest.fail(f"traffic generator not found at {MKPCAP}; set FPC_CORPUS")
     path = tmp_path_factory.mktemp("capture") / "synthetic-20000.pcap"
     subprocess.run(
         [sys.executable, str(MKPCAP), "--packets", "20000", "--seed", "1"]
