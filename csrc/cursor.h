@@ -6,7 +6,7 @@
  * memory, so a decoder reads a whole header and checks `err` once. `pos` and
  * `end` count from the start of the packet, so offsets stored in the decoded
  * row come straight from `pos`. The packet bytes are borrowed from the
- * caller's buffer and never written.
+ * caller's buffer and never written. Plain C, used with the GIL released.
  */
 #ifndef FPC_CURSOR_H
 #define FPC_CURSOR_H

@@ -475,3 +475,21 @@ def test_decode_batch_rejects_packet_past_buffer():
 def test_decode_batch_empty():
     batch = PacketBatch.from_list([], 1)
     assert len(decode.decode_batch(batch)) == 0
+
+
+# --- lint of the C sources ---------------------------------------------------
+
+CSRC = os.path.join(os.path.dirname(__file__), os.pardir, "csrc")
+
+
+def test_c_sources_say_gil_and_balance_thread_state():
+    for path in sorted(glob.glob(os.path.join(CSRC, "*.[ch]"))):
+        with open(path) as f:
+            text = f.read()
+        header = text.split("*/", 1)[0]
+        assert "GIL" in header, (
+            f"{path}: module comment must say whether the GIL is held"
+        )
+        begin = text.count("Py_BEGIN_ALLOW_THREADS")
+        assert begin == text.count("Py_END_ALLOW_THREADS"), path
+        assert max(len(line) for line in text.splitlines()) <= 100, path
