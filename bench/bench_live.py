@@ -1,0 +1,272 @@
+"""Live benchmark: fpc-capture -i and tcpdump -i on a veth pair fed by tcpreplay.
+
+A veth pair is created with its peer end in a new network namespace
+(`tests/netns.py`); tcpreplay sends a mkpcap capture out of the peer at rising
+rates while the tool under test captures on the host end. Per run we keep
+what tcpreplay sent, what the tool captured and dropped, and the CPU seconds
+the tool spent from the moment it was ready until it exited (start-up is left
+out, the final flush is in). The tools take turns at every rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+
+from bench.captures import mkpcap_capture, warm_page_cache
+from bench.measure import Child
+from bench.report import line_plot, markdown_table
+from bench.stats import REPO, median, ratio
+
+logger = logging.getLogger(__name__)
+
+TOOLS = ("fpc", "tcpdump")
+READY_MARKERS = {"fpc": "capture started", "tcpdump": "listening on"}
+READY_TIMEOUT_S = 60.0
+SETTLE_IDLE_S = 0.02  # CPU seconds per poll below which the tool counts as idle
+SETTLE_POLL_S = 0.5
+SETTLE_MAX_S = 60.0
+# libpcap hands packets over in ring blocks that close on a timeout; waiting
+# this long after the CPU goes quiet lets the last partial block through.
+GRACE_S = 2.0
+TCPDUMP_BUFFER_KIB = 65536  # the same kernel buffer as fpc's default buffer_mb = 64
+FPC_RE = re.compile(r"received=(\d+) dropped=(\d+) interface_dropped=(\d+)")
+FPC_READ_RE = re.compile(r"^packets read\s+(\d+)", re.MULTILINE)
+TCPDUMP_RE = {
+    "captured": re.compile(r"(\d+) packets? captured"),
+    "received": re.compile(r"(\d+) packets? received by filter"),
+    "dropped": re.compile(r"(\d+) packets? dropped by kernel"),
+}
+REPLAY_RE = {
+    "sent": re.compile(r"Successful packets:\s+(\d+)"),
+    "failed": re.compile(r"Failed packets:\s+(\d+)"),
+    "pps": re.compile(r"Rated:.*?([\d.]+) pps"),
+}
+
+
+@dataclass
+class LivePlan:
+    pcap: str
+    rates: list[str]  # packets/s as text, or "top"
+    repeats: int
+    work_dir: str
+    fpc_args: list[str]
+    runs: list[dict] = field(default_factory=list)
+
+
+def _netns_module() -> object:
+    """tests/netns.py, which builds and always removes the veth pair."""
+    tests_dir = os.path.join(REPO, "tests")
+    if tests_dir not in sys.path:
+        sys.path.insert(0, tests_dir)
+    import netns
+
+    return netns
+
+
+def run_live(plan: LivePlan) -> dict:
+    """Every rate, every tool in turn, on one veth pair; return the summary."""
+    warm_page_cache(plan.pcap)
+    netns = _netns_module()
+    with netns.create_veth_pair() as pair:  # type: ignore[attr-defined]
+        logger.info("veth pair host=%s peer=%s netns=%s", *_names(pair))
+        for rate in plan.rates:
+            for _ in range(plan.repeats):
+                for tool in TOOLS:
+                    run = _run_once(tool, rate, pair, plan)
+                    plan.runs.append(run)
+                    _log_run(run)
+    return summarize(plan)
+
+
+def _names(pair: object) -> tuple[str, str, str]:
+    return pair.host, pair.peer, pair.netns  # type: ignore[attr-defined]
+
+
+def capture_argv(tool: str, iface: str, out_dir: str, fpc_args: list[str]) -> list[str]:
+    if tool == "fpc":
+        cli = [sys.executable, "-m", "fpc.cli", "-i", iface, "--data-dir", out_dir]
+        return [*cli, *fpc_args]
+    out = os.path.join(out_dir, "out.pcap")
+    return ["tcpdump", "-n", "-i", iface, "-B", str(TCPDUMP_BUFFER_KIB), "-Z", "root",
+            "-w", out]  # fmt: skip
+
+
+def _run_once(tool: str, rate: str, pair: object, plan: LivePlan) -> dict:
+    out_dir = os.path.join(plan.work_dir, tool)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    child = Child(capture_argv(tool, pair.host, out_dir, plan.fpc_args), cwd=REPO)  # type: ignore[attr-defined]
+    try:
+        _wait_ready(child, tool)
+        cpu_ready = child.cpu_so_far()
+        replay = replay_capture(pair, plan.pcap, rate)
+        _wait_idle(child)
+    finally:
+        child.signal()
+        result = child.wait(timeout_s=300)
+        shutil.rmtree(out_dir, ignore_errors=True)
+    counts = parse_capture_counts(tool, result.stderr)
+    cpu = result.cpu_s - cpu_ready
+    return {"tool": tool, "rate": rate, **replay, **counts, "capture_cpu_s": cpu,
+            "cpu_us_per_packet": ratio(cpu, counts["captured"]) * 1e6,
+            "returncode": result.returncode,
+            "clean": _clean(replay, counts)}  # fmt: skip
+
+
+def _wait_ready(child: Child, tool: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while READY_MARKERS[tool] not in child.stderr_so_far():
+        if child.proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{tool} did not start capturing within {READY_TIMEOUT_S:.0f} s: "
+                f"{child.stderr_so_far().strip()[-2000:]}"
+            )
+        time.sleep(0.05)
+
+
+def _wait_idle(child: Child) -> None:
+    """Wait until the tool has worked through its backlog (CPU use stops)."""
+    deadline = time.monotonic() + SETTLE_MAX_S
+    last = child.cpu_so_far()
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_POLL_S)
+        now = child.cpu_so_far()
+        if now - last < SETTLE_IDLE_S:
+            time.sleep(GRACE_S)
+            return
+        last = now
+    logger.warning("capture still busy after %.0f s; stopping it", SETTLE_MAX_S)
+
+
+def replay_capture(pair: object, pcap: str, rate: str) -> dict:
+    """Send `pcap` from the peer end; what tcpreplay says it sent."""
+    speed = "--topspeed" if rate == "top" else f"--pps={rate}"
+    argv = ["tcpreplay", f"--intf1={pair.peer}", speed, pcap]  # type: ignore[attr-defined]
+    done = pair.run_in_netns(*argv, timeout_s=600)  # type: ignore[attr-defined]
+    found = {k: rx.search(done.stdout) for k, rx in REPLAY_RE.items()}
+    if found["sent"] is None:
+        raise RuntimeError(f"cannot parse tcpreplay output: {done.stdout[-1000:]}")
+    return {
+        "sent": int(found["sent"].group(1)),
+        "send_failed": int(found["failed"].group(1)) if found["failed"] else 0,
+        "achieved_pps": float(found["pps"].group(1)) if found["pps"] else float("nan"),
+    }
+
+
+def parse_capture_counts(tool: str, stderr: str) -> dict:
+    """captured / dropped / interface_dropped from the tool's stderr."""
+    if tool == "fpc":
+        stats, read = FPC_RE.search(stderr), FPC_READ_RE.search(stderr)
+        if stats is None or read is None:
+            raise RuntimeError(f"cannot parse fpc summary: {stderr[-2000:]}")
+        return {"captured": int(read.group(1)), "received": int(stats.group(1)),
+                "dropped": int(stats.group(2)),
+                "interface_dropped": int(stats.group(3))}  # fmt: skip
+    found = {k: rx.search(stderr) for k, rx in TCPDUMP_RE.items()}
+    if any(m is None for m in found.values()):
+        raise RuntimeError(f"cannot parse tcpdump summary: {stderr[-2000:]}")
+    counts = {k: int(m.group(1)) for k, m in found.items()}  # type: ignore[union-attr]
+    return {**counts, "interface_dropped": 0}
+
+
+def _clean(replay: dict, counts: dict) -> bool:
+    no_drops = counts["dropped"] == 0 and counts["interface_dropped"] == 0
+    return no_drops and counts["captured"] >= replay["sent"]
+
+
+def _log_run(run: dict) -> None:
+    logger.info(
+        "live tool=%s rate=%s achieved_pps=%.0f sent=%d captured=%d dropped=%d "
+        "cpu_s=%.2f cpu_us_per_packet=%.2f",
+        run["tool"], run["rate"], run["achieved_pps"], run["sent"], run["captured"],
+        run["dropped"], run["capture_cpu_s"], run["cpu_us_per_packet"],
+    )  # fmt: skip
+
+
+def summarize(plan: LivePlan) -> dict:
+    """Per rate and tool: medians, drops, clean or not; highest clean rate."""
+    per_rate = []
+    for rate in plan.rates:
+        row: dict = {"rate": rate}
+        for tool in TOOLS:
+            runs = [r for r in plan.runs if r["rate"] == rate and r["tool"] == tool]
+            row[tool] = {
+                "achieved_pps": median([r["achieved_pps"] for r in runs]),
+                "sent": sum(r["sent"] for r in runs),
+                "captured": sum(r["captured"] for r in runs),
+                "dropped": sum(r["dropped"] + r["interface_dropped"] for r in runs),
+                "cpu_us_per_packet": median([r["cpu_us_per_packet"] for r in runs]),
+                "clean": all(r["clean"] for r in runs),
+            }
+        row["cpu_ratio_fpc_tcpdump"] = ratio(
+            row["fpc"]["cpu_us_per_packet"], row["tcpdump"]["cpu_us_per_packet"]
+        )
+        per_rate.append(row)
+    return {
+        "capture": plan.pcap,
+        "repeats": plan.repeats,
+        "fpc_args": plan.fpc_args,
+        "rates": per_rate,
+        "highest_clean": {t: _highest_clean(per_rate, t) for t in TOOLS},
+        "runs": plan.runs,
+    }
+
+
+def _highest_clean(per_rate: list[dict], tool: str) -> dict | None:
+    """The last rate (in the order run) at which the tool lost nothing."""
+    clean = [r for r in per_rate if r[tool]["clean"]]
+    if not clean:
+        return None
+    best = clean[-1]
+    return {"rate": best["rate"], "achieved_pps": best[tool]["achieved_pps"]}
+
+
+def render(summary: dict) -> str:
+    rows = []
+    for r in summary["rates"]:
+        f, t = r["fpc"], r["tcpdump"]
+        rows.append([r["rate"], f["achieved_pps"], f"{f['captured']:,}/{f['sent']:,}",
+                     f["dropped"], f["cpu_us_per_packet"],
+                     f"{t['captured']:,}/{t['sent']:,}", t["dropped"],
+                     t["cpu_us_per_packet"], r["cpu_ratio_fpc_tcpdump"]])  # fmt: skip
+    table = markdown_table(
+        ["rate asked", "pps achieved", "fpc captured/sent", "fpc dropped",
+         "fpc CPU µs/pkt", "tcpdump captured/sent", "tcpdump dropped",
+         "tcpdump CPU µs/pkt", "CPU/pkt fpc/tcpdump"], rows,
+    )  # fmt: skip
+    best = []
+    for tool, h in summary["highest_clean"].items():
+        text = "none" if h is None else f"{h['rate']} ({h['achieved_pps']:,.0f} pps)"
+        best.append(f"- highest rate with no loss, {tool}: {text}")
+    n = summary["runs"][0]["sent"] if summary["runs"] else 0
+    head = f"{n:,} packets replayed per run, {summary['repeats']} run(s) per rate"
+    return head + "\n\n" + table + "\n" + "\n".join(best) + "\n"
+
+
+def plot(summary: dict, path: str) -> None:
+    series_cpu: dict[str, list[tuple]] = {t: [] for t in TOOLS}
+    series_loss: dict[str, list[tuple]] = {t: [] for t in TOOLS}
+    for r in summary["rates"]:
+        for t in TOOLS:
+            x = r[t]["achieved_pps"]
+            series_cpu[t].append((x, r[t]["cpu_us_per_packet"]))
+            lost = max(r[t]["sent"] - r[t]["captured"], 0) + r[t]["dropped"]
+            series_loss[t].append((x, 100.0 * ratio(lost, r[t]["sent"])))
+    line_plot(
+        path,
+        "live capture on a veth pair",
+        [("capture CPU µs per packet", series_cpu), ("% packets lost", series_loss)],
+    )
+
+
+def plan_from_args(args: object, work_dir: str) -> LivePlan:
+    a = args  # argparse.Namespace
+    pcap = mkpcap_capture(a.live_packets, a.seed, a.cache_dir)  # type: ignore
+    rates = [r.strip() for r in a.rates.split(",") if r.strip()]  # type: ignore
+    return LivePlan(pcap, rates, a.live_repeats, work_dir, list(a.fpc_args))  # type: ignore
