@@ -195,6 +195,7 @@ class _Columns:
     ts_ns: list[int]
     linktype: list[int]
     precision: list[int]
+    run: _EpbRun | None = None  # set instead of the lists for a run of EPBs
 
 
 class CaptureFile:
@@ -518,6 +519,8 @@ class PcapFile(CaptureFile):
 
 
 _RECORD_BYTE_INDEX = np.arange(PCAP_RECORD_BYTES, dtype=np.int64)
+_EPB_BYTE_INDEX = np.arange(28, dtype=np.int64)  # block header and EPB fields
+_U32_BYTE_INDEX = np.arange(4, dtype=np.int64)
 
 
 class _Damage(Exception):
@@ -536,15 +539,36 @@ class _Layout:
     pb: struct.Struct  # interface id, drops, ts high, ts low, caplen, wirelen
     opt: struct.Struct  # option code, option length
     i64: struct.Struct
+    word: np.dtype  # uint32 in this byte order, for numpy
 
 
 def _layout(order: str) -> _Layout:
+    def fmt(fields: str) -> struct.Struct:
+        return struct.Struct(order + fields)
+
     return _Layout(
-        *(
-            struct.Struct(order + fmt)
-            for fmt in ("I", "II", "IHHq", "HHI", "IIIII", "HHIIII", "HH", "q")
-        )
+        u32=fmt("I"),
+        head=fmt("II"),
+        shb=fmt("IHHq"),
+        idb=fmt("HHI"),
+        epb=fmt("IIIII"),
+        pb=fmt("HHIIII"),
+        opt=fmt("HH"),
+        i64=fmt("q"),
+        word=np.dtype(order + "u4"),
     )
+
+
+@dataclass
+class _EpbRun:
+    """Consecutive sound EPBs of one section, decoded with numpy."""
+
+    data_start: np.ndarray  # int64, buffer offset of each packet's data
+    caplen: np.ndarray
+    wirelen: np.ndarray
+    ts_ns: np.ndarray
+    linktype: np.ndarray
+    precision: np.ndarray
 
 
 _LAYOUTS = {"<": _layout("<"), ">": _layout(">")}
@@ -560,13 +584,6 @@ class _Interface:
     to_ns: Callable[[int], int]  # raw 64-bit timestamp -> ns since the epoch
     mult: int  # ns per raw unit when that is a whole number, else 0
     offset_ns: int  # if_tsoffset
-
-    def fast(self) -> _FastInterface:
-        return (self.linktype, self.precision, self.mult, self.offset_ns, self.to_ns)
-
-
-# The fields the packet loop needs, as a tuple because unpacking one is fast.
-_FastInterface = tuple[int, int, int, int, Callable[[int], int]]
 
 
 def _make_interface(
@@ -611,23 +628,26 @@ class PcapngFile(CaptureFile):
         super().__init__(path, fh, size, head)
         self._lay = _LAYOUTS["<"]
         self.interfaces: list[_Interface] = []
-        self._fast: list[_FastInterface] = []  # interfaces for _scan_epbs
         self._last_ts_ns = 0  # for Simple Packet Blocks, which carry none
 
     def _scan(self, cols: _Columns, max_packets: int, max_bytes: int) -> str | None:
-        """Well-formed EPBs go through a fast loop; other blocks one at a time."""
+        """A run of sound EPBs makes a batch of its own; other blocks go one
+        at a time through the general path, which also reports damage."""
+        cols.run = self._scan_epb_run(max_packets, max_bytes)
+        if cols.run is not None:
+            cols.offset.extend(cols.run.data_start.tolist())
+            return None
         buf, pos, end = self._buf, self._pos, self._end
         stop = pos + max_bytes
         reason = None
-        while True:
-            pos = self._scan_epbs(cols, pos, max_packets, stop)
-            if len(cols.offset) >= max_packets or pos + PCAPNG_MIN_BLOCK_BYTES > end:
-                break
+        while len(cols.offset) < max_packets and pos + PCAPNG_MIN_BLOCK_BYTES <= end:
             try:
                 btype, blen, lay = self._block_head(buf, pos)
                 after = pos + blen
                 if after > end or (after > stop and cols.offset):
                     break
+                if btype == PCAPNG_EPB and pos > self._pos:
+                    break  # left for the next run
                 self._read_block(buf, pos, btype, blen, lay, cols)
             except _Damage as exc:
                 reason = str(exc)
@@ -638,40 +658,90 @@ class PcapngFile(CaptureFile):
             self._last_ts_ns = cols.ts_ns[-1]
         return reason
 
-    def _scan_epbs(self, cols: _Columns, pos: int, max_packets: int, stop: int) -> int:
-        """Read consecutive sound EPBs from `pos`; stop at anything else.
-
-        The block it stops at goes through the general path, which reports
-        its damage if it has any.
-        """
-        buf, end, fast = self._buf, self._end, self._fast
-        head, epb = self._lay.head.unpack_from, self._lay.epb.unpack_from
-        u32 = self._lay.u32.unpack_from
-        offsets, ts_ns = cols.offset, cols.ts_ns
-        while len(offsets) < max_packets and pos + 32 <= end:
+    def _scan_epb_run(self, max_packets: int, max_bytes: int) -> _EpbRun | None:
+        """Whole EPBs from `_pos` on, up to the first block that is not one."""
+        buf, pos, end = self._buf, self._pos, self._end
+        head = self._lay.head.unpack_from
+        batch_end = min(end, pos + max_bytes)
+        bound = end  # the first block may exceed max_bytes on its own
+        starts: list[int] = []
+        add = starts.append
+        for _ in range(max_packets):
+            if pos + 32 > end:
+                break
             btype, blen = head(buf, pos)
-            after = pos + blen
-            if btype != PCAPNG_EPB or blen < 32 or blen & 3 or after > end:
+            if btype != PCAPNG_EPB or blen < 32 or blen & 3 or blen > MAX_BLOCK_BYTES:
                 break
-            iface, high, low, caplen, wirelen = epb(buf, pos + 8)
-            if after > stop and offsets:
+            if pos + blen > bound:
                 break
-            if (
-                iface >= len(fast)
-                or caplen > blen - 32
-                or u32(buf, after - 4)[0] != blen
-            ):
-                break
-            linktype, precision, mult, offset_ns, to_ns = fast[iface]
-            raw = (high << 32) | low
-            ts_ns.append(raw * mult + offset_ns if mult else to_ns(raw))
-            offsets.append(pos + 28)
-            cols.caplen.append(caplen)
-            cols.wirelen.append(wirelen)
-            cols.linktype.append(linktype)
-            cols.precision.append(precision)
-            pos = after
-        return pos
+            add(pos)
+            pos += blen
+            bound = batch_end
+        return self._decode_epb_run(starts) if starts else None
+
+    def _decode_epb_run(self, starts: list[int]) -> _EpbRun | None:
+        """Decode EPB headers with numpy; the run ends before a damaged one."""
+        raw = np.frombuffer(self._buf, dtype=np.uint8)
+        at = np.array(starts, dtype=np.int64)
+        words = raw[at[:, None] + _EPB_BYTE_INDEX].view(self._lay.word)
+        blen = words[:, 1].astype(np.int64)
+        trailer = raw[(at + blen - 4)[:, None] + _U32_BYTE_INDEX].view(self._lay.word)
+        iface, caplen = words[:, 2], words[:, 5].astype(np.int64)
+        bad = (iface >= len(self.interfaces)) | (caplen > blen - 32)
+        bad |= trailer[:, 0] != words[:, 1]
+        keep = int(np.argmax(bad)) if bad.any() else len(at)
+        if keep == 0:
+            return None  # the general path reports the damage
+        self._pos = int(at[keep - 1] + blen[keep - 1])
+        return self._epb_run(at[:keep], words[:keep])
+
+    def _epb_run(self, at: np.ndarray, words: np.ndarray) -> _EpbRun:
+        iface = words[:, 2].astype(np.intp)
+        linktypes = np.array([i.linktype for i in self.interfaces], dtype=np.uint16)
+        precisions = np.array([i.precision for i in self.interfaces], dtype=np.uint8)
+        ts_ns = self._run_timestamps(iface, words[:, 3], words[:, 4])
+        self._last_ts_ns = int(ts_ns[-1])
+        return _EpbRun(
+            data_start=at + 28,
+            caplen=words[:, 5].astype(np.uint32),
+            wirelen=words[:, 6].astype(np.uint32),
+            ts_ns=ts_ns,
+            linktype=linktypes[iface],
+            precision=precisions[iface],
+        )
+
+    def _run_timestamps(
+        self, iface: np.ndarray, high: np.ndarray, low: np.ndarray
+    ) -> np.ndarray:
+        """ns since the epoch, interface by interface."""
+        units = (high.astype(np.uint64) << np.uint64(32)) | low.astype(np.uint64)
+        ts_ns = np.empty(len(units), dtype=np.int64)
+        for index in np.unique(iface).tolist():
+            mask = iface == index
+            ts_ns[mask] = self._to_ns(self.interfaces[index], units[mask])
+        return ts_ns
+
+    def _to_ns(self, info: _Interface, units: np.ndarray) -> np.ndarray:
+        """Whole multiples in int64 when nothing can overflow; else exact ints."""
+        margin = INT64_MAX - abs(info.offset_ns)
+        if info.mult and margin > 0 and int(units.max()) <= margin // info.mult:
+            return units.astype(np.int64) * info.mult + info.offset_ns
+        return self._ts_array([info.to_ns(int(u)) for u in units.tolist()])
+
+    def _build(self, start: int, cols: _Columns) -> PacketBatch:
+        run = cols.run
+        if run is None:
+            return super()._build(start, cols)
+        self._check_wirelen(run.caplen, run.wirelen, start)
+        return PacketBatch(
+            data=self._slice(start),
+            offset=run.data_start - start,
+            caplen=run.caplen,
+            wirelen=np.maximum(run.wirelen, run.caplen),
+            ts_ns=run.ts_ns,
+            linktype=run.linktype,
+            precision=run.precision,
+        )
 
     def _block_head(self, buf: bytearray, pos: int) -> tuple[int, int, _Layout]:
         """Type, checked total length and byte order of the block at `pos`."""
@@ -746,7 +816,6 @@ class PcapngFile(CaptureFile):
         self._read_options(buf, pos + 24, pos + blen - 4, lay)
         self._lay = lay
         self.interfaces = []
-        self._fast = []
 
     def _read_idb(self, buf: bytearray, pos: int, blen: int, lay: _Layout) -> None:
         if blen < 20:
@@ -760,7 +829,6 @@ class PcapngFile(CaptureFile):
         tsoffset_s = lay.i64.unpack(tsoffset)[0]
         info = _make_interface(linktype, snaplen, tsresol[0], tsoffset_s)
         self.interfaces.append(info)
-        self._fast.append(info.fast())
 
     def _read_options(
         self, buf: bytearray, pos: int, end: int, lay: _Layout

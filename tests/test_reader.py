@@ -493,6 +493,26 @@ def test_batches_pcapng_length_fields_disagree(tmp_path: Path) -> None:
     assert isinstance(error, CorruptCapture) and error.offset == len(good)
 
 
+@pytest.mark.parametrize("damage", ["trailer", "interface", "caplen"])
+def test_batches_pcapng_damage_inside_a_run_of_packets(
+    tmp_path: Path, damage: str
+) -> None:
+    good = [epb("<", 0, i, bytes([i]) * (10 + i)) for i in range(3)]
+    bad = bytearray(epb("<", 0, 9, b"damaged!"))
+    if damage == "trailer":
+        bad[-4:] = struct.pack("<I", len(bad) - 4)
+    elif damage == "interface":
+        bad[8:12] = struct.pack("<I", 1)
+    else:
+        bad[20:24] = struct.pack("<I", 200)
+    head = shb("<") + idb("<", 1)
+    content = head + b"".join(good) + bad + epb("<", 0, 10, b"after")
+    packets, error = read_until_error(write(tmp_path, "run.pcapng", content))
+    assert [p[1] for p in packets] == [bytes([i]) * (10 + i) for i in range(3)]
+    assert isinstance(error, CorruptCapture)
+    assert error.offset == len(head) + sum(len(g) for g in good)
+
+
 def test_batches_pcapng_truncated_block(tmp_path: Path) -> None:
     good = shb(">") + idb(">", 1) + epb(">", 0, 1, b"ok")
     content = good + epb(">", 0, 2, b"lost" * 10)[:-7]
