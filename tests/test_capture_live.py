@@ -158,6 +158,25 @@ def check_batch_arrays(batches: list[PacketBatch], start: float, end: float) -> 
     assert start - 1 <= ts_ns[0] / 1e9 and ts_ns[-1] / 1e9 <= end + 1
 
 
+# The kernel moves VLAN tags out of the frame; libpcap must put them back.
+VLAN_PCAPS = [
+    "other/zeek-vlan-collisions.pcap",  # untagged, one tag, two tags
+    "arkime/dot1ad.pcap",  # 802.1ad outer tag (0x88a8)
+    "other/zeek-vlan-qinqinq.pcap",  # three tags
+]
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("name", VLAN_PCAPS)
+def test_capture_vlan_tags_kept_in_packet_bytes(veth_pair: VethPair, name: str) -> None:
+    source = read_source(CORPUS / name)
+
+    packets, stats, _, _ = capture_replay(veth_pair, CORPUS / name, "--pps=5000")
+
+    assert packets == source
+    assert stats["dropped"] == 0
+
+
 @pytest.fixture(scope="module")
 def synthetic_pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not MKPCAP.is_file():
