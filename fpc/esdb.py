@@ -21,7 +21,7 @@ import logging
 import sys
 from datetime import UTC, datetime, timedelta
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
 
 from fpc.appl.fields import Field
 from fpc.config import EsConfig
@@ -216,12 +216,16 @@ def init(
     fields: tuple[Field, ...] | None = None,
     version: int = TEMPLATE_VERSION,
 ) -> None:
-    """Install the templates (only where missing) and create the fixed ES indices."""
+    """Install the templates where missing; ES indices appear on first write."""
     have = installed_versions(es, prefix)
     for name, body in templates(prefix, version, fields).items():
         if have[name] is None:
             es.indices.put_index_template(name=name, **body)
             logger.info("index template installed name=%s version=%d", name, version)
+
+
+def create_fixed_indices(es: Elasticsearch, prefix: str) -> None:
+    """Create the ES indices that are not time-rotated, so `info` lists them."""
     for kind in ("files", "sequence", "nodes", "stats"):
         if not es.indices.exists(index=f"{prefix}-{kind}"):
             try:
@@ -348,10 +352,25 @@ def expire(
     for name in doomed:
         es.indices.delete(index=name)
         logger.info("sessions es index expired name=%s", name)
-    if days is not None and es.indices.exists(index=f"{prefix}-stats"):
-        query = {"range": {"@timestamp": {"lt": f"now-{int(days * 86400)}s"}}}
-        es.delete_by_query(index=f"{prefix}-stats", query=query, conflicts="proceed")
+    if days is not None:
+        expire_stats(es, prefix, days)
     return doomed
+
+
+def expire_stats(es: Elasticsearch, prefix: str, days: float) -> int:
+    """Delete stats documents older than `days`; counts them.
+
+    Scan and bulk delete rather than _delete_by_query, which needs the reindex
+    module that minimal distributions lack.
+    """
+    index = f"{prefix}-stats"
+    if not es.indices.exists(index=index):
+        return 0
+    query = {"query": {"range": {"@timestamp": {"lt": f"now-{int(days * 86400)}s"}}}}
+    hits = helpers.scan(es, index=index, query=query, _source=False)
+    actions = ({"_op_type": "delete", "_index": index, "_id": h["_id"]} for h in hits)
+    deleted, _ = helpers.bulk(es, actions, raise_on_error=False, stats_only=True)
+    return int(deleted)
 
 
 def wipe(es: Elasticsearch, prefix: str) -> None:
@@ -417,6 +436,7 @@ def run(es: Elasticsearch, args: argparse.Namespace) -> list[str]:
     prefix = args.prefix
     if args.command == "init":
         init(es, prefix)
+        create_fixed_indices(es, prefix)
         return [
             f"{name}: version {v}" for name, v in installed_versions(es, prefix).items()
         ]

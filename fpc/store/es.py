@@ -181,8 +181,9 @@ class EsStore(Store):
             size=0,
             query={"term": {"node": node}},
             aggs={"m": {"max": {"field": "file_num"}}},
+            ignore_unavailable=True,
         )
-        value = resp["aggregations"]["m"]["value"]
+        value = resp.get("aggregations", {}).get("m", {}).get("value")
         return int(value) if value is not None else 0
 
     def save_file(self, pcap_file: PcapFile) -> None:
