@@ -26,6 +26,7 @@ import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from fpc.errors import CaptureError
@@ -96,15 +97,42 @@ def uri_parts(uri: str) -> tuple[str, str]:
     """(path, query) of an Arkime URI, which starts with the host or a scheme."""
     rest = uri.split("://", 1)[1] if "://" in uri else uri
     slash = rest.find("/")
-    target = rest[slash:] if slash >= 0 else "/"
-    path, _, query = target.partition("?")
+    if slash < 0:  # CONNECT: the target is host:port, with no path
+        return "", ""
+    path, _, query = rest[slash:].partition("?")
     return path, query
+
+
+def norm_host(value: object) -> str:
+    """Host header value, lowercase, without the port (Arkime keeps both forms)."""
+    host = str(value).lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    name, colon, port = host.rpartition(":")
+    return name if colon and port.isdigit() and ":" not in name else host
+
+
+def norm_dns_name(value: object) -> str:
+    """Query name in Unicode, lowercase; the root is '<root>' as Arkime writes it."""
+    name = str(value).lower().rstrip(".") or "<root>"
+    if "xn--" in name:
+        try:
+            name = name.encode("ascii").decode("idna")
+        except UnicodeError:
+            pass
+    return name
+
+
+def norm_rcode(value: object) -> str:
+    """DNS response code name; Arkime spells IANA's NOTIMP as NOTIMPL."""
+    return {"NOTIMP": "NOTIMPL"}.get(str(value).upper(), str(value).upper())
 
 
 def norm_protocols(names: Iterable[str]) -> frozenset[str]:
     out = set()
     for name in names:
-        mapped = PROTOCOL_NAMES.get(name, name)
+        # fpc names an IP protocol it has no name for by its number
+        mapped = "unknown-ip" if name.isdigit() else PROTOCOL_NAMES.get(name, name)
         if mapped is not None:
             out.add(mapped)
     return frozenset(out)
@@ -116,7 +144,7 @@ def fpc_protocol_names() -> frozenset[str]:
     from fpc.spi import TRANSPORTS, TUNNEL_NAMES
 
     names = [*TRANSPORTS.values(), *(n for _, n in TUNNEL_NAMES), *registered_names()]
-    return norm_protocols(names)
+    return norm_protocols([*names, "0"])
 
 
 # --- sessions on both sides ------------------------------------------------
@@ -377,11 +405,11 @@ def app_specs() -> list[FieldSpec]:
     s = FieldSpec
     host_fields = ("url.domain", "tls.client.server_name")
     # Arkime keeps the TLS SNI in http.host, next to the Host header values.
-    hosts = f_sets(*host_fields, norm=lower)
+    hosts = f_sets(*host_fields, norm=norm_host)
     return [
         s("http.method", APP, a_set("http.method"), a_set("http.request.method"),
           ("http.request.method",)),
-        s("http.host", APP, a_set("http.host", lower), hosts, host_fields,
+        s("http.host", APP, a_set("http.host", norm_host), hosts, host_fields,
           has_protocol("http")),
         s("http.path", APP, a_set("http.path"), a_set("url.path"), ("url.path",)),
         s("http.uri", APP, arkime_uri(0), a_set("url.path"), ("url.path",)),
@@ -390,11 +418,12 @@ def app_specs() -> list[FieldSpec]:
           a_set("http.response.status_code", int), ("http.response.status_code",)),
         s("http.useragent", APP, a_set("http.useragent"),
           a_set("user_agent.original"), ("user_agent.original",)),
-        s("dns.queryHost", APP, arkime_dns("queryHost", lower),
-          a_set("dns.question.name", lower), ("dns.question.name",)),
+        s("dns.queryHost", APP, arkime_dns("queryHost", norm_dns_name),
+          a_set("dns.question.name", norm_dns_name), ("dns.question.name",)),
         s("dns.qt", APP, arkime_dns("qt"), a_set("dns.question.type"),
           ("dns.question.type",)),
-        s("dns.status", APP, arkime_dns("status"), a_set("dns.response_code"),
+        s("dns.status", APP, arkime_dns("status", norm_rcode),
+          a_set("dns.response_code", norm_rcode),
           ("dns.response_code",)),
         s("dns.ip", APP, arkime_dns("ip", norm_ip), a_set("dns.resolved_ip", norm_ip),
           ("dns.resolved_ip",)),
@@ -406,12 +435,14 @@ def app_specs() -> list[FieldSpec]:
           ("tls.client.ja3",)),
         s("tls.ja3s", APP, a_set("tls.ja3s"), a_set("tls.server.ja3s"),
           ("tls.server.ja3s",)),
-        s("tls.sni (http.host)", APP, a_set("http.host", lower), hosts, host_fields,
+        s("tls.sni (http.host)", APP, a_set("http.host", norm_host), hosts, host_fields,
           has_protocol("tls")),
         s("ssh.version", APP, a_set("ssh.version", lower),
           f_sets("fpc.ssh.client", "fpc.ssh.server", norm=lower),
           ("fpc.ssh.client", "fpc.ssh.server")),
-        s("socks.host", APP, a_set("socks.host", lower), a_set("fpc.socks.host", lower),
+        # Arkime keeps a SOCKS destination address in socks.ip, a name in socks.host
+        s("socks.host", APP, f_sets("socks.host", "socks.ip", norm=norm_host),
+          a_set("fpc.socks.host", norm_host),
           ("fpc.socks.host",)),
         s("socks.port", APP, a_set("socks.port", int), a_set("fpc.socks.port", int),
           ("fpc.socks.port",)),
@@ -429,22 +460,53 @@ def active_specs() -> list[FieldSpec]:
 
 @dataclass(frozen=True)
 class Explanation:
-    """A documented, deliberate difference (docs/conformance-explained.toml)."""
+    """A documented, deliberate difference (docs/conformance-explained.toml).
 
-    capture: str  # capture name without .pcap, or "*" for every capture
-    field: str  # report row, or "session" for a session missing on one side
+    `capture`, `field` and `session` are shell-style patterns (fnmatch): "*"
+    matches every capture, every row or every session. `field` "session"
+    stands for a session only one engine made. `when` narrows it to a kind of
+    difference; WHEN_CHECKS lists them.
+    """
+
+    capture: str  # capture name without .pcap
+    field: str  # report row
     reason: str
-    session: str = ""  # session label as the report prints it; "" = any
-    when: str = ""  # "" any value; "subset": fpc's values within Arkime's
+    session: str = "*"  # session label as the report prints it, e.g. "6 *"
+    when: str = ""  # "" any difference, else a key of WHEN_CHECKS
+
+    def __post_init__(self) -> None:
+        if self.when and self.when not in WHEN_CHECKS:
+            choices = ", ".join(sorted(WHEN_CHECKS))
+            raise ValueError(f"when = {self.when!r} is unknown; use one of {choices}")
 
     def covers(self, capture: str, name: str, label: str, a: object, f: object) -> bool:
-        if self.capture not in ("*", capture) or self.field != name:
+        if not (
+            fnmatchcase(capture, self.capture)
+            and fnmatchcase(name, self.field)
+            and fnmatchcase(label, self.session)
+        ):
             return False
-        if self.session and self.session != label:
-            return False
-        if self.when == "subset":
-            return isinstance(a, frozenset) and isinstance(f, frozenset) and f <= a
-        return True
+        return not self.when or WHEN_CHECKS[self.when](a, f)
+
+
+def _subset(a: object, f: object) -> bool:
+    return isinstance(a, frozenset) and isinstance(f, frozenset) and f <= a
+
+
+def _greater(a: object, f: object) -> bool:
+    return isinstance(a, int) and isinstance(f, int) and f > a
+
+
+def _smaller(a: object, f: object) -> bool:
+    return isinstance(a, int) and isinstance(f, int) and f < a
+
+
+WHEN_CHECKS: dict[str, Callable[[object, object], bool]] = {
+    "fpc_subset": _subset,  # fpc's values all among Arkime's
+    "fpc_greater": _greater,  # fpc's count above Arkime's
+    "fpc_smaller": _smaller,  # fpc's count below Arkime's
+    "arkime_empty": lambda a, f: is_empty(a),  # Arkime has no value
+}
 
 
 def load_explanations(path: Path = EXPLAINED_PATH) -> list[Explanation]:
@@ -667,7 +729,8 @@ def run(corpus: Path, only: list[str] | None = None) -> dict:
         captures[pcap.stem] = capture_report(matching, outcomes)
         every += outcomes
     bodies = (b for p in pcaps for b in load_expected(p.with_suffix(".test")))
-    rows = tally(every)
+    order = ["sessions.arkime", "sessions.fpc", "orientation"] + [s.name for s in specs]
+    rows = tally(sorted(every, key=lambda o: order.index(o.field)))
     return {
         "corpus": str(corpus),
         "summary": {g: group_pct(rows, g) for g in (SESSION, L3L4, APP)},
@@ -702,11 +765,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m fpc.conformance",
         description="Compare fpc's SPI records with Arkime's expected sessions.",
     )
-    parser.add_argument("--corpus", type=Path, default=default_corpus(),
-                        help="folder holding arkime/NAME.pcap + NAME.test")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=default_corpus(),
+        help="folder holding arkime/NAME.pcap + NAME.test",
+    )
     parser.add_argument("--json", type=Path, help="write the full report here")
-    parser.add_argument("--only", nargs="+", metavar="NAME",
-                        help="captures to run (names without .pcap)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="captures to run (names without .pcap)",
+    )
     args = parser.parse_args(argv)  # fmt: skip
     logging.basicConfig(level=logging.ERROR)
     try:
