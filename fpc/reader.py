@@ -278,7 +278,7 @@ class CaptureFile:
             start = self._pos
             cols = _Columns([], [], [], [], [], [])
             reason = self._scan(cols, max_packets, max_bytes)
-            if cols.offset:
+            if cols.offset or cols.run is not None:
                 # Damage found after good records is met again on the next call.
                 return self._build(start, cols)
             if reason is not None:
@@ -631,11 +631,13 @@ class PcapngFile(CaptureFile):
         self._last_ts_ns = 0  # for Simple Packet Blocks, which carry none
 
     def _scan(self, cols: _Columns, max_packets: int, max_bytes: int) -> str | None:
-        """A run of sound EPBs makes a batch of its own; other blocks go one
-        at a time through the general path, which also reports damage."""
+        """A run of EPBs, or else other blocks one at a time.
+
+        A run of sound EPBs makes a batch of its own. Other blocks go through
+        the general path, which also reports the damage of any block.
+        """
         cols.run = self._scan_epb_run(max_packets, max_bytes)
         if cols.run is not None:
-            cols.offset.extend(cols.run.data_start.tolist())
             return None
         buf, pos, end = self._buf, self._pos, self._end
         stop = pos + max_bytes
