@@ -317,7 +317,9 @@ def fpc_tls_versions(doc: dict) -> object:
     versions = as_list(get_path(doc, "tls.version"))
     protocols = as_list(get_path(doc, "tls.version_protocol"))
     protocols += ["tls"] * (len(versions) - len(protocols))
-    return frozenset(norm_tls_version(v, p) for v, p in zip(versions, protocols))
+    return frozenset(
+        norm_tls_version(v, p) for v, p in zip(versions, protocols, strict=True)
+    )
 
 
 def fpc_vlans(doc: dict) -> object:
@@ -501,7 +503,23 @@ def _smaller(a: object, f: object) -> bool:
     return isinstance(a, int) and isinstance(f, int) and f < a
 
 
+def _cut(a: object, f: object) -> bool:
+    """Every fpc value is the start of an Arkime value (fpc cuts long strings)."""
+    if not (isinstance(a, frozenset) and isinstance(f, frozenset)) or not f:
+        return False
+    return all(any(str(x).startswith(str(v)) for x in a) for v in f)
+
+
+def _arkime_prefix(a: object, f: object) -> bool:
+    """Arkime's list is a shorter start of fpc's (Arkime stopped keeping them)."""
+    if not (isinstance(a, tuple) and isinstance(f, tuple)):
+        return False
+    return len(a) < len(f) and f[: len(a)] == a
+
+
 WHEN_CHECKS: dict[str, Callable[[object, object], bool]] = {
+    "arkime_prefix": _arkime_prefix,  # Arkime's list cut short
+    "fpc_cut": _cut,  # fpc's strings are cut versions of Arkime's
     "fpc_subset": _subset,  # fpc's values all among Arkime's
     "fpc_greater": _greater,  # fpc's count above Arkime's
     "fpc_smaller": _smaller,  # fpc's count below Arkime's
@@ -674,14 +692,17 @@ def tally(outcomes: Iterable[Outcome]) -> dict[str, dict]:
         row[o.status] += 1
     for row in rows.values():
         row["agree_pct"] = round(100.0 * row["agree"] / row["compared"], 2)
+        ok = row["agree"] + row["explained"]
+        row["agree_or_explained_pct"] = round(100.0 * ok / row["compared"], 2)
     return rows
 
 
-def group_pct(rows: dict[str, dict], group: str) -> float | None:
-    """% agreed over every value compared in the rows of one group."""
-    compared = sum(r["compared"] for r in rows.values() if r["group"] == group)
-    agreed = sum(r["agree"] for r in rows.values() if r["group"] == group)
-    return None if compared == 0 else round(100.0 * agreed / compared, 2)
+def group_pct(rows: dict[str, dict], group: str, *statuses: str) -> float | None:
+    """% of the values compared in one group's rows that have one of `statuses`."""
+    mine = [r for r in rows.values() if r["group"] == group]
+    compared = sum(r["compared"] for r in mine)
+    hits = sum(r[s] for r in mine for s in statuses)
+    return None if compared == 0 else round(100.0 * hits / compared, 2)
 
 
 def capture_report(matching: Matching, outcomes: list[Outcome]) -> dict:
@@ -733,7 +754,10 @@ def run(corpus: Path, only: list[str] | None = None) -> dict:
     rows = tally(sorted(every, key=lambda o: order.index(o.field)))
     return {
         "corpus": str(corpus),
-        "summary": {g: group_pct(rows, g) for g in (SESSION, L3L4, APP)},
+        "summary": {g: group_pct(rows, g, "agree") for g in (SESSION, L3L4, APP)},
+        "summary_with_explained": {
+            g: group_pct(rows, g, "agree", "explained") for g in (SESSION, L3L4, APP)
+        },
         "fields": rows,
         "unsupported_protocols": unsupported_protocols(bodies),
         "captures": captures,
@@ -743,15 +767,20 @@ def run(corpus: Path, only: list[str] | None = None) -> dict:
 def format_table(report: dict) -> str:
     """The summary table: one line per row, then the group totals."""
     head = f"{'field':<26} {'group':<8} {'compared':>8} {'agreed':>7} {'%':>7}"
-    lines = [head + f" {'explained':>9} {'differ':>6}", "-" * 77]
+    lines = [head + f" {'explained':>9} {'differ':>6} {'% +expl':>7}", "-" * 85]
     for name, r in report["fields"].items():
         lines.append(
             f"{name:<26} {r['group']:<8} {r['compared']:>8} {r['agree']:>7} "
-            f"{r['agree_pct']:>7.2f} {r['explained']:>9} {r['differ']:>6}"
+            f"{r['agree_pct']:>7.2f} {r['explained']:>9} {r['differ']:>6} "
+            f"{r['agree_or_explained_pct']:>7.2f}"
         )
-    lines.append("-" * 77)
+    lines.append("-" * 85)
     for group, pct in report["summary"].items():
-        lines.append(f"{'all ' + group:<26} {'':<8} {'':>8} {'':>7} {pct or 0:>7.2f}")
+        both = report["summary_with_explained"][group] or 0
+        lines.append(
+            f"{'all ' + group:<26} {'':<8} {'':>8} {'':>7} {pct or 0:>7.2f} "
+            f"{'':>9} {'':>6} {both:>7.2f}"
+        )
     return "\n".join(lines)
 
 
