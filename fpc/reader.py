@@ -111,6 +111,8 @@ def _list_directory(directory: str, recursive: bool) -> list[str]:
             if _looks_like_capture(os.path.join(root, name))
         )
     found.sort()
+    if not found:
+        logger.warning("capture directory has no capture files path=%s", directory)
     logger.debug("capture directory listed path=%s files=%d", directory, len(found))
     return found
 

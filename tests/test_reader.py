@@ -633,6 +633,14 @@ def test_expand_paths_skips_named_pipes(tmp_path: Path) -> None:
     assert expand_paths([str(tmp_path)], True) == [str(tmp_path / "real.pcap")]
 
 
+def test_expand_paths_empty_directory_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, "notes.txt", b"not a capture")
+    assert expand_paths([str(tmp_path)], recursive=True) == []
+    assert f"no capture files path={tmp_path}" in caplog.text
+
+
 def test_expand_paths_files_are_kept_as_given(tmp_path: Path) -> None:
     path = write(tmp_path, "notes.txt", b"x")
     assert expand_paths([str(path), str(path)], recursive=False) == [str(path)] * 2
