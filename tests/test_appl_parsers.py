@@ -117,6 +117,11 @@ def test_http_h2c_upgrade_hands_over_to_http2() -> None:
     assert state.fields()["http.response.status_code"] == [101]
 
 
+def test_http_request_target_with_a_stray_space_is_kept() -> None:
+    state = tcp_session(b"GET /a b.html HTTP/1.1\r\nHost: h\r\n\r\n", b"")
+    assert state.errors == 0 and state.fields()["url.path"] == ["/a b.html"]
+
+
 def test_http_endless_header_is_an_error_not_unbounded_memory() -> None:
     state = tcp_session(b"GET / HTTP/1.1\r\nX: " + b"a" * 40000, b"")
     assert state.errors == 1 and not state.wants_more
@@ -290,6 +295,24 @@ def test_dns_bad_names_are_counted_errors_not_hangs(name: bytes) -> None:
     state.feed(0, _query_with_name(name), None, 0)
     assert state.errors == 1 and not state.wants_more
     assert state.fields() == EXPECTED_DNS
+
+
+def test_dns_names_lowercased_and_odd_bytes_escaped() -> None:
+    name = b'\x07We.B\t"\xff\x07Example\x00'  # label bytes: We.B<TAB>"<0xff>
+    state = new_app_state("udp", 33000, 53)
+    state.feed(0, _query_with_name(name), None, 0)
+    assert state.fields()["dns.question.name"] == ["we\\046b\\t\\034\\255.example"]
+
+
+def test_dns_off_port_found_by_content_but_not_netbios_names() -> None:
+    state = new_app_state("udp", 40000, 40001)
+    state.feed(0, _query_with_name(b"\x03www\x07example\x00"), None, 0)
+    assert state.protocols() == ["dns"]
+    netbios = struct.pack("!6H", 1, 0x0110, 1, 0, 0, 0) + b"\x20" + b"A" * 32
+    netbios += b"\x00\x00\x20\x00\x01"  # type NB, class IN
+    state = new_app_state("udp", 40000, 40001)
+    state.feed(0, netbios, None, 0)
+    assert state.protocols() == []
 
 
 def test_dns_random_udp_off_port_is_not_dns() -> None:

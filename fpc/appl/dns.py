@@ -47,6 +47,7 @@ _RCODES = {
 _NAME_TYPES = frozenset({2, 5, 12, 39})  # rdata is one domain name
 TYPE_A, TYPE_AAAA, TYPE_MX = 1, 28, 15
 OPCODE_UPDATE = 5  # RFC 2136
+CLASS_IN, CLASS_ANY = 1, 255
 
 
 def type_name(qtype: int) -> str:
@@ -86,12 +87,19 @@ def read_name(msg: bytes, pos: int) -> tuple[str, int]:
     raise ParseError(f"dns name at offset {pos} has too many labels or pointers")
 
 
+_ESCAPES = {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
 def _label_text(label: bytes) -> str:
-    """Printable ASCII as is; other bytes, '.' and '\\' as \\DDD (RFC 4343)."""
-    if label.isalnum() or all(0x21 <= b <= 0x7E and b not in b".\\" for b in label):
-        return label.decode("ascii")
+    """Lowercase printable ASCII (RFC 4343: case does not matter); other bytes
+    and '.', '\\', '"' as \\DDD, tab/CR/LF as \\t, \\r, \\n (as ECS asks)."""
+    if label.isalnum() or all(0x21 <= b <= 0x7E and b not in b'.\\"' for b in label):
+        return label.decode("ascii").lower()
     return "".join(
-        chr(b) if 0x21 <= b <= 0x7E and b not in b".\\" else f"\\{b:03d}" for b in label
+        chr(b).lower()
+        if 0x21 <= b <= 0x7E and b not in b'.\\"'
+        else _ESCAPES.get(b, f"\\{b:03d}")
+        for b in label
     )
 
 
@@ -104,7 +112,7 @@ class DnsMessage:
         self.is_response = False
         self.opcode = 0
         self.rcode = 0
-        self.questions: list[tuple[str, int]] = []
+        self.questions: list[tuple[str, int, int]] = []  # name, type, class
         self.answers: list[str] = []
         self.ips: list[str] = []
 
@@ -123,8 +131,8 @@ def parse_message(msg: bytes) -> DnsMessage:
         raise ParseError(f"dns qdcount {qdcount} is implausible (max {MAX_QUESTIONS})")
     for _ in range(qdcount):
         name, c.pos = read_name(msg, c.pos)
-        out.questions.append((name, c.u16("dns qtype")))
-        c.skip(2, "dns qclass")
+        qtype = c.u16("dns qtype")
+        out.questions.append((name, qtype, c.u16("dns qclass")))
     if out.opcode == OPCODE_UPDATE:
         return out  # its second section holds prerequisites, not answers
     for _ in range(min(ancount, MAX_RECORDS)):
@@ -174,8 +182,15 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
         return Verdict.NO
     if port_hint:
         return Verdict.YES
-    ok = len(msg.questions) == 1 and not (msg.rcode and not msg.is_response)
-    return Verdict.YES if ok else Verdict.NO
+    return Verdict.YES if _plausible_off_port(msg) else Verdict.NO
+
+
+def _plausible_off_port(msg: DnsMessage) -> bool:
+    """One question of a known type and class IN/ANY (NetBIOS names fail)."""
+    if len(msg.questions) != 1 or (msg.rcode and not msg.is_response):
+        return False
+    _, qtype, qclass = msg.questions[0]
+    return qtype in _TYPES and qclass in (CLASS_IN, CLASS_ANY)
 
 
 def _classify_partial(msg: bytes, port_hint: bool) -> Verdict:
@@ -220,7 +235,7 @@ class DnsParser(Parser):
     def _on_message(self, msg: bytes) -> None:
         parsed = parse_message(msg)
         add = self.sink.add
-        for name, qtype in parsed.questions:
+        for name, qtype, _qclass in parsed.questions:
             add("dns.question.name", name)
             add("dns.question.type", type_name(qtype))
         if parsed.is_response:

@@ -30,7 +30,8 @@ MAX_PENDING_REQUESTS = 64  # pipelined requests waiting for their response
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _METHOD = re.compile(rb"[A-Z][A-Z_-]{1,19} ")
-_REQUEST_LINE = re.compile(rb"([A-Za-z_-]{1,20}) (\S{1,8192}) HTTP/1\.(\d)$")
+# The target may hold stray spaces (seen from broken clients); the version ends it.
+_REQUEST_LINE = re.compile(rb"([A-Za-z_-]{1,20}) (\S.{0,8191}?) HTTP/1\.(\d)$")
 _STATUS_LINE = re.compile(rb"HTTP/1\.(\d) (\d{3})(?: .*)?$")
 
 _FOLD = re.compile(rb"\r?\n[ \t]+")  # obsolete line folding (RFC 9112 5.2)
