@@ -126,6 +126,8 @@ class TlsParser(Parser):
                 self._on_client_hello(body)
                 side.finished = True
             elif msg_type == HS_SERVER_HELLO:
+                # TODO: a HelloRetryRequest is also a ServerHello; the real one
+                # that follows is not read, so JA3S is the HelloRetryRequest's.
                 self._on_server_hello(body)
                 side.finished = True
         side.handshake = buf if not side.finished else b""
