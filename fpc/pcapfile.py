@@ -326,10 +326,13 @@ class PacketPlan:
 
     Opens each file once and checks every record header, so that a missing or
     damaged file is reported before streaming starts, not by a cut-off stream.
-    `resolve` turns a file key into a path that is safe to open.
+    `resolve` turns a file key into a path that is safe to open and the number
+    of bytes of it to trust (None: all; for an open file, what was flushed).
     """
 
-    def __init__(self, packets: PacketList, resolve: Callable[[FileKey], str]) -> None:
+    def __init__(
+        self, packets: PacketList, resolve: Callable[[FileKey], tuple[str, int | None]]
+    ) -> None:
         self.packets = packets
         self.resolve = resolve
         self.readers: list[PcapFileReader] = []
@@ -362,9 +365,11 @@ class PacketPlan:
     def _check_file(self, k: int, key: FileKey, sel: np.ndarray) -> None:
         # TODO: files stay open until the response ends; a merged query over
         # more files than the descriptor limit fails with PcapUnavailable.
-        reader = PcapFileReader(self.resolve(key))
+        path, trusted = self.resolve(key)
+        reader = PcapFileReader(path)
         self.readers.append(reader)
-        self.sizes.append(reader.size())
+        size = reader.size()
+        self.sizes.append(size if trusted is None else min(size, trusted))
         pos = self.packets.pos[sel]
         ts_ns, caplen = reader.read_headers(pos, self.sizes[k])
         want = self.packets.caplen[sel]

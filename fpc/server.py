@@ -279,8 +279,13 @@ def lookup_files(store: Store, keys: list[FileKey]) -> dict[FileKey, PcapFile | 
     return {key: store.get_file(*key) for key in keys}
 
 
-def safe_path(pcap_dir: str, rows: dict[FileKey, PcapFile | None], key: FileKey) -> str:
-    """The registry path of a file, only if it resolves to a file under pcap_dir."""
+def resolve_file(
+    pcap_dir: str, rows: dict[FileKey, PcapFile | None], key: FileKey
+) -> tuple[str, int | None]:
+    """(path, bytes to trust) of a file, only if it resolves to a file under pcap_dir.
+
+    Of a file still being written, only the part flushed (registry size) counts.
+    """
     node, file_num = key
     row = rows.get(key)
     if row is None:
@@ -301,7 +306,7 @@ def safe_path(pcap_dir: str, rows: dict[FileKey, PcapFile | None], key: FileKey)
             "of this server; start fpc-pcapd with --pcap-dir set to the directory "
             "the capture writes to"
         )
-    return real
+    return real, None if row.closed else row.size
 
 
 # Handlers ----------------------------------------------------------------------
@@ -344,7 +349,7 @@ async def stream_pcap(
     """Check every packet, then stream them as pcap or pcapng in chunks."""
     service = request.app[SERVICE]
     rows = await service.in_store(lookup_files, service.store, packets.keys)
-    resolve = functools.partial(safe_path, service.pcap_dir, rows)
+    resolve = functools.partial(resolve_file, service.pcap_dir, rows)
     plan = await service.in_io(PacketPlan(packets, resolve).build, by_time)
     try:
         out = make_output(plan.kinds())

@@ -474,3 +474,47 @@ def test_parse_time_rejects_bad_times(value):
         BadQuery, match=r"parameter 'start' = .* (is not a time|out of range)"
     ):
         parse_time("start", value)
+
+
+def _record_for(sid: str, node: str, file_num, pos, packets) -> dict:
+    return {
+        "event": {
+            "id": sid,
+            "start": iso_ns(packets[0][0]),
+            "end": iso_ns(packets[-1][0]),
+        },
+        "observer": {"name": node},
+        "source": {"ip": "192.0.2.1", "port": 1},
+        "destination": {"ip": "192.0.2.2", "port": 2},
+        "fpc": {
+            "session": sid,
+            "protocols": ["tcp"],
+            "packet": {"file": file_num.tolist(), "pos": pos.tolist()},
+        },
+    }
+
+
+def test_open_file_is_served_up_to_its_last_flush(server, corpus):
+    _, _, source = load_source(CAPTURES[0][0])
+    w = PcapWriter(str(corpus.pcap_dir), "live", corpus.store, 1 << 30, 1e12)
+    f1, p1 = w.write(PacketBatch.from_list(source[:20], 1, PRECISION_US))
+    w.flush()
+    f2, p2 = w.write(PacketBatch.from_list(source[20:30], 1, PRECISION_US))
+    corpus.store.save_sessions(
+        [
+            _record_for("live-1-1", "live", f1, p1, source[:20]),
+            _record_for("live-1-2", "live", f2, p2, source[20:30]),
+        ]
+    )
+    status, _, body = server.get("/api/session/live-1-1.pcap")
+    assert status == 200
+    path = corpus.data_dir / "live.pcap"
+    path.write_bytes(body)
+    assert read_records(path)[2] == source[:20]
+    assert_error(server, "/api/session/live-1-2.pcap", 410, "outside the file")
+
+    w.flush()
+    status, _, body = server.get("/api/session/live-1-2.pcap")
+    path.write_bytes(body)
+    assert status == 200 and read_records(path)[2] == source[20:30]
+    w.close()

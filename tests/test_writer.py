@@ -22,7 +22,13 @@ import pytest
 
 from fpc.errors import PcapUnavailable, WriterError
 from fpc.packets import PRECISION_NS, PRECISION_US, PacketBatch
-from fpc.pcapfile import PcapFileReader, make_output, read_packets
+from fpc.pcapfile import (
+    PacketList,
+    PacketPlan,
+    PcapFileReader,
+    make_output,
+    read_packets,
+)
 from fpc.store import open_store
 from fpc.store.base import PcapFile, SessionQuery, Store
 from fpc.writer import PcapWriter, pack_records, pack_records_numpy
@@ -555,3 +561,27 @@ def test_writer_store_down_at_rotation_counts_packets_not_written(tmp_path, capl
         assert_tcpdump_reads(str(path))
         got += read_records(path)[2]
     assert got == source[: len(got)] and len(got) == w.packets
+
+
+def test_plan_converts_big_endian_file_to_little_endian_pcap(tmp_path):
+    name = "other/tcpdump-pptp-bigendian.pcap"
+    linktype, precision, records = load_source(name)
+    path = tmp_path / "be.pcap"
+    shutil.copy(CORPUS / name, path)
+    raw, positions, at = path.read_bytes(), [], 24
+    while at < len(raw):
+        positions.append(at)
+        at += 16 + struct.unpack_from(">I", raw, at + 8)[0]
+    packets = PacketList(
+        [("n", 1)],
+        np.zeros(len(positions), dtype=np.int64),
+        np.array(positions[::-1], dtype=np.int64),  # newest first
+        np.full(len(positions), -1, dtype=np.int64),
+    )
+    plan = PacketPlan(packets, lambda key: (str(path), None)).build(by_time=True)
+    out = make_output(plan.kinds())
+    body = out.header() + plan.encode(out, 0, len(positions))
+    plan.close()
+    (tmp_path / "le.pcap").write_bytes(body)
+    assert body[:4] == b"\xd4\xc3\xb2\xa1"
+    assert read_records(tmp_path / "le.pcap") == (linktype, precision, records)
