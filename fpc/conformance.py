@@ -28,11 +28,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 from fpc.errors import CaptureError
 from fpc.fields import FIELD_TYPES, get_path
 
 logger = logging.getLogger(__name__)
+
+Record = dict[str, Any]  # an SPI record or an Arkime session document
 
 MATCH_WINDOW_MS = 60_000  # first packets further apart are different sessions
 EXPLAINED_PATH = Path(__file__).parents[1] / "docs" / "conformance-explained.toml"
@@ -72,7 +75,12 @@ def iso_to_ms(value: str) -> int:
     return int(sec.timestamp()) * 1000 + int((frac + "000")[:3])
 
 
-def as_list(value: object) -> list:
+def to_int(value: object) -> int:
+    """Integer of a count or number that may arrive as text; None is 0."""
+    return 0 if value is None or value == "" else int(str(value))
+
+
+def as_list(value: object) -> list[Any]:
     if value is None:
         return []
     if isinstance(value, list | tuple | set | frozenset):
@@ -80,7 +88,7 @@ def as_list(value: object) -> list:
     return [value]
 
 
-def value_set(value: object, norm: Callable[[object], object] = str) -> frozenset:
+def value_set(value: object, norm: Callable[[Any], object] = str) -> frozenset[Any]:
     return frozenset(norm(v) for v in as_list(value) if v is not None and v != "")
 
 
@@ -154,14 +162,14 @@ def fpc_protocol_names() -> frozenset[str]:
 class Side:
     """One session of either engine, with what matching needs."""
 
-    doc: dict
+    doc: Record
     proto: int
     src: tuple[str, int]
     dst: tuple[str, int]
     first_ms: int
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         return (self.proto, *sorted([self.src, self.dst]))
 
     @property
@@ -172,7 +180,7 @@ class Side:
         return f"{self.proto} {ep(self.src)} > {ep(self.dst)}"
 
 
-def arkime_side(body: dict) -> Side:
+def arkime_side(body: Record) -> Side:
     src, dst = body.get("source", {}), body.get("destination", {})
     return Side(
         doc=body,
@@ -183,14 +191,14 @@ def arkime_side(body: dict) -> Side:
     )
 
 
-def fpc_side(record: dict) -> Side:
+def fpc_side(record: Record) -> Side:
     src, dst = record["source"], record["destination"]
     return Side(
         doc=record,
-        proto=int(get_path(record, "network.iana_number") or 0),
+        proto=to_int(get_path(record, "network.iana_number")),
         src=(norm_ip(src["ip"]), int(src.get("port", 0))),
         dst=(norm_ip(dst["ip"]), int(dst.get("port", 0))),
-        first_ms=iso_to_ms(get_path(record, "event.start")),  # type: ignore[arg-type]
+        first_ms=iso_to_ms(str(get_path(record, "event.start"))),
     )
 
 
@@ -222,7 +230,7 @@ def match_sessions(arkime: list[Side], ours: list[Side]) -> Matching:
     return out
 
 
-def orient(record: dict, arkime: Side) -> tuple[dict, bool]:
+def orient(record: Record, arkime: Side) -> tuple[Record, bool]:
     """fpc's record with its sides swapped if Arkime calls the other end client."""
     f = fpc_side(record)
     if f.src == arkime.src or f.src != arkime.dst:
@@ -239,7 +247,7 @@ def orient(record: dict, arkime: Side) -> tuple[dict, bool]:
 
 # --- fields compared -------------------------------------------------------
 
-Getter = Callable[[dict], object]
+Getter = Callable[[Record], object]
 
 
 @dataclass(frozen=True)
@@ -251,45 +259,45 @@ class FieldSpec:
     arkime: Getter  # normalized Arkime value, None when absent
     ours: Getter  # normalized fpc value (sides already oriented like Arkime's)
     needs: tuple[str, ...]  # fpc fields it reads; row skipped if one is unknown
-    applies: Callable[[dict, dict], bool] | None = None  # (arkime, fpc) -> bool
+    applies: Callable[[Record, Record], bool] | None = None  # (arkime, fpc) -> bool
 
 
 def a_int(path: str) -> Getter:
-    def get(doc: dict) -> object:
+    def get(doc: Record) -> object:
         value = get_path(doc, path)
-        return None if value is None else int(value)  # type: ignore[call-overload]
+        return None if value is None else to_int(value)
 
     return get
 
 
-def a_set(path: str, norm: Callable[[object], object] = str) -> Getter:
+def a_set(path: str, norm: Callable[[Any], object] = str) -> Getter:
     return lambda doc: value_set(get_path(doc, path), norm)
 
 
-def f_sets(*paths: str, norm: Callable[[object], object] = str) -> Getter:
-    def get(doc: dict) -> object:
+def f_sets(*paths: str, norm: Callable[[Any], object] = str) -> Getter:
+    def get(doc: Record) -> object:
         return frozenset().union(*(value_set(get_path(doc, p), norm) for p in paths))
 
     return get
 
 
 def f_ms(path: str) -> Getter:
-    return lambda doc: iso_to_ms(get_path(doc, path))  # type: ignore[arg-type]
+    return lambda doc: iso_to_ms(str(get_path(doc, path)))
 
 
 def f_total(*paths: str) -> Getter:
-    return lambda doc: sum(int(get_path(doc, p) or 0) for p in paths)  # type: ignore[call-overload]
+    return lambda doc: sum(to_int(get_path(doc, p)) for p in paths)
 
 
 def lower(value: object) -> str:
     return str(value).lower()
 
 
-def arkime_dns(key: str, norm: Callable[[object], object] = str) -> Getter:
+def arkime_dns(key: str, norm: Callable[[Any], object] = str) -> Getter:
     """Values of `key` over every DNS query Arkime keeps (a list of objects)."""
 
-    def get(doc: dict) -> object:
-        out: set = set()
+    def get(doc: Record) -> object:
+        out: set[object] = set()
         for query in as_list(doc.get("dns")):
             out |= value_set(query.get(key), norm)
         return frozenset(out)
@@ -298,22 +306,22 @@ def arkime_dns(key: str, norm: Callable[[object], object] = str) -> Getter:
 
 
 def arkime_uri(part: int) -> Getter:
-    def get(doc: dict) -> object:
+    def get(doc: Record) -> object:
         uris = as_list(get_path(doc, "http.uri"))
         return frozenset(p for u in uris if (p := uri_parts(str(u))[part]))
 
     return get
 
 
-def arkime_protocols(doc: dict) -> object:
+def arkime_protocols(doc: Record) -> object:
     return norm_protocols(as_list(doc.get("protocol"))) & fpc_protocol_names()
 
 
-def fpc_protocols(doc: dict) -> object:
+def fpc_protocols(doc: Record) -> object:
     return norm_protocols(as_list(get_path(doc, "fpc.protocols")))
 
 
-def fpc_tls_versions(doc: dict) -> object:
+def fpc_tls_versions(doc: Record) -> object:
     versions = as_list(get_path(doc, "tls.version"))
     protocols = as_list(get_path(doc, "tls.version_protocol"))
     protocols += ["tls"] * (len(versions) - len(protocols))
@@ -322,21 +330,21 @@ def fpc_tls_versions(doc: dict) -> object:
     )
 
 
-def fpc_vlans(doc: dict) -> object:
+def fpc_vlans(doc: Record) -> object:
     return f_sets("network.vlan.id", "network.inner.vlan.id", norm=int)(doc)
 
 
-def fpc_packet_lens(doc: dict) -> object:
+def fpc_packet_lens(doc: Record) -> object:
     """Record lengths as Arkime counts them: 16-byte pcap record header included."""
     return tuple(int(n) + 16 for n in as_list(get_path(doc, "fpc.packet.len")))
 
 
-def is_tcp(arkime: dict, ours: dict) -> bool:
+def is_tcp(arkime: Record, ours: Record) -> bool:
     return int(arkime.get("ipProtocol", 0)) == 6
 
 
-def has_protocol(name: str) -> Callable[[dict, dict], bool]:
-    def applies(arkime: dict, ours: dict) -> bool:
+def has_protocol(name: str) -> Callable[[Record, Record], bool]:
+    def applies(arkime: Record, ours: Record) -> bool:
         return name in as_list(arkime.get("protocol")) or name in as_list(
             get_path(ours, "fpc.protocols")
         )
@@ -570,7 +578,9 @@ def is_empty(value: object) -> bool:
     return value is None or value == frozenset() or value == ()
 
 
-def compare_field(spec: FieldSpec, arkime: dict, ours: dict) -> tuple | None:
+def compare_field(
+    spec: FieldSpec, arkime: Record, ours: Record
+) -> tuple[Any, ...] | None:
     """(Arkime value, fpc value), or None when the row does not apply."""
     if spec.applies is not None and not spec.applies(arkime, ours):
         return None
@@ -581,7 +591,7 @@ def compare_field(spec: FieldSpec, arkime: dict, ours: dict) -> tuple | None:
 
 
 def compare_pair(
-    capture: str, a: Side, f: Side, specs: list[FieldSpec], explained: list
+    capture: str, a: Side, f: Side, specs: list[FieldSpec], explained: list[Any]
 ) -> list[Outcome]:
     """Outcomes of every applicable row for one matched session."""
     record, swapped = orient(f.doc, a)
@@ -628,7 +638,7 @@ def missing_outcomes(
     return out
 
 
-def ingest(pcap: Path, data_dir: str) -> list[dict]:
+def ingest(pcap: Path, data_dir: str) -> list[Record]:
     """SPI records fpc makes from one capture, in-process, in a fresh data dir."""
     from fpc.config import load_config
     from fpc.pipeline import Pipeline
@@ -637,7 +647,7 @@ def ingest(pcap: Path, data_dir: str) -> list[dict]:
 
     cfg = load_config(None, {"node": "conformance", "data_dir": data_dir})
     store = open_store(cfg.data_dir)
-    records: list[dict] = []
+    records: list[Record] = []
     pipeline = Pipeline(cfg, store, records.append)
     try:
         with open_capture(str(pcap)) as capture:
@@ -650,7 +660,7 @@ def ingest(pcap: Path, data_dir: str) -> list[dict]:
     return records
 
 
-def load_expected(test_path: Path) -> list[dict]:
+def load_expected(test_path: Path) -> list[Record]:
     with open(test_path, encoding="utf-8") as fh:
         return [s["body"] for s in json.load(fh).get("sessions3", [])]
 
@@ -680,9 +690,9 @@ def jsonable(value: object) -> object:
     return value
 
 
-def tally(outcomes: Iterable[Outcome]) -> dict[str, dict]:
+def tally(outcomes: Iterable[Outcome]) -> dict[str, Record]:
     """Per row: group, compared, agreed, explained, differ and % agreed."""
-    rows: dict[str, dict] = {}
+    rows: dict[str, Record] = {}
     for o in outcomes:
         row = rows.setdefault(
             o.field,
@@ -697,7 +707,7 @@ def tally(outcomes: Iterable[Outcome]) -> dict[str, dict]:
     return rows
 
 
-def group_pct(rows: dict[str, dict], group: str, *statuses: str) -> float | None:
+def group_pct(rows: dict[str, Record], group: str, *statuses: str) -> float | None:
     """% of the values compared in one group's rows that have one of `statuses`."""
     mine = [r for r in rows.values() if r["group"] == group]
     compared = sum(r["compared"] for r in mine)
@@ -705,7 +715,7 @@ def group_pct(rows: dict[str, dict], group: str, *statuses: str) -> float | None
     return None if compared == 0 else round(100.0 * hits / compared, 2)
 
 
-def capture_report(matching: Matching, outcomes: list[Outcome]) -> dict:
+def capture_report(matching: Matching, outcomes: list[Outcome]) -> Record:
     return {
         "arkime_sessions": len(matching.pairs) + len(matching.arkime_only),
         "fpc_records": len(matching.pairs) + len(matching.fpc_only),
@@ -725,7 +735,7 @@ def capture_report(matching: Matching, outcomes: list[Outcome]) -> dict:
     }
 
 
-def unsupported_protocols(bodies: Iterable[dict]) -> dict[str, int]:
+def unsupported_protocols(bodies: Iterable[Record]) -> dict[str, int]:
     """Arkime protocol names fpc cannot produce, with their session counts."""
     known = fpc_protocol_names()
     counts: dict[str, int] = {}
@@ -735,7 +745,7 @@ def unsupported_protocols(bodies: Iterable[dict]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def run(corpus: Path, only: list[str] | None = None) -> dict:
+def run(corpus: Path, only: list[str] | None = None) -> Record:
     """The whole conformance report for the `arkime/` pairs of a corpus."""
     folder = corpus / "arkime"
     pcaps = sorted(p for p in folder.glob("*.pcap") if p.with_suffix(".test").exists())
@@ -764,7 +774,7 @@ def run(corpus: Path, only: list[str] | None = None) -> dict:
     }
 
 
-def format_table(report: dict) -> str:
+def format_table(report: Record) -> str:
     """The summary table: one line per row, then the group totals."""
     head = f"{'field':<26} {'group':<8} {'compared':>8} {'agreed':>7} {'%':>7}"
     lines = [head + f" {'explained':>9} {'differ':>6} {'% +expl':>7}", "-" * 85]
