@@ -12,6 +12,13 @@ Record layout of a classic pcap file (all fields in the file's byte order)::
                             snaplen u32, linktype u32
     record header (16 bytes): ts_sec u32, ts_frac u32 (us or ns by magic),
                               caplen u32, wirelen u32; then caplen data bytes
+
+pcapng output (little-endian): a section header block, one interface block per
+(link type, precision) with option if_tsresol = 6 or 9, then per packet::
+
+    enhanced packet block: type 6 u32, block length u32, interface id u32,
+        ts_high u32, ts_low u32, caplen u32, wirelen u32, data padded to 4
+        bytes, block length u32
 """
 
 from __future__ import annotations

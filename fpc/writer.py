@@ -7,8 +7,10 @@ number and packet position, which the session table keeps in the SPI record.
 Runs on the thread that calls `write`; a `PcapWriter` is not thread-safe.
 
 Each batch segment is packed into one buffer and handed to the kernel with one
-`os.write`, so the file on disk only ever holds whole records, even when the
-process is killed: readers may serve it up to its last flush.
+`os.write`, so while the process runs the file holds whole records only, and a
+failed write is cut back to the last whole record. SIGKILL can stop a large
+write part-way; the next writer of the node cuts that partial record off when
+it starts. Readers serve a file up to its last flush (the registry size).
 """
 
 from __future__ import annotations
@@ -171,8 +173,8 @@ class PcapWriter:
             )
         if self.max_file_bytes < FILE_HEADER_BYTES + RECORD_HEADER_BYTES:
             raise WriterError(
-                f"max_file_bytes = {self.max_file_bytes} is too small for any "
-                "packet; set at least 1 MiB (1048576)"
+                f"max_file_bytes = {self.max_file_bytes} cannot hold a packet; "
+                "set a size such as 1073741824 (1 GiB)"
             )
         if self.max_file_age_ns <= 0:
             raise WriterError(
