@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -108,11 +109,12 @@ def _remove(pair: VethPair) -> None:
 def create_veth_pair() -> Iterator[VethPair]:
     """Create a veth pair with unique names, yield it, and always remove it."""
     check_netns_available()
+    remove_orphans()
     tag = secrets.token_hex(3)
     pair = VethPair(
         host=f"{NAME_PREFIX}{tag}h",
         peer=f"{NAME_PREFIX}{tag}p",
-        netns=f"{NAME_PREFIX}{tag}",
+        netns=f"{NAME_PREFIX}{tag}-{os.getpid()}",
     )
     try:
         _create(pair)
@@ -121,6 +123,33 @@ def create_veth_pair() -> Iterator[VethPair]:
     finally:
         _remove(pair)
         logger.debug("veth pair removed host=%s peer=%s netns=%s", *_names(pair))
+
+
+def remove_orphans() -> None:
+    """Remove test namespaces (and their veth pairs) whose creator has died.
+
+    A test run killed by a signal never reaches its cleanup; its namespace
+    name ends in the creator's pid, so the next run can tell it is orphaned.
+    """
+    listing = _run(["ip", "netns", "list"]).stdout
+    for match in _ORPHAN_CANDIDATE.finditer(listing):
+        if not _pid_alive(int(match.group("pid"))):
+            logger.debug("orphaned test netns removed netns=%s", match.group(0))
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                _run(["ip", "netns", "del", match.group(0)])
+
+
+_ORPHAN_CANDIDATE = re.compile(rf"^{NAME_PREFIX}[0-9a-f]{{6}}-(?P<pid>\d+)", re.M)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _names(pair: VethPair) -> tuple[str, str, str]:
