@@ -118,6 +118,21 @@ def test_open_capture_corpus_file_reads_or_fails_cleanly(name: str) -> None:
     assert error is None or isinstance(error, CaptureError)
 
 
+OTHER_FILES = sorted(
+    str(p.relative_to(CORPUS))
+    for p in CORPUS.rglob("*")
+    if p.is_file() and str(p.relative_to(CORPUS)) not in CAPTURES
+)
+
+
+@pytest.mark.parametrize("name", OTHER_FILES)
+def test_open_capture_corpus_non_capture_is_refused(name: str) -> None:
+    packets, error = read_until_error(CORPUS / name)
+    assert packets == []
+    assert isinstance(error, CaptureError)
+    assert "is not a pcap or pcapng file" in str(error)
+
+
 @pytest.mark.parametrize("name", INTACT)
 def test_batches_intact_corpus_file_count_matches_manifest(name: str) -> None:
     capture, packets = read_all(CORPUS / name)
