@@ -207,6 +207,22 @@ def test_tls_hello_split_over_records_and_segments(records: int, seg: int) -> No
     assert not state.wants_more
 
 
+def test_tls_hello_retry_request_is_skipped_for_the_real_server_hello() -> None:
+    hrr_random = hashlib.sha256(b"HelloRetryRequest").digest()
+    hrr = bytearray(server_hello(0x0304))
+    hrr[11:43] = hrr_random  # after record (5) + handshake (4) headers, version (2)
+    hrr[5 + 4 + 2 + 32 + 1 : 5 + 4 + 2 + 32 + 3] = b"\x13\x02"  # its cipher
+    ccs = b"\x14\x03\x03\x00\x01\x01"
+    retry = bytes(hrr[: -len(ccs)]) + ccs  # HRR, then the middlebox CCS
+    state = tcp_session(
+        client_hello(), retry + server_hello(0x0304), 443, interleave=False
+    )
+    fields = state.fields()
+    assert state.errors == 0
+    assert fields["tls.cipher"] == ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
+    assert fields["tls.server.ja3s"] == [hashlib.md5(b"771,49199,65281-43").hexdigest()]
+
+
 def test_tls_version_without_supported_versions_is_the_hello_version() -> None:
     state = tcp_session(client_hello(), server_hello(0x0303), 8443)
     assert state.fields()["tls.version"] == ["1.2"]

@@ -34,6 +34,10 @@ MAX_HANDSHAKE_LEN = 64 * 1024  # a hello longer than this is refused
 HS_CLIENT_HELLO, HS_SERVER_HELLO = 1, 2
 EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_EC_POINT_FORMATS = 0, 10, 11
 EXT_ALPN = 16
+# ServerHello.random of a HelloRetryRequest: SHA-256 of "HelloRetryRequest".
+HRR_RANDOM = bytes.fromhex(
+    "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
+)
 EXT_SUPPORTED_VERSIONS = 43
 
 
@@ -63,12 +67,13 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
 
 
 class _Side:
-    __slots__ = ("records", "handshake", "finished")
+    __slots__ = ("records", "handshake", "finished", "retry")
 
     def __init__(self) -> None:
         self.records = b""  # bytes of an incomplete record
         self.handshake = b""  # bytes of an incomplete handshake message
         self.finished = False  # nothing more to read in this direction
+        self.retry = False  # a HelloRetryRequest was sent (server side)
 
 
 class TlsParser(Parser):
@@ -100,8 +105,12 @@ class TlsParser(Parser):
             pos += REC_HDR_LEN + length
             if ctype == REC_HANDSHAKE:
                 self._on_handshake(side, fragment)
-            elif ctype in (REC_CHANGE_CIPHER_SPEC, REC_APPLICATION_DATA):
+            elif ctype == REC_APPLICATION_DATA:
                 side.finished = True  # what follows is encrypted
+            elif ctype == REC_CHANGE_CIPHER_SPEC and not side.retry:
+                # Encrypted from here, except that the CCS sent after a
+                # HelloRetryRequest is only for middleboxes (RFC 8446 D.4).
+                side.finished = True
         side.records = buf[pos:] if not side.finished else b""
         self.done = all(s.finished for s in self._sides)
 
@@ -125,9 +134,9 @@ class TlsParser(Parser):
             if msg_type == HS_CLIENT_HELLO:
                 self._on_client_hello(body)
                 side.finished = True
+            elif msg_type == HS_SERVER_HELLO and body[2:34] == HRR_RANDOM:
+                side.retry = True  # the real ServerHello comes after a new hello
             elif msg_type == HS_SERVER_HELLO:
-                # TODO: a HelloRetryRequest is also a ServerHello; the real one
-                # that follows is not read, so JA3S is the HelloRetryRequest's.
                 self._on_server_hello(body)
                 side.finished = True
         side.handshake = buf if not side.finished else b""
