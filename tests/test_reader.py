@@ -599,6 +599,22 @@ def test_batches_any_batch_limits_give_same_packets(
     assert got == [r[1] for r in dpkt_packets(CORPUS / name)]
 
 
+@pytest.mark.parametrize("writer", [dpkt.pcap.Writer, dpkt.pcapng.Writer])
+def test_batches_kept_batches_survive_later_reads(tmp_path: Path, writer: type) -> None:
+    path = tmp_path / "kept.cap"
+    with path.open("wb") as fh:
+        out = writer(fh, snaplen=65535)
+        for i in range(4000):  # ~ 12 MiB: the read buffer is refilled
+            out.writepkt(bytes([i % 251]) * (3000 + i % 7), ts=1_600_000_000 + i)
+    with open_capture(str(path)) as capture:
+        batches = list(capture.batches(max_packets=100))
+    got = [b.packet(i) for b in batches for i in range(len(b))]
+    assert got == [r[1] for r in dpkt_packets(path)]
+    assert [int(t) // NS for b in batches for t in b.ts_ns] == [
+        1_600_000_000 + i for i in range(4000)
+    ]
+
+
 # --- open errors and expand_paths ----------------------------------------------
 
 
