@@ -305,6 +305,27 @@ def arkime_dns(key: str, norm: Callable[[Any], object] = str) -> Getter:
     return get
 
 
+ANSWER_KEYS = ("ip", "cname", "mx", "nameserver", "txt", "caa")
+
+
+def arkime_dns_answers(doc: Record) -> object:
+    """Data of every DNS record Arkime keeps (address, name, text, ...)."""
+    out: set[object] = set()
+    for query in as_list(doc.get("dns")):
+        for answer in as_list(query.get("answers")):
+            out |= {norm_answer(answer[k]) for k in ANSWER_KEYS if k in answer}
+    return frozenset(out)
+
+
+def norm_answer(value: object) -> str:
+    """An address in canonical form, anything else lowercase."""
+    text = str(value)
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        return text.lower()
+
+
 def arkime_uri(part: int) -> Getter:
     def get(doc: Record) -> object:
         uris = as_list(get_path(doc, "http.uri"))
@@ -437,6 +458,8 @@ def app_specs() -> list[FieldSpec]:
           ("dns.response_code",)),
         s("dns.ip", APP, arkime_dns("ip", norm_ip), a_set("dns.resolved_ip", norm_ip),
           ("dns.resolved_ip",)),
+        s("dns.answers", APP, arkime_dns_answers,
+          a_set("dns.answers.data", norm_answer), ("dns.answers.data",)),
         s("tls.version", APP, a_set("tls.version"), fpc_tls_versions,
           ("tls.version", "tls.version_protocol")),
         s("tls.cipher", APP, a_set("tls.cipher"), a_set("tls.cipher"),
@@ -529,6 +552,7 @@ WHEN_CHECKS: dict[str, Callable[[object, object], bool]] = {
     "arkime_prefix": _arkime_prefix,  # Arkime's list cut short
     "fpc_cut": _cut,  # fpc's strings are cut versions of Arkime's
     "fpc_subset": _subset,  # fpc's values all among Arkime's
+    "fpc_some_subset": lambda a, f: _subset(a, f) and not is_empty(f),
     "fpc_greater": _greater,  # fpc's count above Arkime's
     "fpc_smaller": _smaller,  # fpc's count below Arkime's
     "arkime_empty": lambda a, f: is_empty(a),  # Arkime has no value

@@ -52,6 +52,11 @@ APP_FIELDS_BELOW = {
     # TODO: 66 % against 95 %: 6 sessions only; mDNS answers (v6-http) and the
     # session split by the idle timeout (dns-wiresharkrepo).
     "dns.ip": 66,
+    # TODO: 25 % against 95 %: Arkime's test config keeps every section's records
+    # (explained where ours are a part of them); fpc keeps no CAA or TXT data,
+    # parses mDNS answers Arkime does not, and keeps 'localhost' from a
+    # session Arkime has no answers for.
+    "dns.answers": 25,
     # TODO: 80 % against 95 % for the TLS fields: fpc does not parse TLS inside
     # OpenVPN (4 sessions) or QUIC, and misses an SSLv3 session behind PPPoE.
     "tls.version": 81,
