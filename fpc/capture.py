@@ -134,7 +134,7 @@ class LiveCapture:
         """LINKTYPE_* of the interface; known once `open()` has succeeded."""
         if self._linktype is None:
             raise CaptureError(
-                f"link type of interface '{self.interface}' is unknown because "
+                f"link type of interface {self.interface!r} is unknown because "
                 "the capture is not open; call open() first"
             )
         return self._linktype
@@ -143,7 +143,7 @@ class LiveCapture:
         """Open and activate the interface, then apply the BPF filter and fanout."""
         if self._pcap is not None:
             raise CaptureError(
-                f"capture on interface '{self.interface}' is already open; "
+                f"capture on interface {self.interface!r} is already open; "
                 "open each LiveCapture only once"
             )
         pcap = self._activate()
@@ -232,7 +232,7 @@ class LiveCapture:
         self.close()
 
     def _where(self, what: str) -> str:
-        return f"{what} interface '{self.interface}'"
+        return f"{what} interface {self.interface!r}"
 
     def _activate(self) -> Any:
         """Create, configure and activate a pcap handle; the handle or CaptureError."""
@@ -269,7 +269,7 @@ class LiveCapture:
     def _apply_filter(self, pcap: Any) -> None:
         if self.bpf is None:
             return
-        action = f"invalid BPF filter {self.bpf!r} on interface '{self.interface}'"
+        action = f"invalid BPF filter {self.bpf!r} on interface {self.interface!r}"
         with _pcap_errors(action, "fix the expression; see 'man pcap-filter'"):
             pcap.setfilter(self.bpf)
 
@@ -285,7 +285,7 @@ class LiveCapture:
     def _require_open(self) -> Any:
         if self._pcap is None:
             raise CaptureError(
-                f"capture on interface '{self.interface}' is not open; "
+                f"capture on interface {self.interface!r} is not open; "
                 "call open() before batches()"
             )
         return self._pcap
