@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,8 @@ from pathlib import Path
 import dpkt
 import pytest
 import uvloop
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_writer import assert_tcpdump_reads, load_source, read_pcapng, read_records
 
 from fpc.packets import PRECISION_NS, PRECISION_US, PacketBatch
@@ -518,3 +521,41 @@ def test_open_file_is_served_up_to_its_last_flush(server, corpus):
     path.write_bytes(body)
     assert status == 200 and read_records(path)[2] == source[20:30]
     w.close()
+
+
+QUERY_TEXT = st.text(
+    alphabet=st.sampled_from("0123456789abcdefxyzTZ:.-+/%&=?;#[] \\'\"\x00\u00e9"),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    name=st.sampled_from(
+        ["ip", "port", "protocol", "start", "end", "node", "limit", "x"]
+    ),
+    value=QUERY_TEXT,
+    pcap=st.booleans(),
+)
+def test_hostile_query_values_give_200_or_400(server, name, value, pcap):
+    path = "/api/sessions.pcap" if pcap else "/api/sessions"
+    status, headers, body = server.get(f"{path}?{name}={urllib.parse.quote(value)}")
+    assert status in (200, 400), body
+    if status == 400:
+        assert set(json.loads(body)) == {"error", "hint"}
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(sid=QUERY_TEXT)
+def test_hostile_session_ids_give_400_or_404(server, sid):
+    status, _, body = server.get("/api/session/" + urllib.parse.quote(sid, safe=""))
+    assert status in (400, 404), body
+    assert set(json.loads(body)) == {"error", "hint"}

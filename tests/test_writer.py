@@ -19,6 +19,8 @@ from pathlib import Path
 import dpkt
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fpc.errors import PcapUnavailable, WriterError
 from fpc.packets import PRECISION_NS, PRECISION_US, PacketBatch
@@ -585,3 +587,60 @@ def test_plan_converts_big_endian_file_to_little_endian_pcap(tmp_path):
     (tmp_path / "le.pcap").write_bytes(body)
     assert body[:4] == b"\xd4\xc3\xb2\xa1"
     assert read_records(tmp_path / "le.pcap") == (linktype, precision, records)
+
+
+KINDS = [(1, PRECISION_US), (1, PRECISION_NS), (113, PRECISION_US), (101, PRECISION_NS)]
+
+
+@st.composite
+def batches(draw):
+    """Packets of random size, kind and time (times may go backwards)."""
+    runs = st.tuples(st.sampled_from(KINDS), st.integers(1, 20))
+    kinds = [
+        k for k, r in draw(st.lists(runs, min_size=1, max_size=5)) for _ in range(r)
+    ]
+    n = len(kinds)
+    sizes = draw(st.lists(st.integers(0, 3000), min_size=n, max_size=n))
+    steps = draw(st.lists(st.integers(-(10**9), 10**10), min_size=n, max_size=n))
+    ts = np.cumsum(steps) + 1_600_000_000 * 10**9
+    data = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    return [(int(t), len(d) + 4, d, k) for t, d, k in zip(ts, data, kinds, strict=True)]
+
+
+def batch_of(packets) -> PacketBatch:
+    b = PacketBatch.from_list([p[:3] for p in packets], 1)
+    b.linktype = np.array([p[3][0] for p in packets], dtype=np.uint16)
+    b.precision = np.array([p[3][1] for p in packets], dtype=np.uint8)
+    return b
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    packets=batches(),
+    split=st.integers(1, 60),
+    max_bytes=st.integers(100, 20000),
+    age_s=st.floats(1, 1e5),
+)
+def test_writer_random_batches_round_trip(
+    tmp_path_factory, packets, split, max_bytes, age_s
+):
+    tmp = tmp_path_factory.mktemp("prop")
+    store = MemoryStore()
+    w = PcapWriter(str(tmp / "pcap"), NODE, store, max_bytes, age_s)
+    results = [
+        w.write(batch_of(packets[i : i + split])) for i in range(0, len(packets), split)
+    ]
+    w.close()
+    got = []
+    for row in files_in_order(store):
+        linktype, precision, recs = read_records(row.path)
+        assert (linktype, precision) == (row.linktype, row.precision) and recs
+        assert row.size <= max_bytes or row.packets == 1
+        # Age counts from the file's first packet; 1 us slack for truncation.
+        assert max(r[0] for r in recs) - recs[0][0] <= age_s * 10**9 + 1000
+        got += [(ts, wl, d, (linktype, precision)) for ts, wl, d in recs]
+    unit = {PRECISION_US: 1000, PRECISION_NS: 1}
+    want = [(t // unit[k[1]] * unit[k[1]], wl, d, k) for t, wl, d, k in packets]
+    assert got == want
+    positions = [(f, p) for fn, pos in results for f, p in zip(fn, pos, strict=True)]
+    assert len(set(positions)) == len(packets) and min(p for _, p in positions) >= 24
