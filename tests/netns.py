@@ -25,7 +25,7 @@ import pytest
 logger = logging.getLogger(__name__)
 
 NAME_PREFIX = "fpcv"  # every interface and namespace the tests create starts so
-VETH_MTU = 9000  # above any frame in the corpus, so tcpreplay never refuses one
+VETH_MTU = 65535  # the most veth takes: tcpreplay may send frames of any size
 COMMAND_TIMEOUT_S = 10
 
 
