@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -485,9 +486,16 @@ def parse_listen(value: str) -> tuple[str, int]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="fpc-pcapd", description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", required=True, help="directory holding fpc.sqlite")
-    p.add_argument("--listen", type=parse_listen, default="127.0.0.1:8005")
+    p.add_argument(
+        "--listen",
+        type=parse_listen,
+        default="127.0.0.1:8005",
+        metavar="HOST:PORT",
+        help="address to serve on (default 127.0.0.1:8005)",
+    )
     p.add_argument("--es", metavar="URL", help="Elasticsearch URL (else SQLite)")
     p.add_argument("--pcap-dir", help="PCAP directory (default DATA_DIR/pcap)")
+    p.add_argument("--node", default=socket.gethostname(), help="node name for logs")
     p.add_argument("-v", "--verbose", action="store_true", help="log DEBUG lines")
     return p.parse_args(argv)
 
@@ -526,16 +534,16 @@ async def _wait_for_signal(loop: asyncio.AbstractEventLoop) -> None:
 def main(argv: list[str] | None = None) -> int:
     import uvloop
 
+    from fpc.cli import setup_logging
+
     args = parse_args(argv)
-    # TODO: fpc.cli owns log handlers; until it offers a setup function for the
-    # other console scripts, fpc-pcapd sets up its own plain stderr handler.
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    setup_logging(1 if args.verbose else 0, args.node)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(serve(args))
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # `python -m fpc.server`: run the imported module, whose logger is fpc.server.
+    from fpc.server import main as _main
+
+    raise SystemExit(_main())
