@@ -22,6 +22,7 @@ PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
 START_S = 1_700_000_000
 SPACING_US = 1  # all packets of a 1M-session file fall within one second
 UDP_PAYLOAD = b"fpc-bench"
+DST_PORT = 40000  # no application parser claims it: the bare session cost
 ETHERNET_HEADER = bytes.fromhex("0200000000020200000000010800")
 
 
@@ -50,6 +51,20 @@ def warm_page_cache(path: str) -> int:
     return total
 
 
+def idle_sessions_capture(
+    packets: int, distinct: bool, cache_dir: str = DEFAULT_CACHE_DIR
+) -> str:
+    """Path of a cached `write_idle_sessions` file, written if missing."""
+    os.makedirs(cache_dir, exist_ok=True)
+    kind = "distinct" if distinct else "few"
+    path = os.path.join(cache_dir, f"idle-{kind}-p{packets}.pcap")
+    if not os.path.exists(path):
+        logger.info("generating idle sessions packets=%d kind=%s", packets, kind)
+        write_idle_sessions(path + ".tmp", packets, distinct)
+        os.replace(path + ".tmp", path)
+    return path
+
+
 def write_idle_sessions(path: str, packets: int, distinct: bool) -> None:
     """Write `packets` UDP packets: one session each, or 16 sessions in all."""
     with open(path, "wb") as f:
@@ -59,9 +74,9 @@ def write_idle_sessions(path: str, packets: int, distinct: bool) -> None:
 
 
 def _udp_record(n: int, ts_index: int) -> bytes:
-    """Client 10.(n>>16).(n>>8).n, port 1024 + n % 50000, to 192.0.2.1:53."""
+    """Client 10.(n>>16).(n>>8).n, port 1024 + n % 50000, to 192.0.2.1:DST_PORT."""
     src = bytes((10, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF))
-    udp = struct.pack("!HHHH", 1024 + n % 50000, 53, 8 + len(UDP_PAYLOAD), 0)
+    udp = struct.pack("!HHHH", 1024 + n % 50000, DST_PORT, 8 + len(UDP_PAYLOAD), 0)
     ip = _ipv4_header(src, bytes((192, 0, 2, 1)), len(udp) + len(UDP_PAYLOAD))
     frame = ETHERNET_HEADER + ip + udp + UDP_PAYLOAD
     sec, usec = divmod(ts_index * SPACING_US, 1_000_000)
