@@ -30,6 +30,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from fpc.appl.sink import MAX_VALUE_CHARS
 from fpc.errors import CaptureError
 from fpc.fields import FIELD_TYPES, get_path
 
@@ -49,6 +50,10 @@ PROTOCOL_NAMES: dict[str, str | None] = {
     "vlan": None,  # Arkime shows VLANs in network.vlan.id, not in `protocol`
     "ipip": None,  # IP-in-IP is not a protocol name in Arkime
     "erspan": None,  # Arkime lists only the GRE carrying it
+}
+# Arkime protocol names fpc does not tell apart from another one.
+ARKIME_PROTOCOL_NAMES: dict[str, str] = {
+    "vxlan-gpe": "vxlan",  # fpc's decoder marks VXLAN and VXLAN-GPE alike
 }
 
 
@@ -334,8 +339,13 @@ def arkime_uri(part: int) -> Getter:
     return get
 
 
+def arkime_protocol_names(doc: Record) -> frozenset[str]:
+    names = as_list(doc.get("protocol"))
+    return norm_protocols(ARKIME_PROTOCOL_NAMES.get(n, n) for n in names)
+
+
 def arkime_protocols(doc: Record) -> object:
-    return norm_protocols(as_list(doc.get("protocol"))) & fpc_protocol_names()
+    return arkime_protocol_names(doc) & fpc_protocol_names()
 
 
 def fpc_protocols(doc: Record) -> object:
@@ -535,10 +545,13 @@ def _smaller(a: object, f: object) -> bool:
 
 
 def _cut(a: object, f: object) -> bool:
-    """Every fpc value is the start of an Arkime value (fpc cuts long strings)."""
-    if not (isinstance(a, frozenset) and isinstance(f, frozenset)) or not f:
+    """fpc has Arkime's values, the long ones cut at fpc's length limit."""
+    if not (isinstance(a, frozenset) and isinstance(f, frozenset)) or len(a) != len(f):
         return False
-    return all(any(str(x).startswith(str(v)) for x in a) for v in f)
+    return all(
+        v in a or (len(v) == MAX_VALUE_CHARS and any(str(x).startswith(v) for x in a))
+        for v in map(str, f)
+    )
 
 
 def _arkime_prefix(a: object, f: object) -> bool:
@@ -764,7 +777,7 @@ def unsupported_protocols(bodies: Iterable[Record]) -> dict[str, int]:
     known = fpc_protocol_names()
     counts: dict[str, int] = {}
     for body in bodies:
-        for name in norm_protocols(as_list(body.get("protocol"))) - known:
+        for name in arkime_protocol_names(body) - known:
             counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
