@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -559,3 +560,30 @@ def test_hostile_session_ids_give_400_or_404(server, sid):
     status, _, body = server.get("/api/session/" + urllib.parse.quote(sid, safe=""))
     assert status in (400, 404), body
     assert set(json.loads(body)) == {"error", "hint"}
+
+
+def test_client_gone_mid_stream_is_logged_and_server_keeps_serving(
+    server, corpus, caplog
+):
+    _, _, source = load_source(CAPTURES[0][0])
+    big = max(source, key=lambda p: len(p[2]))
+    packets = [(big[0] + i, big[1], big[2]) for i in range(20000)]  # ~30 MB
+    w = PcapWriter(str(corpus.pcap_dir), "bulk", corpus.store, 1 << 30, 1e12)
+    fn, pos = w.write(PacketBatch.from_list(packets, 1, PRECISION_US))
+    w.close()
+    corpus.store.save_sessions([_record_for("bulk-1-1", "bulk", fn, pos, packets)])
+
+    conn = socket.create_connection(("127.0.0.1", server.port))
+    conn.sendall(b"GET /api/session/bulk-1-1.pcap HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()  # reset: the server's next writes fail
+    deadline = time.monotonic() + 20
+    while "pcap stream cut" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "pcap stream cut" in caplog.text
+    sid, (_, want, _, _) = next(iter(corpus.sessions.items()))
+    status, _, body = server.get(f"/api/session/{sid}.pcap")
+    path = corpus.data_dir / "after.pcap"
+    path.write_bytes(body)
+    assert status == 200 and read_records(path)[2] == want
