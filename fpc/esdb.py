@@ -20,6 +20,7 @@ import argparse
 import logging
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
 
@@ -99,9 +100,9 @@ def index_period_start(prefix: str, name: str) -> datetime | None:
     return None
 
 
-def leaf_mapping(field: Field) -> dict:
+def leaf_mapping(field: Field) -> dict[str, Any]:
     """Mapping of one field; unsearchable fields keep only their _source."""
-    spec: dict = {"type": field.es_type}
+    spec: dict[str, Any] = {"type": field.es_type}
     if not field.indexed:
         spec.update(index=False, doc_values=False)
     elif field.es_type == "keyword":
@@ -109,9 +110,9 @@ def leaf_mapping(field: Field) -> dict:
     return spec
 
 
-def session_properties(fields: tuple[Field, ...] = FIELDS) -> dict:
+def session_properties(fields: tuple[Field, ...] = FIELDS) -> dict[str, Any]:
     """Nested `properties` tree for the SPI record fields."""
-    root: dict = {}
+    root: dict[str, Any] = {}
     for field in fields:
         node = root
         *parents, leaf = field.name.split(".")
@@ -132,11 +133,11 @@ def session_properties(fields: tuple[Field, ...] = FIELDS) -> dict:
     return root
 
 
-def flat_properties(props: dict[str, str]) -> dict:
+def flat_properties(props: dict[str, str]) -> dict[str, Any]:
     return {name: {"type": es_type} for name, es_type in props.items()}
 
 
-def stats_properties() -> dict:
+def stats_properties() -> dict[str, Any]:
     return {
         "@timestamp": {"type": "date"},
         "observer": {"properties": {"name": {"type": "keyword"}}},
@@ -148,7 +149,7 @@ def templates(
     prefix: str,
     version: int = TEMPLATE_VERSION,
     fields: tuple[Field, ...] | None = None,
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """Every composable index template fpc needs, by template name."""
     props = session_properties(fields) if fields else session_properties()
     shared = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
@@ -161,7 +162,7 @@ def templates(
     }
     out = {}
     for kind, (pattern, properties, dynamic) in layout.items():
-        tpl: dict = {
+        tpl: dict[str, Any] = {
             "settings": shared,
             "mappings": {"dynamic": dynamic, "properties": properties},
         }
@@ -278,7 +279,7 @@ def info(es: Elasticsearch, prefix: str) -> list[str]:
         f"{name}: version {v if v is not None else 'missing'}"
         for name, v in installed_versions(es, prefix).items()
     ]
-    rows = es.cat.indices(index=f"{prefix}-*", format="json", bytes="b")
+    rows: Any = es.cat.indices(index=f"{prefix}-*", format="json", bytes="b")
     for row in sorted(rows, key=lambda r: r["index"]):
         lines.append(
             f"{row['index']}: docs={row['docs.count']} "
@@ -309,9 +310,9 @@ def records_per_day(es: Elasticsearch, prefix: str) -> list[tuple[str, int]]:
     ]
 
 
-def session_indices(es: Elasticsearch, prefix: str) -> list[dict]:
+def session_indices(es: Elasticsearch, prefix: str) -> list[dict[str, Any]]:
     """Sessions ES indices, oldest period first, with their size in bytes."""
-    rows = es.cat.indices(index=f"{prefix}-sessions-*", format="json", bytes="b")
+    rows: Any = es.cat.indices(index=f"{prefix}-sessions-*", format="json", bytes="b")
     out = []
     for row in rows:
         start = index_period_start(prefix, row["index"])

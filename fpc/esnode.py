@@ -32,6 +32,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fpc.errors import FpcError, StoreError
 
@@ -256,7 +257,7 @@ def read_pid(path: Path) -> int | None:
     return pid
 
 
-def launch_node(cluster: Cluster, dist: Path, i: int) -> subprocess.Popen:
+def launch_node(cluster: Cluster, dist: Path, i: int) -> subprocess.Popen[bytes]:
     """Start node i detached (`-d`); the launcher exits once the node runs."""
     d = cluster.node_dir(i)
     env = dict(os.environ)
@@ -310,12 +311,13 @@ def check_map_count(nodes: int) -> None:
     )
 
 
-def get_json(url: str, timeout: float = 5.0) -> dict:
+def get_json(url: str, timeout: float = 5.0) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return json.loads(resp.read())
+        answer: dict[str, Any] = json.loads(resp.read())
+        return answer
 
 
-def wait_healthy(cluster: Cluster, timeout_s: float) -> dict:
+def wait_healthy(cluster: Cluster, timeout_s: float) -> dict[str, Any]:
     """Cluster health once all nodes joined and it is yellow or green."""
     deadline = time.monotonic() + timeout_s
     query = f"/_cluster/health?wait_for_status=yellow&wait_for_nodes={cluster.nodes}"
@@ -338,7 +340,7 @@ def wait_healthy(cluster: Cluster, timeout_s: float) -> dict:
 
 def start(
     cluster: Cluster, fresh: bool = False, timeout_s: float = START_TIMEOUT_S
-) -> dict:
+) -> dict[str, Any]:
     """Start every node not running yet and wait for a healthy cluster."""
     cluster.home.mkdir(parents=True, exist_ok=True)
     dist = unpack(fetch_zip(cluster.home), cluster.home)
@@ -367,7 +369,7 @@ def start(
 
 
 def wait_launcher(
-    cluster: Cluster, i: int, proc: subprocess.Popen, timeout_s: float
+    cluster: Cluster, i: int, proc: subprocess.Popen[bytes], timeout_s: float
 ) -> None:
     """The `-d` launcher returns 0 once node i runs; anything else is a failure."""
     try:

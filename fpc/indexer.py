@@ -23,16 +23,25 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 logger = logging.getLogger(__name__)
 
-Item = tuple[str, str, dict]  # (ES index, _id, SPI record) as submitted
+Item = tuple[str, str, dict[str, Any]]  # (ES index, _id, SPI record) as submitted
 Entry = tuple[str, str, bytes]  # (ES index, _id, record as JSON)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEAD_LETTER_NAME = "dead-letter.jsonl"
-COUNTERS = ("queued", "indexed", "retried", "spooled", "dead_lettered", "chunks")
+COUNTERS = (
+    "queued",
+    "indexed",
+    "retried",
+    "spooled",
+    "dead_lettered",
+    "lost",
+    "chunks",
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,7 @@ class Unavailable(Exception):
     """The cluster cannot take the chunk now; try again later."""
 
 
-def encode(index: str, doc_id: str, record: dict) -> Entry:
+def encode(index: str, doc_id: str, record: dict[str, Any]) -> Entry:
     return index, doc_id, json.dumps(record, separators=(",", ":")).encode()
 
 
@@ -64,16 +73,19 @@ def bulk_lines(entries: list[Entry]) -> bytes:
     return bytes(out)
 
 
-def parse_bulk(data: bytes) -> list[Entry]:
-    """Entries of a spool file (a bulk body); a torn last pair is ignored."""
+def parse_bulk(data: bytes) -> tuple[list[Entry], list[bytes]]:
+    """Entries of a spool file (a bulk body), and the lines that do not parse."""
     lines = data.split(b"\n")
-    out = []
+    out, bad = [], []
     for action, source in zip(lines[0::2], lines[1::2], strict=False):
         if not source:
             continue
-        meta = json.loads(action)["index"]
-        out.append((meta["_index"], meta["_id"], source))
-    return out
+        try:
+            meta = json.loads(action)["index"]
+            out.append((meta["_index"], meta["_id"], source))
+        except (ValueError, KeyError, TypeError):
+            bad.append(action + b"\n" + source)
+    return out, bad
 
 
 class Spool:
@@ -107,9 +119,16 @@ class Spool:
             path = self._path(seq)
             self._tail = (path, open(path, "ab"))  # noqa: SIM115 - kept open
         body = bulk_lines(entries)
-        fh = self._tail[1]
-        fh.write(body)  # type: ignore[attr-defined]
-        fh.flush()  # type: ignore[attr-defined]
+        fh: Any = self._tail[1]
+        start = fh.tell()
+        try:
+            fh.write(body)
+            fh.flush()
+        except OSError:  # e.g. disk full: cut the torn write, start a new file
+            fh.truncate(start)
+            fh.close()
+            self._tail = None
+            raise
         self.records += len(entries)
         self.bytes += len(body)
 
@@ -156,6 +175,7 @@ class Indexer:
         self._spooling = self._spool.records > 0  # replay leftovers first
         self._outstanding = 0  # records in memory, not yet indexed or spooled
         self._backoff = cfg.backoff_s
+        self._held: list[Entry] = []  # neither sent nor spooled (disk full)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="fpc-indexer", daemon=True
@@ -200,10 +220,23 @@ class Indexer:
 
     def _spool_items(self, items: list[Item]) -> None:
         entries = [e for e in (self._encode(*i) for i in items) if e is not None]
-        self._spool.append(entries)
+        try:
+            self._spool.append(entries)
+        except OSError as exc:
+            self._add(lost=len(entries))
+            logger.error(
+                "records lost, memory queue full and spool unwritable records=%d "
+                "lost_total=%d dir=%s error=%s; free disk space or raise "
+                "queue_records",
+                len(entries),
+                self.counters["lost"],
+                self._spool.dir,
+                exc,
+            )
+            return
         self._add(spooled=len(entries))
 
-    def _encode(self, index: str, doc_id: str, record: dict) -> Entry | None:
+    def _encode(self, index: str, doc_id: str, record: dict[str, Any]) -> Entry | None:
         try:
             return encode(index, doc_id, record)
         except (TypeError, ValueError) as exc:
@@ -241,13 +274,43 @@ class Indexer:
 
     def _run(self) -> None:
         while True:
-            entries = self._collect()
-            if entries:
-                self._deliver(entries)
-            elif self._stop.is_set():
-                return  # the spool stays on disk and is replayed at next start
-            elif self._spooling:
-                self._replay_one()
+            try:
+                if not self._step():
+                    return
+            except Exception:  # a bug here must not end indexing silently
+                logger.exception("indexer step failed; retrying in 1s")
+                self._stop.wait(1.0)
+
+    def _step(self) -> bool:
+        """One unit of work; False once stopped with nothing left in memory."""
+        if self._held:
+            return self._retry_held()
+        entries = self._collect()
+        if entries:
+            self._deliver(entries)
+        elif self._stop.is_set():
+            return False  # the spool stays on disk and is replayed at next start
+        elif self._spooling:
+            self._replay_one()
+        return True
+
+    def _retry_held(self) -> bool:
+        """Resend chunks that could be neither indexed nor spooled."""
+        held, self._held = self._held, []
+        if self._stop.is_set():
+            self._add(lost=len(held))
+            self._resolved(len(held))
+            logger.error(
+                "records lost at shutdown, cluster and spool both "
+                "unavailable records=%d dir=%s",
+                len(held),
+                self._spool.dir,
+            )
+            return True  # go on with what is still queued
+        self._stop.wait(self._backoff)
+        self._backoff = min(self._backoff * 2, self.cfg.max_backoff_s)
+        self._deliver(held)
+        return True
 
     def _collect(self) -> list[Entry]:
         """Next chunk from the queue: full by count or bytes, or the wait is over."""
@@ -293,7 +356,12 @@ class Indexer:
                 except queue.Empty:
                     break
             rest = [e for e in (self._encode(*i) for i in behind) if e is not None]
-            self._spool.prepend(entries + rest)
+            try:
+                self._spool.prepend(entries + rest)
+            except OSError as err:
+                self._outstanding -= len(behind)
+                self._hold(entries + rest, err)
+                return
             self._outstanding -= len(behind)
             self._spooling = True
             self._add(spooled=len(entries) + len(rest))
@@ -304,6 +372,18 @@ class Indexer:
             exc,
         )
 
+    def _hold(self, entries: list[Entry], err: OSError) -> None:
+        """Keep a chunk in memory when the spool cannot be written (lock held)."""
+        self._held = entries
+        self._outstanding += len(entries)
+        logger.error(
+            "cannot spool, holding records in memory records=%d dir=%s error=%s; "
+            "free disk space",
+            len(entries),
+            self._spool.dir,
+            err,
+        )
+
     def _replay_one(self) -> None:
         """Send the oldest spool file; on success delete it, else back off."""
         with self._lock:
@@ -312,7 +392,9 @@ class Indexer:
                 self._spooling = False
                 logger.info("spool drained, back to memory queue")
                 return
-        entries = parse_bulk(path.read_bytes())
+        entries, bad = parse_bulk(path.read_bytes())
+        for line in bad:
+            self._dead_letter("", "", line, 0, f"corrupt line in spool file {path}")
         try:
             for start in range(0, len(entries), self.cfg.chunk_records):
                 self._send(entries[start : start + self.cfg.chunk_records])
@@ -360,7 +442,8 @@ class Indexer:
     def _send_chunk(self, entries: list[Entry]) -> list[Entry]:
         """One bulk request; returns the entries to retry."""
         try:
-            resp = self.es.bulk(operations=bulk_lines(entries))
+            body: Any = bulk_lines(entries)  # the client passes bytes through
+            resp = self.es.bulk(operations=body)
         except TransportError as exc:
             raise Unavailable(str(exc)) from exc
         except ApiError as exc:
@@ -375,7 +458,9 @@ class Indexer:
             return []
         return self._sort_results(entries, resp["items"])
 
-    def _sort_results(self, entries: list[Entry], items: list[dict]) -> list[Entry]:
+    def _sort_results(
+        self, entries: list[Entry], items: list[dict[str, Any]]
+    ) -> list[Entry]:
         retry = []
         first_reason = None
         for entry, item in zip(entries, items, strict=True):

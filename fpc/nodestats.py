@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import psutil
 from elasticsearch import Elasticsearch
@@ -134,7 +135,7 @@ class NodeStatsReporter:
         return out
 
 
-def latest_per_node(es: Elasticsearch, prefix: str) -> list[dict]:
+def latest_per_node(es: Elasticsearch, prefix: str) -> list[dict[str, Any]]:
     """The newest stats document of every node, by node name."""
     aggs = {
         "nodes": {
@@ -162,7 +163,7 @@ def latest_per_node(es: Elasticsearch, prefix: str) -> list[dict]:
     return sorted(rows, key=lambda r: r["node"])
 
 
-def format_table(rows: list[dict], now: datetime | None = None) -> str:
+def format_table(rows: list[dict[str, Any]], now: datetime | None = None) -> str:
     """Fixed-width table, one line per node; missing values shown as '-'."""
     now = now or datetime.now(UTC)
     cells = [[title for _, title, _ in COLUMNS]]

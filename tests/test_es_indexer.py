@@ -14,7 +14,7 @@ import pytest
 from elasticsearch import Elasticsearch, helpers
 from esnode_fixture import make_record
 
-from fpc.indexer import IndexerConfig, Spool, encode
+from fpc.indexer import Indexer, IndexerConfig, Spool, count_records, encode
 from fpc.store.es import EsStore
 
 pytestmark = pytest.mark.es
@@ -107,51 +107,69 @@ def test_indexer_node_restart_mid_ingest_zero_loss_zero_duplicates(
     feeder.start()
     while store.indexer.stats()["indexed"] < 1000:
         time.sleep(0.05)
+    t0 = time.perf_counter()
     fpc_es(es_cluster, "stop")
     stopped_at = store.indexer.stats()["indexed"]
+    t_stop = time.perf_counter() - t0
     time.sleep(2)
     fpc_es(es_cluster, "start")
+    t_start = time.perf_counter() - t0
     feeder.join()
     assert store.indexer.flush(120)
+    t_flush = time.perf_counter() - t0
     stats = store.indexer.stats()
     ids = all_ids(store.es, f"{es_prefix}-sessions")
     store.close()
-    print(f"restart: indexed before stop={stopped_at} stats={stats}")
+    print(
+        f"restart: stopped after {t_stop:.1f}s, started {t_start:.1f}s, all "
+        f"indexed {t_flush:.1f}s; indexed before stop={stopped_at} {stats}"
+    )
     assert stopped_at < n and stats["spooled"] > 0
     assert len(ids) == n
     assert set(ids) == {f"n1-{i:08x}" for i in range(n)}
     assert stats["dead_lettered"] == 0
 
 
-def test_indexer_throughput_against_helpers_bulk(es_url, es_prefix, es_spool):
-    n = 6000
-    records = [make_record(i) for i in range(n)]
-    es = Elasticsearch(es_url, request_timeout=60)
-    ref_index = f"{es_prefix}-sessions-reference"
-    actions = ({"_index": ref_index, "_id": r["event"]["id"], "_source": r}
+def run_plain_bulk(es: Elasticsearch, index: str, records: list[dict]) -> float:
+    """Seconds for elasticsearch.helpers.bulk (defaults) to index `records`."""
+    actions = ({"_index": index, "_id": r["event"]["id"], "_source": r}
                for r in records)  # fmt: skip
     t0 = time.perf_counter()
     ok, errors = helpers.bulk(es, actions, stats_only=True)
-    plain_s = time.perf_counter() - t0
+    assert (ok, errors) == (len(records), 0)
+    return time.perf_counter() - t0
 
-    store = EsStore(es_url, prefix=es_prefix, indexer=fast_config(es_spool))
+
+def run_indexer(store: EsStore, records: list[dict]) -> float:
+    """Seconds from the first submit() until the indexer has sent everything."""
     t0 = time.perf_counter()
-    for start in range(0, n, 500):
+    for start in range(0, len(records), 500):
         store.save_sessions(records[start : start + 500])
-    submit_s = time.perf_counter() - t0
     assert store.indexer.flush(120)
-    indexer_s = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def test_indexer_throughput_against_helpers_bulk(es_url, es_prefix, es_spool):
+    """Same records both ways, ES indices created beforehand, order alternated."""
+    n = 3000
+    es = Elasticsearch(es_url, request_timeout=60)
+    store = EsStore(es_url, prefix=es_prefix, indexer=fast_config(es_spool))
+    ref_index = f"{es_prefix}-sessions-reference"
+    run_plain_bulk(es, ref_index, [make_record(i, "warm") for i in range(200)])
+    run_indexer(store, [make_record(i, "warm") for i in range(200)])
+    rounds = [[make_record(i, f"r{k}") for i in range(n)] for k in range(2)]
+    plain_s = run_plain_bulk(es, ref_index, rounds[0])
+    indexer_s = run_indexer(store, rounds[0])
+    indexer_s += run_indexer(store, rounds[1])
+    plain_s += run_plain_bulk(es, ref_index, rounds[1])
     store.close()
     es.indices.refresh(index=f"{es_prefix}-*")
     ours = f"{es_prefix}-sessions-2025.11.*"
     counts = es.count(index=ref_index)["count"], es.count(index=ours)["count"]
     es.close()
-    print(
-        f"throughput: helpers.bulk {n / plain_s:.0f} records/s, indexer "
-        f"{n / indexer_s:.0f} records/s, submit() {n / submit_s:.0f} records/s"
-    )
-    assert (ok, errors) == (n, 0)
-    assert counts == (n, n)
+    print(f"throughput over {2 * n} records: helpers.bulk {2 * n / plain_s:.0f} "
+          f"records/s, indexer {2 * n / indexer_s:.0f} records/s")  # fmt: skip
+    assert counts == (2 * n + 200, 2 * n + 200)
 
 
 def test_indexer_submit_to_searchable_delay(es_url, es_prefix, es_spool):
@@ -171,3 +189,34 @@ def test_indexer_submit_to_searchable_delay(es_url, es_prefix, es_spool):
     print(f"submit to searchable: median {statistics.median(delays):.2f}s "
           f"max {max(delays):.2f}s (flush interval 1.0s)")  # fmt: skip
     assert max(delays) < 5.0
+
+
+@pytest.fixture
+def tiny_spool(tmp_path: Path):
+    """A 64 KiB tmpfs as spool directory, to run out of disk for real."""
+    path = tmp_path / "tiny"
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                              str(path)], capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    yield path
+    subprocess.run(["umount", str(path)], check=True)
+
+
+def test_indexer_full_disk_and_dead_cluster_counts_every_record(tiny_spool, caplog):
+    es = Elasticsearch("http://127.0.0.1:9", request_timeout=2)
+    cfg = fast_config(str(tiny_spool), queue_records=100, retries=1)
+    indexer = Indexer(es, cfg)
+    indexer.start()
+    n = 2000
+    for start in range(0, n, 100):
+        items = [make_record(i) for i in range(start, start + 100)]
+        indexer.submit([("x-sessions-1", r["event"]["id"], r) for r in items])
+    time.sleep(1.0)
+    indexer.stop()
+    stats = indexer.stats()
+    kept = sum(count_records(p) for p in tiny_spool.glob("spool-*"))
+    assert stats["lost"] > 0 and stats["indexed"] == 0
+    assert kept + stats["lost"] == n
+    assert "free disk space" in caplog.text

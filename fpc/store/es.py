@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from elasticsearch import (
     ApiError,
@@ -39,7 +40,7 @@ FLUSH_TIMEOUT_S = 60.0
 
 def connect(cfg: EsConfig, timeout_s: float = REQUEST_TIMEOUT_S) -> Elasticsearch:
     """A client for `cfg.url` with its auth; no request is sent yet."""
-    options: dict = {"request_timeout": timeout_s, "max_retries": 0}
+    options: dict[str, Any] = {"request_timeout": timeout_s, "max_retries": 0}
     if cfg.username:
         options["basic_auth"] = (cfg.username, cfg.password)
     if cfg.api_key:
@@ -105,23 +106,23 @@ class EsStore(Store):
     def prefix(self) -> str:
         return self.cfg.prefix
 
-    def index_for(self, record: dict) -> str:
+    def index_for(self, record: dict[str, Any]) -> str:
         """ES index of a record: the rotation period of its @timestamp."""
         hour = datetime.strptime(record["@timestamp"][:13], "%Y-%m-%dT%H")
         return esdb.sessions_index(self.prefix, self.cfg.rotation, hour)
 
-    def save_sessions(self, records: list[dict]) -> None:
+    def save_sessions(self, records: list[dict[str, Any]]) -> None:
         """Hand records to the indexer; they are searchable within seconds."""
         self.indexer.submit([(self.index_for(r), r["event"]["id"], r) for r in records])
 
-    def get_session(self, session_id: str) -> dict | None:
+    def get_session(self, session_id: str) -> dict[str, Any] | None:
         hits = self._search({"ids": {"values": [session_id]}}, 1)
         return hits[0] if hits else None
 
-    def search_sessions(self, query: SessionQuery) -> list[dict]:
+    def search_sessions(self, query: SessionQuery) -> list[dict[str, Any]]:
         return self._search(build_query(query), query.limit)
 
-    def _search(self, query: dict, limit: int) -> list[dict]:
+    def _search(self, query: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         alias = esdb.sessions_alias(self.prefix)
         with translate_errors(self.cfg.url, f"search in {alias}"):
             resp = self.es.search(
@@ -234,9 +235,9 @@ class EsStore(Store):
             self.es.close()
 
 
-def build_query(q: SessionQuery) -> dict:
+def build_query(q: SessionQuery) -> dict[str, Any]:
     """Bool query for a SessionQuery (every set field must match)."""
-    must: list[dict] = []
+    must: list[dict[str, Any]] = []
     if q.ip is not None:
         ip = str(ipaddress.ip_address(q.ip))
         must.append(either("source.ip", "destination.ip", ip))
@@ -253,7 +254,7 @@ def build_query(q: SessionQuery) -> dict:
     return {"bool": {"filter": must}} if must else {"match_all": {}}
 
 
-def either(a: str, b: str, value: object) -> dict:
+def either(a: str, b: str, value: object) -> dict[str, Any]:
     return {
         "bool": {
             "should": [{"term": {a: value}}, {"term": {b: value}}],
