@@ -33,6 +33,7 @@ Item = tuple[str, str, dict[str, Any]]  # (ES index, _id, SPI record) as submitt
 Entry = tuple[str, str, bytes]  # (ES index, _id, record as JSON)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEAD_LETTER_NAME = "dead-letter.jsonl"
+LOSS_LOG_INTERVAL_S = 10.0  # at most one error line per interval on the hot path
 COUNTERS = (
     "queued",
     "indexed",
@@ -175,6 +176,7 @@ class Indexer:
         self._spooling = self._spool.records > 0  # replay leftovers first
         self._outstanding = 0  # records in memory, not yet indexed or spooled
         self._backoff = cfg.backoff_s
+        self._loss_logged = -LOSS_LOG_INTERVAL_S
         self._held: list[Entry] = []  # neither sent nor spooled (disk full)
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -186,7 +188,12 @@ class Indexer:
         self._thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Send or spool what is in memory, then end the thread."""
+        """Send or spool what is in memory, then end the thread.
+
+        Records submitted after this go straight to the spool.
+        """
+        with self._lock:
+            self._spooling = True
         self._stop.set()
         self._thread.join(timeout_s)
 
@@ -224,6 +231,9 @@ class Indexer:
             self._spool.append(entries)
         except OSError as exc:
             self._add(lost=len(entries))
+            if time.monotonic() - self._loss_logged < LOSS_LOG_INTERVAL_S:
+                return
+            self._loss_logged = time.monotonic()
             logger.error(
                 "records lost, memory queue full and spool unwritable records=%d "
                 "lost_total=%d dir=%s error=%s; free disk space or raise "
