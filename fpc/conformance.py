@@ -506,13 +506,14 @@ class Explanation:
     """A documented, deliberate difference (docs/conformance-explained.toml).
 
     `capture`, `field` and `session` are shell-style patterns (fnmatch): "*"
-    matches every capture, every row or every session. `field` "session"
+    matches every capture, every row or every session; `field` may also be a
+    list of patterns. `field` "session"
     stands for a session only one engine made. `when` narrows it to a kind of
     difference; WHEN_CHECKS lists them.
     """
 
     capture: str  # capture name without .pcap
-    field: str  # report row
+    field: str | tuple[str, ...]  # report row(s)
     reason: str
     session: str = "*"  # session label as the report prints it, e.g. "6 *"
     when: str = ""  # "" any difference, else a key of WHEN_CHECKS
@@ -525,7 +526,7 @@ class Explanation:
     def covers(self, capture: str, name: str, label: str, a: object, f: object) -> bool:
         if not (
             fnmatchcase(capture, self.capture)
-            and fnmatchcase(name, self.field)
+            and any(fnmatchcase(name, p) for p in as_list(self.field))
             and fnmatchcase(label, self.session)
         ):
             return False
@@ -579,6 +580,8 @@ def load_explanations(path: Path = EXPLAINED_PATH) -> list[Explanation]:
     out = []
     for i, entry in enumerate(data.get("explained", [])):
         try:
+            if isinstance(entry.get("field"), list):
+                entry = {**entry, "field": tuple(entry["field"])}
             out.append(Explanation(**entry))
         except TypeError as exc:
             raise ValueError(f"{path}: [[explained]] entry {i + 1}: {exc}") from exc

@@ -255,6 +255,24 @@ def test_explanation_patterns_and_when() -> None:
     assert not e.covers("any", "source.bytes", "6 x", a, f)
 
 
+def test_explanation_field_list_matches_any_row() -> None:
+    e = Explanation("*", ("client.bytes", "totDataBytes"), "why", "1 *", "fpc_smaller")
+    assert e.covers("c", "totDataBytes", "1 a > b", 16, 8)
+    assert not e.covers("c", "source.bytes", "1 a > b", 16, 8)
+    assert not e.covers("c", "client.bytes", "6 a > b", 16, 8)
+
+
+def test_explanation_cut_needs_fpc_limit_length() -> None:
+    e = Explanation("*", "http.*", "why", when="fpc_cut")
+    long = "q" * 1500
+    assert e.covers(
+        "c", "http.uri.query", "6 x", frozenset({long}), frozenset({long[:1024]})
+    )
+    assert not e.covers(
+        "c", "http.method", "6 x", frozenset({"GET", "POST"}), frozenset({"GET"})
+    )
+
+
 def test_explanation_unknown_when_is_rejected() -> None:
     with pytest.raises(ValueError, match="when = 'sometimes' is unknown"):
         Explanation("*", "*", "why", when="sometimes")
