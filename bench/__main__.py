@@ -7,11 +7,13 @@ minutes) and writes into `bench/results/quick/` without touching the README.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import shlex
 import sys
 import tempfile
+from types import ModuleType
 
 from bench import report
 from bench.captures import DEFAULT_CACHE_DIR
@@ -106,11 +108,11 @@ def _int_list(text: str) -> list[int]:
 
 def apply_quick(args: argparse.Namespace) -> None:
     """Shrink every size so that the whole suite runs in about two minutes."""
-    args.packets = min(args.packets, 100_000)
+    args.packets = min(args.packets, 50_000)
     args.repeats = min(args.repeats, 2)
     args.live_packets = min(args.live_packets, 20_000)
     args.rates = "20000,100000,top"
-    args.sessions = [50_000, 100_000]
+    args.sessions = [20_000, 50_000]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,47 +135,39 @@ def main(argv: list[str] | None = None) -> int:
 def run_part(part: str, args: argparse.Namespace, results_dir: str) -> int:
     """Run one part and write its results; returns 1 if it failed."""
     logger.info("part started part=%s", part)
+    module = importlib.import_module(f"bench.bench_{part}")
     try:
         with tempfile.TemporaryDirectory(prefix=f"fpc-bench-{part}-") as work:
-            data, table, png = _RUNNERS[part](args, work, results_dir)
+            data = _RUNNERS[part](module, args, work)
     except Exception:
         logger.exception("part failed part=%s", part)
         return 1
     data["host"] = host_facts()
     data["quick"] = args.quick
+    table = module.render(data)
     report.write_json(results_dir, part, data)
     report.write_markdown(results_dir, part, table)
     if not args.quick and args.results_dir is None:
         report.update_readme(part, table)
+    png = os.path.join(results_dir, f"{part}.png")
+    try:
+        module.plot(data, png)
+    except Exception:
+        logger.exception("plot failed part=%s path=%s", part, png)
     print(f"\n## {part}\n\n{table}\nplot: {png}\n", file=sys.stdout, flush=True)
     return 0
 
 
-def _offline(args: argparse.Namespace, work: str, results_dir: str) -> tuple:
-    from bench import bench_offline
-
-    summary = bench_offline.run_offline(bench_offline.plan_from_args(args, work))
-    png = os.path.join(results_dir, "offline.png")
-    bench_offline.plot(summary, png)
-    return summary, bench_offline.render(summary), png
+def _offline(module: ModuleType, args: argparse.Namespace, work: str) -> dict:
+    return module.run_offline(module.plan_from_args(args, work))
 
 
-def _live(args: argparse.Namespace, work: str, results_dir: str) -> tuple:
-    from bench import bench_live
-
-    summary = bench_live.run_live(bench_live.plan_from_args(args, work))
-    png = os.path.join(results_dir, "live.png")
-    bench_live.plot(summary, png)
-    return summary, bench_live.render(summary), png
+def _live(module: ModuleType, args: argparse.Namespace, work: str) -> dict:
+    return module.run_live(module.plan_from_args(args, work))
 
 
-def _memory(args: argparse.Namespace, work: str, results_dir: str) -> tuple:
-    from bench import bench_memory
-
-    summary = bench_memory.run_memory(args.sessions, args.cache_dir, work)
-    png = os.path.join(results_dir, "memory.png")
-    bench_memory.plot(summary, png)
-    return summary, bench_memory.render(summary), png
+def _memory(module: ModuleType, args: argparse.Namespace, work: str) -> dict:
+    return module.run_memory(args.sessions, args.cache_dir, work)
 
 
 _RUNNERS = {"offline": _offline, "live": _live, "memory": _memory}

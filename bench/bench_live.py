@@ -250,18 +250,18 @@ def render(summary: dict) -> str:
 
 
 def plot(summary: dict, path: str) -> None:
-    series_cpu: dict[str, list[tuple]] = {t: [] for t in TOOLS}
-    series_loss: dict[str, list[tuple]] = {t: [] for t in TOOLS}
+    cpu: dict[str, list[float]] = {t: [] for t in TOOLS}
+    loss: dict[str, list[float]] = {t: [] for t in TOOLS}
     for r in summary["rates"]:
         for t in TOOLS:
-            x = r[t]["achieved_pps"]
-            series_cpu[t].append((x, r[t]["cpu_us_per_packet"]))
             lost = max(r[t]["sent"] - r[t]["captured"], 0) + r[t]["dropped"]
-            series_loss[t].append((x, 100.0 * ratio(lost, r[t]["sent"])))
+            cpu[t].append(r[t]["cpu_us_per_packet"])
+            loss[t].append(100.0 * ratio(lost, r[t]["sent"]))
     line_plot(
         path,
         "live capture on a veth pair",
-        [("capture CPU µs per packet", series_cpu), ("% packets lost", series_loss)],
+        [r["rate"] for r in summary["rates"]],
+        [("capture CPU µs per packet", True, cpu), ("% packets lost", False, loss)],
     )
 
 

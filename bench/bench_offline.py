@@ -96,6 +96,7 @@ def _run_row(tool: Tool, r: RunResult) -> dict:
         "sys_s": r.sys_s,
         "peak_rss_mb": r.peak_rss_bytes / 1e6,
         "wait4_maxrss_mb": r.maxrss_bytes / 1e6,
+        "loadavg_1m_at_end": os.getloadavg()[0],
     }
     if tool.kind == "fpc":
         m = FPC_PACKETS_RE.search(r.stderr)
@@ -130,11 +131,13 @@ def summarize(plan: OfflinePlan, packets: int, wire_bytes: int) -> dict:
 
 
 def _ratios(tools: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """fpc rows over tcpdump and argus; extra fpc rows also over the first one."""
     out = {}
     for label, t in tools.items():
         if t["kind"] != "fpc":
             continue
-        for base in BASELINES:
+        bases = [*BASELINES, "fpc"] if label != "fpc" else BASELINES
+        for base in bases:
             if base in tools:
                 b = tools[base]
                 out[f"{label}/{base}"] = {

@@ -76,7 +76,7 @@ def bar_plot(path: str, title: str, panels: list[tuple[str, dict[str, float]]]) 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        logger.warning("matplotlib missing (pip install '.[bench]'); no plot %s", path)
+        logger.warning("matplotlib missing (pip install matplotlib); no plot %s", path)
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
     for ax, (ylabel, bars) in zip(_as_list(axes), panels, strict=True):
@@ -90,23 +90,30 @@ def bar_plot(path: str, title: str, panels: list[tuple[str, dict[str, float]]]) 
 
 
 def line_plot(
-    path: str, title: str, panels: list[tuple[str, dict[str, list[tuple]]]]
+    path: str,
+    title: str,
+    xlabels: list[str],
+    panels: list[tuple[str, bool, dict[str, list[float]]]],
 ) -> None:
-    """One line chart per (y label, {series: [(x, y), ...]}), x is the send rate."""
+    """Line charts over categorical x (the rates asked); (y label, log y, series)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        logger.warning("matplotlib missing (pip install '.[bench]'); no plot %s", path)
+        logger.warning("matplotlib missing (pip install matplotlib); no plot %s", path)
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8))
-    for ax, (ylabel, series) in zip(_as_list(axes), panels, strict=True):
-        for name, points in series.items():
-            ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=name)
-        ax.set_xlabel("packets/s achieved by tcpreplay")
+    xs = list(range(len(xlabels)))
+    for ax, (ylabel, log_y, series) in zip(_as_list(axes), panels, strict=True):
+        for name, ys in series.items():
+            ax.plot(xs, ys, "o-", label=name)
+        ax.set_xticks(xs, xlabels)
+        ax.set_xlabel("tcpreplay rate asked, packets/s")
         ax.set_ylabel(ylabel)
+        if log_y:
+            ax.set_yscale("log")
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()

@@ -36,7 +36,7 @@ def host_facts() -> dict[str, object]:
     return {
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpus": os.cpu_count(),
-        "loadavg_at_start": os.getloadavg(),
+        "loadavg_when_done": os.getloadavg(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "git_commit": _output(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]),
