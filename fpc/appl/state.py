@@ -164,7 +164,7 @@ class AppState:
     def _give_up(self) -> None:
         """No protocol matched the first bytes; later TCP chunks may still."""
         self._stop_classifying()
-        if self._streams is not None and not self._parsers:
+        if self._streams is not None and all(p.done for p in self._parsers):
             self._late_left = LATE_CHUNKS
 
     def _try_late(self, direction: int, data: bytes) -> None:
