@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
+def split_inputs(args: argparse.Namespace) -> None:
+    """With -r, leading positional arguments that exist on disk are more inputs
+    (`fpc-capture -r *.pcap tcp port 80`); the rest is the BPF expression."""
+    if not args.read:
+        return
+    while args.expression and os.path.exists(args.expression[0]):
+        args.read.append(args.expression.pop(0))
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     bpf = args.bpf or " ".join(args.expression) or None
     try:
@@ -138,8 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.read) == bool(args.iface):
         print("fpc-capture: give either -r PATH or -i IFACE", file=sys.stderr)
         return 2
+    split_inputs(args)
     try:
         cfg = config_from_args(args)
+        if args.read and cfg.capture.bpf:
+            from fpc.offline import BpfFilter
+
+            BpfFilter(cfg.capture.bpf).check()
     except FpcError as exc:
         print(f"fpc-capture: {exc}", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fpc.config import Config
-from fpc.errors import CaptureError, CorruptCapture
+from fpc.errors import CaptureError, ConfigError, CorruptCapture
 from fpc.packets import PacketBatch
 from fpc.pipeline import Pipeline
 from fpc.reader import expand_paths, open_capture
@@ -98,12 +98,16 @@ class BpfFilter:
             try:
                 prog = pcapy.compile(linktype, 262144, self.expression, 1, 0)
             except pcapy.PcapError as exc:
-                raise CaptureError(
+                raise ConfigError(
                     f"BPF filter {self.expression!r} does not compile for link "
                     f"type {linktype} ({exc}); check the expression as for tcpdump"
                 ) from exc
             self._programs[linktype] = prog
         return prog
+
+    def check(self) -> None:
+        """Raise CaptureError now if the expression does not compile for Ethernet."""
+        self._program(1)
 
     def apply(self, batch: PacketBatch) -> PacketBatch:
         """The packets of `batch` that the filter accepts."""

@@ -132,3 +132,23 @@ def test_capture_live_idle_interface_stops_on_sigint(veth_pair, tmp_path):
     assert time.monotonic() - started < 5
     assert proc.returncode == 0, err
     assert "packets read                  0" in err
+
+
+def test_capture_several_files_before_the_filter_expression(tmp_path):
+    a = CORPUS / "arkime" / "dns-udp.pcap"
+    b = CORPUS / "arkime" / "http-301-get.pcap"
+    result = capture(
+        "-r", str(a), str(b), "tcp", "--data-dir", str(tmp_path), "--print"
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {r["network"]["transport"] for r in records} == {"tcp"}
+    assert "reading capture file path=" + str(b) in result.stderr
+
+
+def test_capture_bad_filter_stops_before_reading(tmp_path):
+    result = capture("-r", str(SAMPLES / "mixed-3000.pcap"), "--data-dir",
+                     str(tmp_path), "tcp", "prot", "80")  # fmt: skip
+    assert result.returncode == 2
+    assert "BPF filter 'tcp prot 80' does not compile" in result.stderr
+    assert not (tmp_path / "pcap").exists()
