@@ -24,6 +24,7 @@ import sys
 import tempfile
 import tomllib
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]  # an SPI record or an Arkime session document
 
+WORKERS = 4  # captures ingested at once
 MATCH_WINDOW_MS = 60_000  # first packets further apart are different sessions
 EXPLAINED_PATH = Path(__file__).parents[1] / "docs" / "conformance-explained.toml"
 L3L4 = "l3l4"
@@ -795,10 +797,12 @@ def run(corpus: Path, only: list[str] | None = None) -> Record:
         raise FileNotFoundError(f"no NAME.pcap + NAME.test pairs in {folder}")
     specs, explained = active_specs(), load_explanations()
     captures, every = {}, []
-    for pcap in pcaps:
-        matching, outcomes = check_capture(pcap.stem, pcap, specs, explained)
-        captures[pcap.stem] = capture_report(matching, outcomes)
-        every += outcomes
+    # Each capture has its own pipeline and data dir; threads overlap the file I/O.
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        results = pool.map(lambda p: check_capture(p.stem, p, specs, explained), pcaps)
+        for pcap, (matching, outcomes) in zip(pcaps, results, strict=True):
+            captures[pcap.stem] = capture_report(matching, outcomes)
+            every += outcomes
     bodies = (b for p in pcaps for b in load_expected(p.with_suffix(".test")))
     order = ["sessions.arkime", "sessions.fpc", "orientation"] + [s.name for s in specs]
     rows = tally(sorted(every, key=lambda o: order.index(o.field)))
