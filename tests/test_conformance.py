@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from fpc.conformance import (
     fpc_side,
     iso_to_ms,
     load_explanations,
+    main,
     match_sessions,
     norm_dns_name,
     norm_host,
@@ -276,6 +278,21 @@ def test_explanation_cut_needs_fpc_limit_length() -> None:
 def test_explanation_unknown_when_is_rejected() -> None:
     with pytest.raises(ValueError, match="when = 'sometimes' is unknown"):
         Explanation("*", "*", "why", when="sometimes")
+
+
+def test_main_only_one_capture_writes_json(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "report.json"
+    args = ["--corpus", str(CORPUS), "--only", "http-301-get", "--json", str(out)]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    assert list(report["captures"]) == ["http-301-get"]
+    assert report["captures"]["http-301-get"]["matched"] == 1
+    assert "http.method" in capsys.readouterr().out
+
+
+def test_main_missing_corpus_exits_2(tmp_path: Path, capsys) -> None:
+    assert main(["--corpus", str(tmp_path)]) == 2
+    assert "set FPC_CORPUS" in capsys.readouterr().err
 
 
 def test_run_only_unknown_capture_fails_clearly(tmp_path: Path) -> None:
