@@ -6,7 +6,8 @@ Each capture is ingested on its own by an in-process `Pipeline` with a fresh
 data dir; our records are matched to Arkime's sessions by 5-tuple (either
 orientation) and first packet time, and field after field is compared after
 normalizing both sides. Out: a summary table on stdout and a JSON report.
-Runs on the calling thread; nothing here touches a live interface.
+Up to WORKERS captures are ingested at once on worker threads; nothing here
+touches a live interface.
 
 docs/ARKIME.md maps Arkime's fields to ours and documents every normalization;
 docs/conformance-explained.toml lists the deliberate differences, which the
@@ -577,8 +578,14 @@ WHEN_CHECKS: dict[str, Callable[[object, object], bool]] = {
 
 def load_explanations(path: Path = EXPLAINED_PATH) -> list[Explanation]:
     """Entries of the explained-differences file; a bad entry is an error."""
-    with open(path, "rb") as fh:
-        data = tomllib.load(fh)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(
+            f"cannot read the explained differences {path} ({exc}); "
+            "pass --explained FILE"
+        ) from exc
     out = []
     for i, entry in enumerate(data.get("explained", [])):
         try:
@@ -787,19 +794,24 @@ def unsupported_protocols(bodies: Iterable[Record]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def run(corpus: Path, only: list[str] | None = None) -> Record:
+def run(
+    corpus: Path, only: list[str] | None = None, explained: Path = EXPLAINED_PATH
+) -> Record:
     """The whole conformance report for the `arkime/` pairs of a corpus."""
     folder = corpus / "arkime"
     pcaps = sorted(p for p in folder.glob("*.pcap") if p.with_suffix(".test").exists())
     if only:
         pcaps = [p for p in pcaps if p.stem in only]
     if not pcaps:
-        raise FileNotFoundError(f"no NAME.pcap + NAME.test pairs in {folder}")
-    specs, explained = active_specs(), load_explanations()
+        raise ValueError(
+            f"no NAME.pcap + NAME.test pairs in {folder}; "
+            "pass --corpus DIR or set FPC_CORPUS"
+        )
+    specs, reasons = active_specs(), load_explanations(explained)
     captures, every = {}, []
     # Each capture has its own pipeline and data dir; threads overlap the file I/O.
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        results = pool.map(lambda p: check_capture(p.stem, p, specs, explained), pcaps)
+        results = pool.map(lambda p: check_capture(p.stem, p, specs, reasons), pcaps)
         for pcap, (matching, outcomes) in zip(pcaps, results, strict=True):
             captures[pcap.stem] = capture_report(matching, outcomes)
             every += outcomes
@@ -856,6 +868,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="write the full report here")
     parser.add_argument(
+        "--explained",
+        type=Path,
+        default=EXPLAINED_PATH,
+        help="TOML list of deliberate differences (default: %(default)s)",
+    )
+    parser.add_argument(
         "--only",
         nargs="+",
         metavar="NAME",
@@ -864,10 +882,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # fmt: skip
     logging.basicConfig(level=logging.ERROR)
     try:
-        report = run(args.corpus, args.only)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"conformance: {exc}; pass --corpus DIR or set FPC_CORPUS",
-              file=sys.stderr)  # fmt: skip
+        report = run(args.corpus, args.only, args.explained)
+    except ValueError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
         return 2
     print(format_table(report))
     if args.json:

@@ -295,6 +295,12 @@ def test_main_missing_corpus_exits_2(tmp_path: Path, capsys) -> None:
     assert "set FPC_CORPUS" in capsys.readouterr().err
 
 
+def test_main_unreadable_explained_file_exits_2(tmp_path: Path, capsys) -> None:
+    args = ["--corpus", str(CORPUS), "--explained", str(tmp_path / "none.toml")]
+    assert main(args) == 2
+    assert "pass --explained FILE" in capsys.readouterr().err
+
+
 def test_run_only_unknown_capture_fails_clearly(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no NAME.pcap"):
+    with pytest.raises(ValueError, match="no NAME.pcap .* pass --corpus DIR"):
         run(tmp_path)
