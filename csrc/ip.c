@@ -26,6 +26,8 @@
 #define PROTO_ROUTING 43
 #define PROTO_FRAGMENT 44
 #define PROTO_GRE 47
+#define PROTO_ESP 50
+#define ESP_HEADER_LEN 8 /* SPI (4) and sequence number (4) */
 #define PROTO_AH 51
 #define PROTO_ICMPV6 58
 #define PROTO_DSTOPTS 60
@@ -330,6 +332,12 @@ decode_l4(FpcDecoder *d, FpcCursor *c, size_t ip_end)
     case PROTO_ICMP:
     case PROTO_ICMPV6:
         return decode_icmp(d, c, ip_end);
+    case PROTO_ESP:
+        /* The encrypted payload follows the SPI and sequence number. */
+        if (fpc_cursor_left(c) >= ESP_HEADER_LEN) {
+            fpc_cursor_skip(c, ESP_HEADER_LEN);
+        }
+        return FPC_STATUS_IP;
     default:
         return FPC_STATUS_IP;
     }

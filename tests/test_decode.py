@@ -709,3 +709,12 @@ def test_decode_batch_of_mixed_link_types():
     out = decode.decode_batch(batch)
     assert list(out["status"]) == [0, 0, 2]
     assert list(out["sport"]) == [1, 3, 0]
+
+
+def test_decode_esp_payload_starts_after_spi_and_sequence():
+    encrypted = bytes(range(40))
+    esp = struct.pack(">II", 0x1001, 7) + encrypted
+    row = decode_one(eth(0x0800, ipv4(50, esp)))
+    check_ip(row, V4_A, V4_B, 50)
+    assert row["payload_len"] == len(encrypted)
+    assert row["payload_offset"] == 14 + 20 + 8
