@@ -125,6 +125,8 @@ def test_http_corpus_session_fields_match_arkime(name: str) -> None:
         assert set(fields.get("url.path", [])) == paths
         agents = {_cut(a) for a in expect.get("useragent", [])}
         assert set(fields.get("user_agent.original", [])) == agents
+        versions = expect.get("clientVersion", []) + expect.get("serverVersion", [])
+        assert set(fields["http.version"]) == set(versions)
 
 
 def _dpkt_answers(name: str, body: dict) -> tuple[list[str], list[str]]:
@@ -174,6 +176,10 @@ def test_dns_corpus_session_fields_match_arkime_and_dpkt(name: str) -> None:
         assert set(names) == {_idna(e["queryHost"]) for e in expect}
         assert set(fields["dns.question.type"]) == {e["qt"] for e in expect}
         statuses = {e["status"] for e in expect if "status" in e}
+        assert set(fields["dns.op_code"]) == {e["opcode"] for e in expect}
+        flags = {f for e in expect for f in e.get("headerFlags", [])}
+        ours = set(fields.get("dns.header_flags", []))
+        assert flags <= ours and ours - flags <= {"AD", "CD"}  # Arkime omits these
         assert set(fields.get("dns.response_code", [])) == statuses
         arkime_ips = {_addr(ipaddress.ip_address(ip).packed) for e in expect
                       for ip in e.get("ip", [])}  # fmt: skip

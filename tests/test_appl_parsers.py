@@ -269,6 +269,8 @@ EXPECTED_DNS = {
     "dns.question.name": ["www.example.com"],
     "dns.question.type": ["A"],
     "dns.response_code": ["NOERROR"],
+    "dns.op_code": ["QUERY"],
+    "dns.header_flags": ["RD", "RA"],  # the flags the message was built with
     "dns.answers.data": ["web.example.com", "192.0.2.7", "mail.example.com"],
     "dns.resolved_ip": ["192.0.2.7"],
 }

@@ -31,7 +31,13 @@ MAX_RECORDS = 256  # answer records read per message; the rest are skipped
 MAX_MESSAGES = 256  # messages parsed per session before the parser stops
 MAX_TCP_MESSAGE = 65535
 
-_OPCODES_KNOWN = frozenset({0, 1, 2, 4, 5, 6})
+_OPCODES = {0: "QUERY", 1: "IQUERY", 2: "STATUS", 4: "NOTIFY", 5: "UPDATE", 6: "DSO"}
+_OPCODES_KNOWN = frozenset(_OPCODES)
+# Header flag bits (RFC 1035, RFC 4035) as ECS dns.header_flags names them.
+_FLAG_BITS = (
+    (0x0400, "AA"), (0x0200, "TC"), (0x0100, "RD"), (0x0080, "RA"),
+    (0x0020, "AD"), (0x0010, "CD"),
+)  # fmt: skip
 _TYPES = {
     1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX",
     16: "TXT", 28: "AAAA", 29: "LOC", 33: "SRV", 35: "NAPTR", 39: "DNAME",
@@ -106,12 +112,15 @@ def _label_text(label: bytes) -> str:
 class DnsMessage:
     """The parts of one DNS message that become SPI fields."""
 
-    __slots__ = ("is_response", "opcode", "rcode", "questions", "answers", "ips")
+    __slots__ = (
+        "is_response", "opcode", "rcode", "flags", "questions", "answers", "ips"
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.is_response = False
         self.opcode = 0
         self.rcode = 0
+        self.flags = 0
         self.questions: list[tuple[str, int, int]] = []  # name, type, class
         self.answers: list[str] = []
         self.ips: list[str] = []
@@ -127,6 +136,7 @@ def parse_message(msg: bytes) -> DnsMessage:
     out.is_response = bool(flags & 0x8000)
     out.opcode = (flags >> 11) & 0xF
     out.rcode = flags & 0xF
+    out.flags = flags
     if qdcount > MAX_QUESTIONS:
         raise ParseError(f"dns qdcount {qdcount} is implausible (max {MAX_QUESTIONS})")
     for _ in range(qdcount):
@@ -238,6 +248,10 @@ class DnsParser(Parser):
         for name, qtype, _qclass in parsed.questions:
             add("dns.question.name", name)
             add("dns.question.type", type_name(qtype))
+        add("dns.op_code", _OPCODES.get(parsed.opcode, f"OPCODE{parsed.opcode}"))
+        for bit, flag in _FLAG_BITS:
+            if parsed.flags & bit:
+                add("dns.header_flags", flag)
         if parsed.is_response:
             add("dns.response_code", _RCODES.get(parsed.rcode, f"RCODE{parsed.rcode}"))
         for data in parsed.answers:

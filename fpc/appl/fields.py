@@ -18,12 +18,15 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("url.path", "keyword", "HTTP request paths, without the query."),
     Field("url.query", "keyword", "HTTP request query strings, without the '?'."),
     Field("http.response.status_code", "integer", "HTTP response status codes."),
+    Field("http.version", "keyword", "HTTP versions of requests and responses."),
     Field("user_agent.original", "keyword", "HTTP User-Agent header values."),
     Field("dns.question.name", "keyword", "DNS query names."),
     Field("dns.question.type", "keyword", "DNS query types (A, AAAA, ...)."),
     Field(
         "dns.response_code", "keyword", "DNS response codes (NOERROR, NXDOMAIN, ...)."
     ),
+    Field("dns.op_code", "keyword", "DNS operation codes (QUERY, UPDATE, ...)."),
+    Field("dns.header_flags", "keyword", "DNS header flags set (AA, TC, RD, ...)."),
     Field("dns.answers.data", "keyword", "DNS answer data (addresses, names)."),
     Field("dns.resolved_ip", "ip", "Addresses from DNS A/AAAA answers."),
     Field("tls.version", "keyword", "Negotiated TLS version, e.g. '1.2'."),

@@ -174,6 +174,7 @@ class HttpParser(Parser):
         if match is None:
             raise ParseError(f"http request line {start[:64]!r} is malformed")
         method, target = match.group(1), match.group(2)
+        self.sink.add("http.version", "1." + match.group(3).decode())
         self.sink.add("http.request.method", method.decode("latin-1"))
         _add_target(self.sink, method, target)
         for host in headers.get(b"host", ()):
@@ -189,6 +190,7 @@ class HttpParser(Parser):
         if match is None:
             raise ParseError(f"http status line {start[:64]!r} is malformed")
         status = int(match.group(2))
+        self.sink.add("http.version", "1." + match.group(1).decode())
         self.sink.add("http.response.status_code", status)
         if 100 <= status < 200 and status != 101:
             return  # interim response: the final one follows, body-less
