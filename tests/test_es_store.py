@@ -172,3 +172,35 @@ def test_store_register_node(store: EsStore, es_client: Elasticsearch) -> None:
     store.register_node("n1", hostname="h1", version="0.1.0")
     doc = es_client.get(index=f"{store.prefix}-nodes", id="n1")["_source"]
     assert doc["hostname"] == "h1" and doc["started"] <= doc["last_seen"]
+
+
+def test_pipeline_records_fit_the_strict_mapping(es_url, es_prefix, es_spool, tmp_path):
+    """Real SPI records (sample pcap, every 6th corpus file) are all accepted."""
+    from conftest import SAMPLES, corpus_files
+    from fpc.config import load_config
+    from fpc.errors import CaptureError
+    from fpc.pipeline import Pipeline
+    from fpc.reader import open_capture
+
+    cfg = load_config(None, {"node": "es1", "data_dir": str(tmp_path / "data")})
+    icfg = IndexerConfig(spool_dir=es_spool, flush_interval_s=0.2)
+    store = EsStore(es_url, prefix=es_prefix, indexer=icfg)
+    records: list[dict] = []
+    pipeline = Pipeline(cfg, store, records.append)
+    for path in [SAMPLES / "mixed-3000.pcap", *corpus_files("arkime")[::6]]:
+        try:
+            with open_capture(str(path)) as capture:
+                for batch in capture.batches():
+                    pipeline.process(batch)
+        except CaptureError:
+            pass  # damaged corpus files: the records before the damage count
+    pipeline.finish()
+    store.flush()
+    stats = store.indexer.stats()
+    count = store.es.count(index=f"{es_prefix}-sessions")["count"]
+    sample = store.get_session(records[0]["event"]["id"])
+    store.close()
+    rejected = store.indexer.dead_letter_path
+    assert stats["dead_lettered"] == 0, rejected.read_text()[:2000]
+    assert count == len({r["event"]["id"] for r in records}) > 100
+    assert sample == records[0]

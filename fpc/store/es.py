@@ -157,7 +157,6 @@ class EsStore(Store):
                 self.es.create(
                     index=index,
                     id=node,
-                    refresh=True,
                     document={"node": node, "file_num": num},
                 )
                 return num
@@ -177,6 +176,8 @@ class EsStore(Store):
         return num
 
     def _max_file_num(self, node: str) -> int:
+        """Highest registered file number of `node` (GET is real-time, search not)."""
+        self.es.indices.refresh(index=f"{self.prefix}-files", ignore_unavailable=True)
         resp = self.es.search(
             index=f"{self.prefix}-files",
             size=0,
@@ -191,9 +192,7 @@ class EsStore(Store):
         index = f"{self.prefix}-files"
         doc_id = f"{pcap_file.node}-{pcap_file.file_num}"
         with translate_errors(self.cfg.url, f"saving PCAP file {doc_id} in {index}"):
-            self.es.index(
-                index=index, id=doc_id, document=asdict(pcap_file), refresh="wait_for"
-            )
+            self.es.index(index=index, id=doc_id, document=asdict(pcap_file))
 
     def get_file(self, node: str, file_num: int) -> PcapFile | None:
         index = f"{self.prefix}-files"
