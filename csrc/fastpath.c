@@ -1,5 +1,6 @@
 /*
- * The fpc._fastpath module: decode_batch and pack_records.
+ * The fpc._fastpath module: decode_batch, pack_records and the SessionTable type
+ * (session_type.c).
  *
  * decode_batch checks its arguments and the DECODED layout with the GIL held,
  * then releases the GIL for the decode loop: the packet buffer and the arrays
@@ -131,7 +132,14 @@ static PyMethodDef fastpath_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static int
+fastpath_exec(PyObject *module)
+{
+    return fpc_session_type_register(module);
+}
+
 static PyModuleDef_Slot fastpath_slots[] = {
+    {Py_mod_exec, fastpath_exec},
 #if PY_VERSION_HEX >= 0x030C0000
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif

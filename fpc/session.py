@@ -5,29 +5,39 @@ PCAP writer gave each packet. Out: finished `Session` objects (ended by idle
 timeout, TCP close, segment limits, eviction or shutdown) that `fpc.spi` turns
 into SPI records. Runs on the processing thread.
 
-The table works per session per batch: packets are grouped by session key with
-numpy, every counter is summed per group in one vectorized pass, and Python
-touches each group once. Only fragments and packets for the app-layer parsers
-are looked at one by one.
+Every packet is accounted in C (`fpc._fastpath.SessionTable`, csrc/session.c)
+in one call per batch, with the GIL released. Python only rewrites the key of
+non-first IP fragments (a loop over fragments), feeds the app-layer parsers
+the packets the C table lists for them (payload of sessions whose parsers
+still want data, within `app_bytes` per direction), and turns ended sessions
+into `Session` objects. An app-layer state is made at a session's first
+payload packet, so idle sessions hold no Python object.
 """
 
 from __future__ import annotations
 
 import logging
-from array import array
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
+from fpc import _fastpath
 from fpc import decode as dc
 from fpc.appl import new_app_state
+from fpc.appl.state import AppState
 from fpc.packets import PacketBatch
 
 logger = logging.getLogger(__name__)
 
 NS = 1_000_000_000
 PROTO_TCP, PROTO_UDP = 6, 17
+TRANSPORTS = {6: "tcp", 17: "udp", 132: "sctp"}  # protocols with app-layer parsers
+MAX_FRAGMENT_IDS = 65_536  # first fragments remembered for the later ones
+# end_reason codes of the C table (FPC_END_* in csrc/session.h); 5 is a flush.
+END_REASONS = {1: "idle", 2: "tcp_close", 3: "segment", 4: "evicted"}
+END_SEGMENT = 3
 
 
 @dataclass(frozen=True)
@@ -42,101 +52,91 @@ class SessionLimits:
     segment_packets: int = 10_000  # ... or past this many packets
     max_sessions: int = 1_000_000  # oldest idle sessions are evicted beyond it
     app_bytes: int = 65_536  # payload bytes per direction offered to parsers
+    # Packet positions held by all active sessions (16 bytes each); past it the
+    # longest-idle sessions are cut into segments.
+    max_positions: int = 16_000_000
+
+
+def _record_dtypes() -> tuple[np.dtype, np.dtype]:
+    """numpy dtypes of what the C table's take() returns, from its own layout."""
+    ended, ended_size, positions, position_size = _fastpath.SessionTable.layouts()
+
+    def build(fields: tuple, size: int) -> np.dtype:
+        names, formats, offsets = zip(*fields, strict=True)
+        return np.dtype(
+            {"names": names, "formats": formats, "offsets": offsets, "itemsize": size}
+        )
+
+    return build(ended, ended_size), build(positions, position_size)
+
+
+ENDED, POSITION = _record_dtypes()
 
 
 class Session:
-    """One session, or the current segment of a long one.
+    """One ended session, or one segment of a long one.
 
     Counters are kept in key orientation: index 0 = packets from the lower
     endpoint of the key, 1 = from the higher; `client` says which is the
-    client (the initiator).
+    client (the initiator). `file`, `pos` and `plen` are numpy arrays of the
+    packet positions in capture order.
     """
 
     __slots__ = (
         "key", "hash", "proto", "ip_version", "vlan", "client", "segment",
         "first_ts", "last_ts", "packets", "bytes", "payload", "tcp", "macs",
-        "ttls", "fin", "rst", "tunnel", "icmp", "file", "pos", "plen",
-        "app", "app_bytes", "end_reason", "session_ts", "frag_ids",
+        "ttls", "tunnel", "icmp", "file", "pos", "plen", "app", "end_reason",
+        "session_ts",
     )  # fmt: skip
 
-    def __init__(self, key: bytes, row: np.void, ts: int, client: int) -> None:
-        self.key = key
-        self.hash = int(row["hash"])
-        self.proto = int(row["proto"])
-        self.ip_version = int(row["ip_version"])
-        self.vlan = (int(row["vlan"][0]), int(row["vlan"][1]), int(row["vlan_count"]))
-        self.client = client
-        self.segment = 0
-        self.session_ts = ts
-        self.app = None
-        self.frag_ids: list[tuple] = []
-        self._reset(ts)
-
-    def _reset(self, ts: int) -> None:
-        self.first_ts = ts
-        self.last_ts = ts
-        self.packets = [0, 0]
-        self.bytes = [0, 0]
-        self.payload = [0, 0]
-        self.tcp = [0] * 7  # syn, syn_ack, ack, psh, fin, rst, urg
-        self.macs: tuple[set, set] = (set(), set())
-        self.ttls: tuple[set, set] = (set(), set())
-        self.fin = [False, False]
-        self.rst = False
-        self.tunnel = 0
-        self.icmp: set[tuple[int, int]] = set()
-        self.file = array("q")
-        self.pos = array("q")
-        self.plen = array("q")
-        self.app_bytes = [0, 0]
-        self.end_reason = ""
-
-    @property
-    def closing(self) -> bool:
-        return self.rst or (self.fin[0] and self.fin[1])
-
-    def next_segment(self, ts: int) -> None:
-        """Start the next segment of a long session with fresh counters."""
-        self.segment += 1
-        self._reset(ts)
-
-
-def _timeouts_ns(proto: np.ndarray, limits: SessionLimits) -> np.ndarray:
-    out = np.full(len(proto), int(limits.other_timeout_s * NS), dtype=np.int64)
-    out[proto == PROTO_TCP] = int(limits.tcp_timeout_s * NS)
-    out[proto == PROTO_UDP] = int(limits.udp_timeout_s * NS)
-    return out
-
-
-@dataclass
-class _Groups:
-    """A batch's session packets sorted by key; `starts` cut it into runs."""
-
-    order: np.ndarray  # packet index in the batch, sorted by (key, capture order)
-    keys: list[bytes]  # key of each run
-    starts: np.ndarray  # first sorted index of each run
-    new_group: np.ndarray  # bool per run: first run of its key in the batch
+    key: bytes
+    hash: int
+    proto: int
+    ip_version: int
+    vlan: tuple[int, int, int]  # outer id, inner id, tags seen
+    client: int
+    segment: int
+    first_ts: int
+    last_ts: int
+    session_ts: int
+    packets: list[int]
+    bytes: list[int]
+    payload: list[int]
+    tcp: list[int]  # syn, syn_ack, ack, psh, fin, rst, urg
+    macs: tuple[set[bytes], set[bytes]]
+    ttls: tuple[set[int], set[int]]
+    tunnel: int
+    icmp: set[tuple[int, int]]
+    file: np.ndarray
+    pos: np.ndarray
+    plen: np.ndarray
+    app: AppState | None
+    end_reason: str
 
 
 class SessionTable:
     """Active sessions, keyed by the normalized key of `fpc.decode`."""
 
     def __init__(self, limits: SessionLimits | None = None, app_layer: bool = True):
-        self.limits = limits or SessionLimits()
+        self.limits = lim = limits or SessionLimits()
         self.app_layer = app_layer
-        # One LRU per timeout class, so the idle sessions sit at the front.
-        self._lru: dict[int, OrderedDict[bytes, Session]] = {
-            PROTO_TCP: OrderedDict(),
-            PROTO_UDP: OrderedDict(),
-            0: OrderedDict(),
-        }
+        self._table = _fastpath.SessionTable(
+            tcp_timeout_ns=int(lim.tcp_timeout_s * NS),
+            udp_timeout_ns=int(lim.udp_timeout_s * NS),
+            other_timeout_ns=int(lim.other_timeout_s * NS),
+            tcp_close_ns=int(lim.tcp_close_s * NS),
+            segment_age_ns=int(lim.segment_age_s * NS),
+            segment_packets=lim.segment_packets,
+            max_sessions=lim.max_sessions,
+            app_bytes=lim.app_bytes,
+            max_positions=lim.max_positions,
+            app_layer=app_layer,
+            seed=int.from_bytes(os.urandom(8), "little"),
+        )
+        self._apps: dict[int, AppState] = {}  # session serial -> app-layer state
         self._frags: OrderedDict[tuple, tuple[bytes, int]] = OrderedDict()
         self.done: list[Session] = []
-        self.now = 0
-        self.counters = {
-            "sessions": 0,
-            "segments": 0,
-            "evicted": 0,
+        self._counts = {
             "session_packets": 0,
             "non_ip": 0,
             "malformed": 0,
@@ -145,10 +145,24 @@ class SessionTable:
         }
 
     def __len__(self) -> int:
-        return sum(len(t) for t in self._lru.values())
+        return len(self._table)
 
-    def _table(self, proto: int) -> OrderedDict[bytes, Session]:
-        return self._lru.get(proto, self._lru[0])
+    @property
+    def counters(self) -> dict[str, int]:
+        """Sessions started, segments, evictions, and packets by decode status."""
+        c = self._table.counters()
+        return {
+            "sessions": c["sessions"],
+            "segments": c["segments"],
+            "evicted": c["evicted"],
+            "position_cuts": c["position_cuts"],
+            **self._counts,
+        }
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the C table holds (slots, buckets, packet positions)."""
+        return int(self._table.counters()["memory_bytes"])
 
     # -- per batch ---------------------------------------------------------
 
@@ -157,334 +171,167 @@ class SessionTable:
     ) -> None:
         """Account every packet of `batch`; `files`/`pos` are its packet positions."""
         self._count_statuses(dec)
-        sel = np.flatnonzero(dec["status"] == dc.STATUS_IP)
-        if len(sel) == 0:
-            return
-        keys = self._session_keys(dec, sel)
-        groups = self._group(batch, dec, sel, keys)
-        self._apply(batch, dec, files, pos, groups)
-        self.now = max(self.now, int(batch.ts_ns.max()))
-        self.expire(self.now)
+        if dec["frag"].any():
+            dec = self._join_fragments(dec)
+        n = len(batch)
+        index = np.empty(n, dtype=np.int64)
+        serial = np.empty(n, dtype=np.uint64)
+        direction = np.empty(n, dtype=np.uint8)
+        listed = self._table.add(
+            dec,
+            np.ascontiguousarray(batch.ts_ns, dtype=np.int64),
+            np.ascontiguousarray(batch.wirelen, dtype=np.uint32),
+            np.ascontiguousarray(batch.caplen, dtype=np.uint32),
+            np.ascontiguousarray(files, dtype=np.int64),
+            np.ascontiguousarray(pos, dtype=np.int64),
+            index,
+            serial,
+            direction,
+        )
+        if listed:
+            self._feed_apps(batch, dec[index[:listed]], index[:listed],
+                            serial[:listed], direction[:listed])  # fmt: skip
+        self._collect("")
 
     def _count_statuses(self, dec: np.ndarray) -> None:
         counts = np.bincount(dec["status"], minlength=4)
-        self.counters["non_ip"] += int(counts[dc.STATUS_NON_IP])
-        self.counters["malformed"] += int(counts[dc.STATUS_MALFORMED])
-        self.counters["unsupported_link"] += int(counts[dc.STATUS_UNSUPPORTED_LINK])
-        self.counters["session_packets"] += int(counts[dc.STATUS_IP])
+        self._counts["non_ip"] += int(counts[dc.STATUS_NON_IP])
+        self._counts["malformed"] += int(counts[dc.STATUS_MALFORMED])
+        self._counts["unsupported_link"] += int(counts[dc.STATUS_UNSUPPORTED_LINK])
+        self._counts["session_packets"] += int(counts[dc.STATUS_IP])
 
-    def _session_keys(self, dec: np.ndarray, sel: np.ndarray) -> np.ndarray:
-        """Keys of the selected packets; later fragments take their first's key."""
-        keys = dec["key"][sel].copy()
-        frag = dec["frag"][sel]
-        for j in np.flatnonzero(frag != 0).tolist():
-            row = dec[sel[j]]
-            fid = (row["src"], row["dst"], int(row["proto"]), int(row["ip_id"]))
+    def _join_fragments(self, dec: np.ndarray) -> np.ndarray:
+        """`dec`, where later fragments take the key of their first fragment."""
+        rows = np.flatnonzero((dec["frag"] != 0) & (dec["status"] == dc.STATUS_IP))
+        joined: list[tuple[int, bytes, int]] = []
+        for j in rows.tolist():
+            row = dec[j]
+            fid = (bytes(row["src"]), bytes(row["dst"]), int(row["proto"]),
+                   int(row["ip_id"]))  # fmt: skip
             if int(row["frag"]) & dc.FRAG_NONFIRST:
                 hit = self._frags.get(fid)
                 if hit is None:
-                    self.counters["orphan_fragments"] += 1
+                    self._counts["orphan_fragments"] += 1
                 else:
-                    keys[j] = hit[0]
+                    joined.append((j, *hit))
             else:
-                self._frags[fid] = (bytes(keys[j]), int(row["reverse"]))
-                if len(self._frags) > 65_536:
+                self._frags[fid] = (bytes(row["key"]), int(row["reverse"]))
+                if len(self._frags) > MAX_FRAGMENT_IDS:
                     self._frags.popitem(last=False)
-        return keys
+        if not joined:
+            return dec
+        dec = dec.copy()  # the caller's rows stay as decoded
+        for j, key, reverse in joined:
+            dec["key"][j] = key
+            dec["reverse"][j] = reverse
+        return dec
 
-    def _group(
-        self, batch: PacketBatch, dec: np.ndarray, sel: np.ndarray, keys: np.ndarray
-    ) -> _Groups:
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        order_in_sel = np.argsort(inverse, kind="stable")
-        order = sel[order_in_sel]
-        gid = inverse[order_in_sel]
-        n = len(order)
-        new_group = np.ones(n, dtype=bool)
-        new_group[1:] = gid[1:] != gid[:-1]
-        split = new_group | self._split_points(batch, dec, order, new_group)
-        starts = np.flatnonzero(split)
-        run_keys = [bytes(k) for k in uniq[gid[starts]].tolist()]
-        return _Groups(order, run_keys, starts, new_group[starts])
-
-    def _split_points(
+    def _feed_apps(
         self,
         batch: PacketBatch,
-        dec: np.ndarray,
-        order: np.ndarray,
-        new_group: np.ndarray,
-    ) -> np.ndarray:
-        """Where a key's packets start a new session inside one batch.
-
-        A gap longer than the protocol's idle timeout, or a bare SYN after a
-        FIN or RST of the same key (port reuse), begins a new session.
-        """
-        ts = batch.ts_ns[order]
-        proto = dec["proto"][order]
-        flags = dec["tcp_flags"][order]
-        gap = np.zeros(len(order), dtype=bool)
-        gap[1:] = (ts[1:] - ts[:-1]) > _timeouts_ns(proto[1:], self.limits)
-        is_tcp = proto == PROTO_TCP
-        closing = is_tcp & ((flags & (dc.TCP_FIN | dc.TCP_RST)) != 0)
-        bare_syn = is_tcp & ((flags & (dc.TCP_SYN | dc.TCP_ACK)) == dc.TCP_SYN)
-        seen = np.cumsum(closing)
-        group_base = np.maximum.accumulate(np.where(new_group, seen - closing, 0))
-        reuse = bare_syn & ((seen - closing - group_base) > 0)
-        return (gap | reuse) & ~new_group
-
-    def _apply(
-        self,
-        batch: PacketBatch,
-        dec: np.ndarray,
-        files: np.ndarray,
-        pos: np.ndarray,
-        g: _Groups,
+        rows: np.ndarray,
+        index: np.ndarray,
+        serials: np.ndarray,
+        dirs: np.ndarray,
     ) -> None:
-        agg = _aggregate(batch, dec, files, pos, g)
-        for r, key in enumerate(g.keys):
-            sess = self._session_for(key, dec, agg, r, bool(g.new_group[r]))
-            _add_run(sess, agg, r)
-            if self.app_layer and sess.app is not None and sess.app.wants_more:
-                self._feed_app(sess, batch, dec, agg.run_order(r))
-            self._check_segment(sess)
-
-    def _session_for(
-        self, key: bytes, dec: np.ndarray, agg: _Aggregate, r: int, first_run: bool
-    ) -> Session:
-        proto = int(agg.proto[r])
-        table = self._table(proto)
-        sess = table.get(key)
-        first_ts = int(agg.first_ts[r])
-        if sess is not None and not first_run:
-            self._end(sess, "idle" if not agg.reuse[r] else "tcp_close")
-            sess = None
-        elif sess is not None:
-            idle = first_ts - sess.last_ts > self._timeout_ns(proto)
-            if idle or (agg.reuse[r] and sess.closing):
-                self._end(sess, "tcp_close" if sess.closing else "idle")
-                sess = None
-        if sess is None:
-            row = dec[agg.first_idx[r]]
-            sess = Session(key, row, first_ts, _client_side(row))
-            if self.app_layer:
-                sess.app = _new_app(sess, row)
-            table[key] = sess
-            self.counters["sessions"] += 1
-            self._bound_table()
-        else:
-            table.move_to_end(key)
-        return sess
-
-    def _timeout_ns(self, proto: int) -> int:
-        lim = self.limits
-        t = {PROTO_TCP: lim.tcp_timeout_s, PROTO_UDP: lim.udp_timeout_s}
-        return int(t.get(proto, lim.other_timeout_s) * NS)
-
-    def _feed_app(
-        self, sess: Session, batch: PacketBatch, dec: np.ndarray, idx: np.ndarray
-    ) -> None:
-        app = sess.app
-        assert app is not None
-        lim = self.limits.app_bytes
-        for i in idx.tolist():
-            row = dec[i]
-            direction = int(row["reverse"]) ^ sess.client
-            n = int(row["payload_len"])
-            flags = int(row["tcp_flags"])
-            if n == 0 and not flags & (dc.TCP_SYN | dc.TCP_FIN):
-                continue
-            if sess.app_bytes[direction] >= lim:
-                continue
-            sess.app_bytes[direction] += n
-            start = int(batch.offset[i]) + int(row["payload_offset"])
-            seq = int(row["seq"]) if sess.proto == PROTO_TCP else None
-            app.feed(direction, batch.data[start : start + n], seq, flags)
+        """Feed each listed packet's payload to its session's app-layer state."""
+        starts = (batch.offset[index] + rows["payload_offset"]).tolist()
+        ends = (np.asarray(starts, dtype=np.int64) + rows["payload_len"]).tolist()
+        tcp = (rows["proto"] == PROTO_TCP).tolist()
+        seqs, flags = rows["seq"].tolist(), rows["tcp_flags"].tolist()
+        data, apps = batch.data, self._apps
+        for k, (serial, direction) in enumerate(
+            zip(serials.tolist(), dirs.tolist(), strict=True)
+        ):
+            app = apps.get(serial)
+            if app is None:
+                app = apps[serial] = self._new_app(rows[k], direction)
+            elif not app.wants_more:
+                continue  # finished earlier in this batch
+            app.feed(direction, data[starts[k] : ends[k]], seqs[k] if tcp[k] else None,
+                     flags[k])  # fmt: skip
             if not app.wants_more:
-                break
+                self._table.app_done(serial)
 
-    def _check_segment(self, sess: Session) -> None:
-        lim = self.limits
-        too_old = sess.last_ts - sess.first_ts > lim.segment_age_s * NS
-        if too_old or len(sess.pos) >= lim.segment_packets:
-            self._emit(sess, "segment")
-            sess.next_segment(sess.last_ts)
-            self.counters["segments"] += 1
+    @staticmethod
+    def _new_app(row: np.void, direction: int) -> AppState:
+        """App-layer state of a session whose first payload packet is `row`."""
+        sport, dport = int(row["sport"]), int(row["dport"])
+        if direction:  # sent by the server: the client's port is the destination
+            sport, dport = dport, sport
+        return new_app_state(TRANSPORTS[int(row["proto"])], sport, dport)
 
     # -- ending sessions ---------------------------------------------------
 
-    def expire(self, now: int) -> None:
-        """End the sessions idle past their timeout, or closed, as of `now`."""
-        close_ns = int(self.limits.tcp_close_s * NS)
-        for proto, table in self._lru.items():
-            timeout = self._timeout_ns(proto if proto else -1)
-            ended = []
-            for sess in table.values():
-                if sess.closing and now - sess.last_ts > close_ns:
-                    ended.append((sess, "tcp_close"))
-                elif now - sess.last_ts > timeout:
-                    ended.append((sess, "idle"))
-                elif not sess.closing:
-                    break  # the rest of this LRU was active more recently
-            for sess, reason in ended:
-                self._end(sess, reason)
+    def expire(self, now_ns: int) -> None:
+        """End the sessions idle past their timeout, or closed, as of `now_ns`."""
+        self._table.expire(int(now_ns))
+        self._collect("")
 
     def flush_all(self, reason: str = "shutdown") -> None:
         """End every active session (end of input, SIGTERM)."""
-        for table in self._lru.values():
-            for sess in list(table.values()):
-                self._end(sess, reason)
-
-    def _bound_table(self) -> None:
-        while len(self) > self.limits.max_sessions:
-            oldest = min(
-                (t for t in self._lru.values() if t),
-                key=lambda t: next(iter(t.values())).last_ts,
-            )
-            self._end(next(iter(oldest.values())), "evicted")
-            self.counters["evicted"] += 1
-
-    def _end(self, sess: Session, reason: str) -> None:
-        self._table(sess.proto).pop(sess.key, None)
-        if len(sess.pos):  # a segment just emitted leaves an empty one behind
-            self._emit(sess, reason)
-
-    def _emit(self, sess: Session, reason: str) -> None:
-        sess.end_reason = reason
-        self.done.append(_snapshot(sess))
+        self._table.flush()
+        self._collect(reason)
 
     def take_done(self) -> list[Session]:
         """Sessions ended since the last call, oldest first."""
         done, self.done = self.done, []
         return done
 
-
-def _snapshot(sess: Session) -> Session:
-    """A copy of `sess` that later segments will not change."""
-    copy = Session.__new__(Session)
-    for name in Session.__slots__:
-        setattr(copy, name, getattr(sess, name))
-    return copy
-
-
-def _client_side(row: np.void) -> int:
-    """Which key endpoint (0 = lower, 1 = higher) is the client.
-
-    The sender of a bare SYN is the client, the sender of a SYN-ACK the
-    server; otherwise whoever sent the first packet.
-    """
-    sender = int(row["reverse"])
-    flags = int(row["tcp_flags"])
-    if int(row["proto"]) == PROTO_TCP and flags & dc.TCP_SYN and flags & dc.TCP_ACK:
-        return sender ^ 1
-    return sender
+    def _collect(self, flush_reason: str) -> None:
+        """Turn what the C table ended into `Session` objects on `self.done`."""
+        raw, raw_pos = self._table.take()
+        if raw:
+            ended = np.frombuffer(raw, dtype=ENDED)
+            positions = np.frombuffer(raw_pos, dtype=POSITION)
+            self.done.extend(_sessions(ended, positions, self._apps, flush_reason))
 
 
-def _new_app(sess: Session, row: np.void):  # type: ignore[no-untyped-def]
-    transport = {6: "tcp", 17: "udp", 132: "sctp"}.get(sess.proto)
-    if transport is None:
-        return None
-    sport, dport = int(row["sport"]), int(row["dport"])
-    if int(row["reverse"]) != sess.client:
-        sport, dport = dport, sport
-    return new_app_state(transport, sport, dport)
+def _sessions(
+    ended: np.ndarray,
+    positions: np.ndarray,
+    apps: dict[int, AppState],
+    flush_reason: str,
+) -> list[Session]:
+    """A `Session` per ended record; a session's app state goes with its last one."""
+    bounds = np.zeros(len(ended) + 1, dtype=np.int64)
+    np.cumsum(ended["npos"], out=bounds[1:])
+    cols = {name: ended[name].tolist() for name in ENDED.names if name != "macs"}
+    macs = ended["macs"]
+    out = []
+    for i in range(len(ended)):
+        s = Session()
+        _fill_scalars(s, cols, i)
+        reason = cols["end_reason"][i]
+        s.end_reason = END_REASONS.get(reason, flush_reason)
+        s.app = apps.get(s_serial := cols["serial"][i])
+        if reason != END_SEGMENT:
+            apps.pop(s_serial, None)
+        s.macs = tuple(  # type: ignore[assignment]
+            {macs[i, side, k].tobytes() for k in range(cols["nmac"][i][side])}
+            for side in (0, 1)
+        )
+        s.ttls = tuple(  # type: ignore[assignment]
+            set(cols["ttls"][i][side][: cols["nttl"][i][side]]) for side in (0, 1)
+        )
+        s.icmp = {tuple(p) for p in cols["icmp"][i][: cols["nicmp"][i]]}  # type: ignore[misc]
+        mine = positions[bounds[i] : bounds[i + 1]]
+        s.file, s.pos, s.plen = mine["file"], mine["pos"], mine["len"]
+        out.append(s)
+    return out
 
 
-class _Aggregate:
-    """Per-run sums of one batch, computed with numpy reduceat."""
-
-    def __init__(self) -> None:
-        self.order = np.empty(0, dtype=np.int64)
-        self.bounds: list[int] = []
-
-    def run_order(self, r: int) -> np.ndarray:
-        return self.order[self.bounds[r] : self.bounds[r + 1]]
-
-
-def _aggregate(
-    batch: PacketBatch, dec: np.ndarray, files: np.ndarray, pos: np.ndarray, g: _Groups
-) -> _Aggregate:
-    o, starts = g.order, g.starts
-    d = dec[o]
-    rev = d["reverse"].astype(np.int64)
-    fwd = 1 - rev
-    wire = batch.wirelen[o].astype(np.int64)
-    pay = d["payload_len"].astype(np.int64)
-    flags = d["tcp_flags"]
-    is_tcp = d["proto"] == PROTO_TCP
-    idx = np.arange(len(o))
-    big = np.int64(len(o))
-
-    a = _Aggregate()
-    a.order = o
-    a.bounds = starts.tolist() + [len(o)]
-    red = np.add.reduceat
-    a.packets = np.stack([red(fwd, starts), red(rev, starts)], axis=1).tolist()
-    a.bytes = np.stack([red(wire * fwd, starts), red(wire * rev, starts)], 1).tolist()
-    a.payload = np.stack([red(pay * fwd, starts), red(pay * rev, starts)], 1).tolist()
-    masks = _flag_masks(flags)
-    a.tcp = np.stack([red((is_tcp & m).astype(np.int64), starts) for m in masks], 1)
-    a.tcp = a.tcp.tolist()
-    fin = (masks[4] & is_tcp).astype(np.int64)
-    a.fin = np.stack([red(fin * fwd, starts), red(fin * rev, starts)], 1).tolist()
-    ts = batch.ts_ns[o]
-    a.first_ts = np.minimum.reduceat(ts, starts).tolist()
-    a.last_ts = np.maximum.reduceat(ts, starts).tolist()
-    a.proto = d["proto"][starts].tolist()
-    a.first_idx = o[starts].tolist()
-    a.dir_first = [
-        np.minimum.reduceat(np.where(rev == s, idx, big), starts).tolist()
-        for s in (0, 1)
-    ]
-    a.d = d
-    a.tunnel = np.bitwise_or.reduceat(d["tunnel"], starts).tolist()
-    a.files = files[o]
-    a.pos = pos[o]
-    a.caplen = batch.caplen[o].astype(np.int64)
-    syn_only = is_tcp & ((flags & (dc.TCP_SYN | dc.TCP_ACK)) == dc.TCP_SYN)
-    a.reuse = syn_only[starts].tolist()
-    return a
-
-
-def _flag_masks(flags: np.ndarray) -> list[np.ndarray]:
-    """syn, syn_ack, ack (no other counted flag), psh, fin, rst, urg."""
-    syn = (flags & dc.TCP_SYN) != 0
-    ack = (flags & dc.TCP_ACK) != 0
-    others = dc.TCP_SYN | dc.TCP_FIN | dc.TCP_RST | dc.TCP_PSH | dc.TCP_URG
-    return [
-        syn & ~ack,
-        syn & ack,
-        ack & ((flags & others) == 0),
-        (flags & dc.TCP_PSH) != 0,
-        (flags & dc.TCP_FIN) != 0,
-        (flags & dc.TCP_RST) != 0,
-        (flags & dc.TCP_URG) != 0,
-    ]
-
-
-def _add_run(sess: Session, a: _Aggregate, r: int) -> None:
-    for s in (0, 1):
-        sess.packets[s] += a.packets[r][s]
-        sess.bytes[s] += a.bytes[r][s]
-        sess.payload[s] += a.payload[r][s]
-        if a.fin[r][s]:
-            sess.fin[s] = True
-        first = a.dir_first[s][r]
-        if first < len(a.order):
-            row = a.d[first]
-            sess.macs[s].add(bytes(row["src_mac"]).ljust(6, b"\0"))
-            sess.ttls[s].add(int(row["ttl"]))
-    for k, v in enumerate(a.tcp[r]):
-        sess.tcp[k] += v
-    if a.tcp[r][5]:
-        sess.rst = True
-    sess.tunnel |= a.tunnel[r]
-    sess.first_ts = min(sess.first_ts, a.first_ts[r])
-    sess.last_ts = max(sess.last_ts, a.last_ts[r])
-    lo, hi = a.bounds[r], a.bounds[r + 1]
-    sess.file.frombytes(a.files[lo:hi].astype(np.int64).tobytes())
-    sess.pos.frombytes(a.pos[lo:hi].astype(np.int64).tobytes())
-    sess.plen.frombytes(a.caplen[lo:hi].astype(np.int64).tobytes())
-    if sess.proto in (1, 58):
-        d = a.d[lo:hi]
-        types, codes = d["icmp_type"].tolist(), d["icmp_code"].tolist()
-        sess.icmp.update(zip(types, codes, strict=True))
+def _fill_scalars(s: Session, cols: dict[str, list], i: int) -> None:
+    key = cols["key"][i]
+    s.key = key
+    s.hash = cols["hash"][i]
+    s.proto, s.ip_version = key[36], key[37]
+    s.vlan = (int.from_bytes(key[38:40], "big"), int.from_bytes(key[40:42], "big"),
+              cols["vlan_count"][i])  # fmt: skip
+    s.client = cols["client"][i]
+    s.segment = cols["segment"][i]
+    s.session_ts = cols["session_ts"][i]
+    s.first_ts, s.last_ts = cols["first_ts"][i], cols["last_ts"][i]
+    s.packets, s.bytes = cols["packets"][i], cols["bytes"][i]
+    s.payload, s.tcp = cols["payload"][i], cols["tcp"][i]
+    s.tunnel = cols["tunnel"][i]

@@ -1,0 +1,990 @@
+/*
+ * The session table: per-packet session accounting for fpc.session.
+ *
+ * Plain C, run with the GIL released (session_type.c holds the GIL around the
+ * calls and lets one thread in at a time); no Python object is touched. The
+ * table owns all its memory:
+ *
+ *   slots      fixed FpcSlot structs in chunks of SLOT_CHUNK, never moved, so an
+ *              index stays valid; freed slots go on a free list
+ *   buckets    open addressing with linear probing over (tag, slot + 1); the tag
+ *              is the low 32 bits of a SipHash-1-3 of the key under a per-table
+ *              secret, so a hostile stream cannot aim at one probe chain
+ *   lists      one LRU list per idle timeout (TCP, UDP, other) plus one for
+ *              closing TCP sessions, oldest first, linked through the slots
+ *   positions  one growable FpcPositions per session, capped by segment_packets;
+ *              all sessions together hold at most max_positions (the oldest
+ *              sessions are cut into segments past it)
+ *   ended      ended sessions and segments with their positions, until
+ *              fpc_session_take copies them out
+ *
+ * Session serials pack the slot index (low SERIAL_INDEX_BITS) with a counter,
+ * so fpc_session_app_done finds the slot without a search; they repeat only
+ * after 2^37 sessions.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+#define NIL UINT32_MAX
+#define SLOT_CHUNK_BITS 10
+#define SLOT_CHUNK (1u << SLOT_CHUNK_BITS)
+#define SERIAL_INDEX_BITS 27
+#define MIN_BUCKETS 1024u
+
+#define LRU_TCP 0
+#define LRU_UDP 1
+#define LRU_OTHER 2
+#define LRU_CLOSING 3
+#define LRU_LISTS 4
+
+#define PROTO_ICMP 1
+#define PROTO_TCP 6
+#define PROTO_UDP 17
+#define PROTO_ICMPV6 58
+#define PROTO_SCTP 132
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+#define TCP_URG 0x20
+
+/* Ended sessions one packet can cause: idle or port reuse, eviction, segment. */
+#define ENDS_PER_PACKET 3
+
+typedef struct {
+    FpcCounts c;
+    uint8_t key[FPC_KEY_LEN];
+    uint32_t hash; /* the decoder's hash, for the session id */
+    uint32_t tag;  /* low bits of the table's own hash of the key */
+    uint32_t segment;
+    uint64_t serial;
+    int64_t session_ts;
+    FpcPositions pos;
+    uint32_t app_bytes[2]; /* payload offered to the parsers, per client direction */
+    uint32_t prev, next;   /* LRU links; `next` links the free list too */
+    uint8_t lru;           /* LRU_* list the slot is on */
+    uint8_t client;        /* key side of the client */
+    uint8_t vlan_count;
+    uint8_t app_done; /* the parsers want no more packets */
+    uint8_t fin;      /* bit s: FIN seen from key side s */
+    uint8_t rst;
+} FpcSlot;
+
+typedef struct {
+    uint32_t tag;
+    uint32_t slot; /* slot index + 1; 0 marks an empty bucket */
+} FpcBucket;
+
+typedef struct {
+    FpcEnded rec;
+    FpcPositions pos;
+} FpcExport;
+
+struct FpcSessionTable {
+    FpcSessionLimits lim;
+    uint64_t k0, k1; /* SipHash key */
+    FpcSlot **chunks;
+    uint32_t nchunks, chunks_cap;
+    uint32_t nslots; /* slots handed out at least once */
+    uint32_t free_head;
+    uint32_t active;
+    FpcBucket *buckets;
+    uint32_t mask; /* bucket count - 1 */
+    uint32_t head[LRU_LISTS], tail[LRU_LISTS];
+    uint64_t positions;  /* held by active sessions */
+    uint64_t heap_bytes; /* position blocks, of active and ended sessions */
+    uint64_t next_serial;
+    int64_t now;
+    FpcExport *ended;
+    size_t nended, ended_cap;
+    FpcSessionCounters counters;
+};
+
+/* What the table reads of one decoded packet. */
+typedef struct {
+    const uint8_t *key, *mac;
+    uint32_t hash, payload_len;
+    uint16_t tunnel;
+    uint8_t proto, flags, ttl, reverse, vlan_count, icmp_type, icmp_code;
+} FpcPacket;
+
+const FpcEndedField fpc_session_ended_fields[] = {
+    {"serial", "u8", offsetof(FpcEnded, serial)},
+    {"session_ts", "i8", offsetof(FpcEnded, session_ts)},
+    {"key", "V44", offsetof(FpcEnded, key)},
+    {"hash", "u4", offsetof(FpcEnded, hash)},
+    {"first_ts", "i8", offsetof(FpcEnded, c.first_ts)},
+    {"last_ts", "i8", offsetof(FpcEnded, c.last_ts)},
+    {"bytes", "(2,)u8", offsetof(FpcEnded, c.bytes)},
+    {"payload", "(2,)u8", offsetof(FpcEnded, c.payload)},
+    {"packets", "(2,)u4", offsetof(FpcEnded, c.packets)},
+    {"tcp", "(7,)u4", offsetof(FpcEnded, c.tcp)},
+    {"tunnel", "u2", offsetof(FpcEnded, c.tunnel)},
+    {"nmac", "(2,)u1", offsetof(FpcEnded, c.nmac)},
+    {"nttl", "(2,)u1", offsetof(FpcEnded, c.nttl)},
+    {"nicmp", "u1", offsetof(FpcEnded, c.nicmp)},
+    {"macs", "(2,4,6)u1", offsetof(FpcEnded, c.macs)},
+    {"ttls", "(2,8)u1", offsetof(FpcEnded, c.ttls)},
+    {"icmp", "(8,2)u1", offsetof(FpcEnded, c.icmp)},
+    {"segment", "u4", offsetof(FpcEnded, segment)},
+    {"npos", "u4", offsetof(FpcEnded, npos)},
+    {"client", "u1", offsetof(FpcEnded, client)},
+    {"vlan_count", "u1", offsetof(FpcEnded, vlan_count)},
+    {"end_reason", "u1", offsetof(FpcEnded, end_reason)},
+    {NULL, NULL, 0},
+};
+
+_Static_assert(FPC_SESSION_MACS == 4 && FPC_SESSION_TTLS == 8 && FPC_SESSION_ICMP == 8,
+               "update the formats of fpc_session_ended_fields");
+
+/* --- hashing ------------------------------------------------------------- */
+
+#define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+
+static uint64_t
+load_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* SipHash-1-3 (one compression, three finalization rounds) of the 44-byte key. */
+static uint64_t
+siphash_key(const FpcSessionTable *t, const uint8_t *key)
+{
+    uint64_t v0 = t->k0 ^ 0x736f6d6570736575ull, v1 = t->k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = t->k0 ^ 0x6c7967656e657261ull, v3 = t->k1 ^ 0x7465646279746573ull;
+    uint64_t m;
+    int i, r;
+
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1, v1 = ROTL64(v1, 13), v1 ^= v0, v0 = ROTL64(v0, 32);                              \
+        v2 += v3, v3 = ROTL64(v3, 16), v3 ^= v2;                                                   \
+        v0 += v3, v3 = ROTL64(v3, 21), v3 ^= v0;                                                   \
+        v2 += v1, v1 = ROTL64(v1, 17), v1 ^= v2, v2 = ROTL64(v2, 32);                              \
+    } while (0)
+
+    for (i = 0; i <= FPC_KEY_LEN / 8; i++) {
+        if (i < FPC_KEY_LEN / 8) {
+            m = load_le64(key + 8 * i);
+        } else { /* the last 4 bytes, and the length in the top byte */
+            m = ((uint64_t)FPC_KEY_LEN << 56) | (uint64_t)key[40] | ((uint64_t)key[41] << 8) |
+                ((uint64_t)key[42] << 16) | ((uint64_t)key[43] << 24);
+        }
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    v2 ^= 0xff;
+    for (r = 0; r < 3; r++) {
+        SIPROUND;
+    }
+#undef SIPROUND
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* --- slots --------------------------------------------------------------- */
+
+static FpcSlot *
+slot_at(const FpcSessionTable *t, uint32_t i)
+{
+    return &t->chunks[i >> SLOT_CHUNK_BITS][i & (SLOT_CHUNK - 1)];
+}
+
+/* Index of a free slot, or NIL when out of memory. */
+static uint32_t
+slot_alloc(FpcSessionTable *t)
+{
+    uint32_t i = t->free_head;
+    FpcSlot **chunks;
+
+    if (i != NIL) {
+        t->free_head = slot_at(t, i)->next;
+        return i;
+    }
+    if ((t->nslots >> SLOT_CHUNK_BITS) == t->nchunks) {
+        if (t->nchunks == t->chunks_cap) {
+            chunks = realloc(t->chunks, sizeof(*chunks) * (t->chunks_cap * 2 + 4));
+            if (chunks == NULL) {
+                return NIL;
+            }
+            t->chunks = chunks;
+            t->chunks_cap = t->chunks_cap * 2 + 4;
+        }
+        t->chunks[t->nchunks] = malloc(sizeof(FpcSlot) * SLOT_CHUNK);
+        if (t->chunks[t->nchunks] == NULL) {
+            return NIL;
+        }
+        t->nchunks++;
+    }
+    return t->nslots++;
+}
+
+static void
+slot_release(FpcSessionTable *t, uint32_t i)
+{
+    slot_at(t, i)->next = t->free_head;
+    t->free_head = i;
+}
+
+/* --- positions ----------------------------------------------------------- */
+
+static FpcPosition *
+pos_data(FpcPositions *p)
+{
+    return p->cap <= 1 ? &p->u.one : p->u.many;
+}
+
+static void
+pos_clear(FpcSessionTable *t, FpcPositions *p)
+{
+    if (p->cap > 1) {
+        free(p->u.many);
+        t->heap_bytes -= (uint64_t)p->cap * sizeof(FpcPosition);
+    }
+    p->n = 0;
+    p->cap = 1;
+}
+
+/* Appends `v`; -1 when out of memory. */
+static int
+pos_push(FpcSessionTable *t, FpcPositions *p, FpcPosition v)
+{
+    uint32_t cap = p->cap <= 1 ? 4 : p->cap * 2;
+    FpcPosition *m;
+
+    if (p->n == p->cap) {
+        m = realloc(p->cap <= 1 ? NULL : p->u.many, sizeof(FpcPosition) * cap);
+        if (m == NULL) {
+            return -1;
+        }
+        if (p->cap <= 1) {
+            m[0] = p->u.one;
+        } else {
+            t->heap_bytes -= (uint64_t)p->cap * sizeof(FpcPosition);
+        }
+        t->heap_bytes += (uint64_t)cap * sizeof(FpcPosition);
+        p->u.many = m;
+        p->cap = cap;
+    }
+    pos_data(p)[p->n++] = v;
+    return 0;
+}
+
+/* --- buckets ------------------------------------------------------------- */
+
+/* Slot index of `key`, or NIL. */
+static uint32_t
+bucket_find(const FpcSessionTable *t, uint32_t tag, const uint8_t *key)
+{
+    uint32_t b = tag & t->mask;
+    const FpcBucket *e;
+
+    for (;; b = (b + 1) & t->mask) {
+        e = &t->buckets[b];
+        if (e->slot == 0) {
+            return NIL;
+        }
+        if (e->tag == tag && memcmp(slot_at(t, e->slot - 1)->key, key, FPC_KEY_LEN) == 0) {
+            return e->slot - 1;
+        }
+    }
+}
+
+static void
+bucket_put(FpcBucket *buckets, uint32_t mask, uint32_t tag, uint32_t slot_plus_1)
+{
+    uint32_t b = tag & mask;
+
+    while (buckets[b].slot != 0) {
+        b = (b + 1) & mask;
+    }
+    buckets[b].tag = tag;
+    buckets[b].slot = slot_plus_1;
+}
+
+/* Doubles the buckets when one more session would fill them past half; -1 when out of memory. */
+static int
+bucket_reserve(FpcSessionTable *t)
+{
+    uint32_t cap = t->mask + 1, b;
+    FpcBucket *grown;
+
+    if ((uint64_t)(t->active + 1) * 2 <= cap) {
+        return 0;
+    }
+    grown = calloc((size_t)cap * 2, sizeof(FpcBucket));
+    if (grown == NULL) {
+        return -1;
+    }
+    for (b = 0; b < cap; b++) {
+        if (t->buckets[b].slot != 0) {
+            bucket_put(grown, cap * 2 - 1, t->buckets[b].tag, t->buckets[b].slot);
+        }
+    }
+    free(t->buckets);
+    t->buckets = grown;
+    t->mask = cap * 2 - 1;
+    return 0;
+}
+
+/* Empties bucket `b` and shifts back the entries of its probe chain. */
+static void
+bucket_remove(FpcSessionTable *t, uint32_t b)
+{
+    uint32_t hole = b, j = b, home;
+
+    for (;;) {
+        j = (j + 1) & t->mask;
+        if (t->buckets[j].slot == 0) {
+            break;
+        }
+        home = t->buckets[j].tag & t->mask;
+        /* The entry at j may move to the hole only if its home is not in (hole, j]. */
+        if (hole <= j ? (hole < home && home <= j) : (hole < home || home <= j)) {
+            continue;
+        }
+        t->buckets[hole] = t->buckets[j];
+        hole = j;
+    }
+    t->buckets[hole].slot = 0;
+}
+
+static void
+bucket_remove_slot(FpcSessionTable *t, uint32_t i)
+{
+    uint32_t b = slot_at(t, i)->tag & t->mask;
+
+    while (t->buckets[b].slot != i + 1) {
+        b = (b + 1) & t->mask;
+    }
+    bucket_remove(t, b);
+}
+
+/* --- LRU lists ------------------------------------------------------------ */
+
+static void
+lru_unlink(FpcSessionTable *t, uint32_t i)
+{
+    FpcSlot *s = slot_at(t, i);
+
+    if (s->prev != NIL) {
+        slot_at(t, s->prev)->next = s->next;
+    } else {
+        t->head[s->lru] = s->next;
+    }
+    if (s->next != NIL) {
+        slot_at(t, s->next)->prev = s->prev;
+    } else {
+        t->tail[s->lru] = s->prev;
+    }
+}
+
+static void
+lru_append(FpcSessionTable *t, uint32_t i, uint8_t list)
+{
+    FpcSlot *s = slot_at(t, i);
+
+    s->lru = list;
+    s->prev = t->tail[list];
+    s->next = NIL;
+    if (t->tail[list] != NIL) {
+        slot_at(t, t->tail[list])->next = i;
+    } else {
+        t->head[list] = i;
+    }
+    t->tail[list] = i;
+}
+
+/* Moves slot i to the newest end of `list`. */
+static void
+lru_touch(FpcSessionTable *t, uint32_t i, uint8_t list)
+{
+    if (t->tail[list] == i) {
+        return;
+    }
+    lru_unlink(t, i);
+    lru_append(t, i, list);
+}
+
+static uint8_t
+lru_class(uint8_t proto)
+{
+    return proto == PROTO_TCP ? LRU_TCP : proto == PROTO_UDP ? LRU_UDP : LRU_OTHER;
+}
+
+/* The list whose oldest session was idle longest, or LRU_LISTS when all are empty. */
+static int
+lru_oldest(const FpcSessionTable *t, const uint32_t *cursor)
+{
+    int l, best = LRU_LISTS;
+
+    for (l = 0; l < LRU_LISTS; l++) {
+        if (cursor[l] != NIL && (best == LRU_LISTS || slot_at(t, cursor[l])->c.last_ts <
+                                                          slot_at(t, cursor[best])->c.last_ts)) {
+            best = l;
+        }
+    }
+    return best;
+}
+
+/* --- ending sessions ------------------------------------------------------ */
+
+/* Room for `extra` more ended sessions; -1 when out of memory. */
+static int
+ended_reserve(FpcSessionTable *t, size_t extra)
+{
+    size_t cap = t->ended_cap ? t->ended_cap * 2 : 64;
+    FpcExport *grown;
+
+    if (t->nended + extra <= t->ended_cap) {
+        return 0;
+    }
+    while (cap < t->nended + extra) {
+        cap *= 2;
+    }
+    grown = realloc(t->ended, sizeof(FpcExport) * cap);
+    if (grown == NULL) {
+        return -1;
+    }
+    t->ended = grown;
+    t->ended_cap = cap;
+    return 0;
+}
+
+/* Moves the current segment of slot `s` to the ended list (room reserved). */
+static void
+ended_push(FpcSessionTable *t, FpcSlot *s, uint8_t reason)
+{
+    FpcExport *e = &t->ended[t->nended++];
+
+    memset(&e->rec, 0, sizeof(e->rec));
+    e->rec.serial = s->serial;
+    e->rec.session_ts = s->session_ts;
+    memcpy(e->rec.key, s->key, FPC_KEY_LEN);
+    e->rec.hash = s->hash;
+    e->rec.c = s->c;
+    e->rec.segment = s->segment;
+    e->rec.npos = s->pos.n;
+    e->rec.client = s->client;
+    e->rec.vlan_count = s->vlan_count;
+    e->rec.end_reason = reason;
+    e->pos = s->pos;
+    t->positions -= s->pos.n;
+    s->pos.n = 0;
+    s->pos.cap = 1;
+}
+
+/* Ends the session in slot i (room for one ended session reserved). A segment
+ * cut just before leaves nothing to report. */
+static void
+session_end(FpcSessionTable *t, uint32_t i, uint8_t reason)
+{
+    FpcSlot *s = slot_at(t, i);
+
+    if (s->pos.n > 0) {
+        ended_push(t, s, reason);
+    } else {
+        pos_clear(t, &s->pos);
+    }
+    bucket_remove_slot(t, i);
+    lru_unlink(t, i);
+    slot_release(t, i);
+    t->active--;
+}
+
+/* Reports the current segment of slot `s` and starts the next one. */
+static void
+segment_cut(FpcSessionTable *t, FpcSlot *s)
+{
+    int64_t last = s->c.last_ts;
+
+    ended_push(t, s, FPC_END_SEGMENT);
+    s->segment++;
+    memset(&s->c, 0, sizeof(s->c));
+    s->c.first_ts = s->c.last_ts = last;
+}
+
+static void
+evict_oldest(FpcSessionTable *t)
+{
+    int l = lru_oldest(t, t->head);
+
+    if (l != LRU_LISTS) {
+        session_end(t, t->head[l], FPC_END_EVICTED);
+        t->counters.evicted++;
+    }
+}
+
+/* Cuts segments off the longest-idle sessions until the positions held fall
+ * to three quarters of max_positions; -1 when out of memory. */
+static int
+positions_relieve(FpcSessionTable *t)
+{
+    uint64_t target = t->lim.max_positions - t->lim.max_positions / 4;
+    uint32_t cursor[LRU_LISTS];
+    FpcSlot *s;
+    int l;
+
+    memcpy(cursor, t->head, sizeof(cursor));
+    while (t->positions > target) {
+        l = lru_oldest(t, cursor);
+        if (l == LRU_LISTS) {
+            break;
+        }
+        s = slot_at(t, cursor[l]);
+        cursor[l] = s->next;
+        if (s->pos.n == 0) {
+            continue;
+        }
+        if (ended_reserve(t, 1) < 0) {
+            return -1;
+        }
+        segment_cut(t, s);
+        t->counters.position_cuts++;
+    }
+    return 0;
+}
+
+/* Ends the sessions of list `l` idle longer than `limit` as of `now`; -1 when out of memory. */
+static int
+expire_list(FpcSessionTable *t, int l, int64_t now, int64_t limit)
+{
+    uint32_t i;
+    int64_t idle;
+
+    while ((i = t->head[l]) != NIL) {
+        idle = now - slot_at(t, i)->c.last_ts;
+        if (idle <= limit) {
+            break;
+        }
+        if (ended_reserve(t, 1) < 0) {
+            return -1;
+        }
+        session_end(t, i,
+                    idle > t->lim.close_ns && l == LRU_CLOSING ? FPC_END_TCP_CLOSE : FPC_END_IDLE);
+    }
+    return 0;
+}
+
+int
+fpc_session_expire(FpcSessionTable *t, int64_t now_ns)
+{
+    int64_t close = t->lim.close_ns;
+    int l;
+
+    for (l = LRU_TCP; l <= LRU_OTHER; l++) {
+        if (expire_list(t, l, now_ns, t->lim.timeout_ns[l]) < 0) {
+            return -1;
+        }
+    }
+    if (close > t->lim.timeout_ns[LRU_TCP]) {
+        close = t->lim.timeout_ns[LRU_TCP];
+    }
+    return expire_list(t, LRU_CLOSING, now_ns, close);
+}
+
+int
+fpc_session_flush(FpcSessionTable *t)
+{
+    int l;
+
+    for (l = 0; l < LRU_LISTS; l++) {
+        while (t->head[l] != NIL) {
+            if (ended_reserve(t, 1) < 0) {
+                return -1;
+            }
+            session_end(t, t->head[l], FPC_END_FLUSH);
+        }
+    }
+    return 0;
+}
+
+/* --- accounting ----------------------------------------------------------- */
+
+static void
+packet_read(const char *row, const FpcRowLayout *L, FpcPacket *p)
+{
+    p->key = (const uint8_t *)row + L->key;
+    p->mac = (const uint8_t *)row + L->src_mac;
+    memcpy(&p->hash, row + L->hash, 4);
+    memcpy(&p->payload_len, row + L->payload_len, 4);
+    memcpy(&p->tunnel, row + L->tunnel, 2);
+    p->proto = (uint8_t)row[L->proto];
+    p->flags = (uint8_t)row[L->tcp_flags];
+    p->ttl = (uint8_t)row[L->ttl];
+    p->reverse = row[L->reverse] ? 1 : 0;
+    p->vlan_count = (uint8_t)row[L->vlan_count];
+    p->icmp_type = (uint8_t)row[L->icmp_type];
+    p->icmp_code = (uint8_t)row[L->icmp_code];
+}
+
+static int
+is_bare_syn(const FpcPacket *p)
+{
+    return p->proto == PROTO_TCP && (p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+}
+
+/* Starts a session for packet p in a free slot; NIL when out of memory. */
+static uint32_t
+session_start(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
+{
+    uint32_t i;
+    FpcSlot *s;
+    int syn_ack = p->proto == PROTO_TCP && (p->flags & TCP_SYN) && (p->flags & TCP_ACK);
+
+    if (t->active >= t->lim.max_sessions) {
+        evict_oldest(t);
+    }
+    if (bucket_reserve(t) < 0 || (i = slot_alloc(t)) == NIL) {
+        return NIL;
+    }
+    s = slot_at(t, i);
+    memset(s, 0, sizeof(*s));
+    memcpy(s->key, p->key, FPC_KEY_LEN);
+    s->hash = p->hash;
+    s->tag = tag;
+    s->serial = (t->next_serial++ << SERIAL_INDEX_BITS) | i;
+    s->session_ts = ts;
+    s->c.first_ts = s->c.last_ts = ts;
+    s->pos.cap = 1;
+    s->client = (uint8_t)(syn_ack ? p->reverse ^ 1 : p->reverse);
+    s->vlan_count = p->vlan_count;
+    s->app_done = !t->lim.app_layer ||
+                  !(p->proto == PROTO_TCP || p->proto == PROTO_UDP || p->proto == PROTO_SCTP);
+    bucket_put(t->buckets, t->mask, tag, i + 1);
+    lru_append(t, i, lru_class(p->proto));
+    t->active++;
+    t->counters.sessions++;
+    return i;
+}
+
+/* The slot of p's session, ending the old one at an idle gap or port reuse. */
+static uint32_t
+session_find(FpcSessionTable *t, const FpcPacket *p, int64_t ts)
+{
+    uint64_t h = siphash_key(t, p->key);
+    uint32_t tag = (uint32_t)h, i;
+    const FpcSlot *s;
+    int64_t gap;
+
+    i = bucket_find(t, tag, p->key);
+    if (i != NIL) {
+        s = slot_at(t, i);
+        gap = ts - s->c.last_ts;
+        if (gap > t->lim.timeout_ns[lru_class(p->proto)]) {
+            session_end(t, i, FPC_END_IDLE);
+            i = NIL;
+        } else if (s->lru == LRU_CLOSING && gap > t->lim.close_ns) {
+            session_end(t, i, FPC_END_TCP_CLOSE);
+            i = NIL;
+        } else if (is_bare_syn(p) && (s->fin || s->rst)) {
+            session_end(t, i, FPC_END_TCP_CLOSE);
+            i = NIL;
+        }
+    }
+    return i != NIL ? i : session_start(t, p, tag, ts);
+}
+
+static void
+add_mac_ttl(FpcCounts *c, const FpcPacket *p)
+{
+    int side = p->reverse, k;
+    static const uint8_t zero[6] = {0};
+
+    for (k = 0; k < c->nttl[side] && c->ttls[side][k] != p->ttl; k++) {
+    }
+    if (k == c->nttl[side] && k < FPC_SESSION_TTLS) {
+        c->ttls[side][c->nttl[side]++] = p->ttl;
+    }
+    if (memcmp(p->mac, zero, 6) == 0) {
+        return;
+    }
+    for (k = 0; k < c->nmac[side] && memcmp(c->macs[side][k], p->mac, 6) != 0; k++) {
+    }
+    if (k == c->nmac[side] && k < FPC_SESSION_MACS) {
+        memcpy(c->macs[side][c->nmac[side]++], p->mac, 6);
+    }
+}
+
+static void
+add_icmp(FpcCounts *c, const FpcPacket *p)
+{
+    int k;
+
+    for (k = 0; k < c->nicmp; k++) {
+        if (c->icmp[k][0] == p->icmp_type && c->icmp[k][1] == p->icmp_code) {
+            return;
+        }
+    }
+    if (k < FPC_SESSION_ICMP) {
+        c->icmp[k][0] = p->icmp_type;
+        c->icmp[k][1] = p->icmp_code;
+        c->nicmp++;
+    }
+}
+
+static void
+add_tcp(FpcSlot *s, const FpcPacket *p)
+{
+    uint8_t f = p->flags;
+    uint32_t *tcp = s->c.tcp;
+
+    tcp[0] += (f & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+    tcp[1] += (f & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK);
+    tcp[2] += (f & TCP_ACK) && !(f & (TCP_SYN | TCP_FIN | TCP_RST | TCP_PSH | TCP_URG));
+    tcp[3] += (f & TCP_PSH) != 0;
+    tcp[4] += (f & TCP_FIN) != 0;
+    tcp[5] += (f & TCP_RST) != 0;
+    tcp[6] += (f & TCP_URG) != 0;
+    if (f & TCP_FIN) {
+        s->fin |= (uint8_t)(1u << p->reverse);
+    }
+    if (f & TCP_RST) {
+        s->rst = 1;
+    }
+}
+
+/* Counts packet p into slot i; -1 (and nothing counted) when out of memory. */
+static int
+session_count(FpcSessionTable *t, uint32_t i, const FpcPacket *p, int64_t ts, FpcPosition where,
+              uint32_t wirelen)
+{
+    FpcSlot *s = slot_at(t, i);
+    FpcCounts *c = &s->c;
+
+    if (pos_push(t, &s->pos, where) < 0) {
+        return -1;
+    }
+    t->positions++;
+    if (s->pos.n == 1) {
+        c->first_ts = ts; /* first packet of a segment */
+    } else if (ts < c->first_ts) {
+        c->first_ts = ts;
+    }
+    if (ts > c->last_ts) {
+        c->last_ts = ts;
+    }
+    c->packets[p->reverse]++;
+    c->bytes[p->reverse] += wirelen;
+    c->payload[p->reverse] += p->payload_len;
+    c->tunnel |= p->tunnel;
+    add_mac_ttl(c, p);
+    if (p->proto == PROTO_TCP) {
+        add_tcp(s, p);
+    } else if (p->proto == PROTO_ICMP || p->proto == PROTO_ICMPV6) {
+        add_icmp(c, p);
+    }
+    lru_touch(t, i, s->rst || s->fin == 3 ? LRU_CLOSING : lru_class(p->proto));
+    return 0;
+}
+
+/* Lists packet `index` for the parsers if its session wants it and has budget left. */
+static void
+app_offer(FpcSessionTable *t, FpcSlot *s, const FpcPacket *p, ptrdiff_t index, FpcAppOut *app)
+{
+    uint8_t dir = p->reverse ^ s->client;
+    uint64_t budget;
+
+    if (s->app_done || (p->payload_len == 0 && !(p->flags & (TCP_SYN | TCP_FIN)))) {
+        return;
+    }
+    if (s->app_bytes[dir] >= t->lim.app_bytes) {
+        return;
+    }
+    budget = (uint64_t)s->app_bytes[dir] + p->payload_len;
+    s->app_bytes[dir] = budget > UINT32_MAX ? UINT32_MAX : (uint32_t)budget;
+    app->index[app->n] = index;
+    app->serial[app->n] = s->serial;
+    app->dir[app->n] = dir;
+    app->n++;
+}
+
+/* Accounts packet `index` of the batch; -1 when out of memory. */
+static int
+packet_add(FpcSessionTable *t, const FpcBatch *b, ptrdiff_t index, FpcAppOut *app)
+{
+    FpcPacket p;
+    FpcPosition where;
+    FpcSlot *s;
+    int64_t ts = b->ts_ns[index];
+    uint32_t i;
+
+    packet_read(b->rows + index * b->layout->itemsize, b->layout, &p);
+    i = session_find(t, &p, ts);
+    if (i == NIL) {
+        return -1;
+    }
+    where.pos = b->pos[index];
+    where.file = (int32_t)b->file[index];
+    where.caplen = b->caplen[index];
+    if (session_count(t, i, &p, ts, where, b->wirelen[index]) < 0) {
+        return -1;
+    }
+    s = slot_at(t, i);
+    app_offer(t, s, &p, index, app);
+    if (s->pos.n >= t->lim.segment_packets ||
+        s->c.last_ts - s->c.first_ts > t->lim.segment_age_ns) {
+        segment_cut(t, s);
+        t->counters.segments++;
+    }
+    if (t->positions > t->lim.max_positions) {
+        return positions_relieve(t);
+    }
+    return 0;
+}
+
+ptrdiff_t
+fpc_session_add(FpcSessionTable *t, const FpcBatch *b, FpcAppOut *app)
+{
+    int64_t newest = t->now;
+    ptrdiff_t i;
+
+    app->n = 0;
+    for (i = 0; i < b->n; i++) {
+        if (b->ts_ns[i] > newest) {
+            newest = b->ts_ns[i];
+        }
+        if (b->rows[i * b->layout->itemsize + b->layout->status] != FPC_STATUS_IP) {
+            continue;
+        }
+        if (ended_reserve(t, ENDS_PER_PACKET) < 0 || packet_add(t, b, i, app) < 0) {
+            return i;
+        }
+    }
+    t->now = newest;
+    return fpc_session_expire(t, newest) < 0 ? b->n : -1;
+}
+
+/* --- the rest of the API -------------------------------------------------- */
+
+FpcSessionTable *
+fpc_session_new(const FpcSessionLimits *limits, uint64_t seed)
+{
+    FpcSessionTable *t = calloc(1, sizeof(*t));
+    int l;
+
+    if (t == NULL) {
+        return NULL;
+    }
+    t->buckets = calloc(MIN_BUCKETS, sizeof(FpcBucket));
+    if (t->buckets == NULL) {
+        free(t);
+        return NULL;
+    }
+    t->lim = *limits;
+    t->mask = MIN_BUCKETS - 1;
+    t->k0 = seed ^ 0x9e3779b97f4a7c15ull;
+    t->k1 = ROTL64(seed, 29) ^ 0xc2b2ae3d27d4eb4full;
+    t->free_head = NIL;
+    t->next_serial = 1;
+    t->now = INT64_MIN;
+    for (l = 0; l < LRU_LISTS; l++) {
+        t->head[l] = t->tail[l] = NIL;
+    }
+    return t;
+}
+
+void
+fpc_session_free(FpcSessionTable *t)
+{
+    uint32_t c, k;
+    size_t e;
+
+    if (t == NULL) {
+        return;
+    }
+    for (c = 0; c < t->nchunks; c++) {
+        for (k = 0; k < SLOT_CHUNK && (c << SLOT_CHUNK_BITS) + k < t->nslots; k++) {
+            if (t->chunks[c][k].pos.cap > 1) {
+                free(t->chunks[c][k].pos.u.many); /* free slots have cap 1 */
+            }
+        }
+        free(t->chunks[c]);
+    }
+    for (e = 0; e < t->nended; e++) {
+        pos_clear(t, &t->ended[e].pos);
+    }
+    free(t->chunks);
+    free(t->buckets);
+    free(t->ended);
+    free(t);
+}
+
+void
+fpc_session_app_done(FpcSessionTable *t, uint64_t serial)
+{
+    uint32_t i = (uint32_t)(serial & ((1u << SERIAL_INDEX_BITS) - 1));
+    FpcSlot *s;
+
+    if (i >= t->nslots) {
+        return;
+    }
+    s = slot_at(t, i);
+    if (s->serial == serial) {
+        s->app_done = 1;
+    }
+}
+
+size_t
+fpc_session_ended_count(const FpcSessionTable *t, size_t *npos)
+{
+    size_t e;
+
+    *npos = 0;
+    for (e = 0; e < t->nended; e++) {
+        *npos += t->ended[e].pos.n;
+    }
+    return t->nended;
+}
+
+void
+fpc_session_take(FpcSessionTable *t, FpcEnded *rec, FpcPosition *pos)
+{
+    size_t e;
+    FpcExport *x;
+
+    for (e = 0; e < t->nended; e++) {
+        x = &t->ended[e];
+        rec[e] = x->rec;
+        memcpy(pos, pos_data(&x->pos), sizeof(FpcPosition) * x->pos.n);
+        pos += x->pos.n;
+        pos_clear(t, &x->pos);
+    }
+    t->nended = 0;
+    if (t->ended_cap > 4096) { /* give back the room a burst of endings took */
+        free(t->ended);
+        t->ended = NULL;
+        t->ended_cap = 0;
+    }
+}
+
+size_t
+fpc_session_active(const FpcSessionTable *t)
+{
+    return t->active;
+}
+
+const FpcSessionCounters *
+fpc_session_counters(const FpcSessionTable *t)
+{
+    return &t->counters;
+}
+
+size_t
+fpc_session_memory(const FpcSessionTable *t)
+{
+    return sizeof(*t) + (size_t)t->nchunks * SLOT_CHUNK * sizeof(FpcSlot) +
+           t->chunks_cap * sizeof(FpcSlot *) + ((size_t)t->mask + 1) * sizeof(FpcBucket) +
+           t->ended_cap * sizeof(FpcExport) + (size_t)t->heap_bytes;
+}
