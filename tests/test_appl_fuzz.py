@@ -6,6 +6,9 @@ Whatever arrives, `feed` must not raise or hang; a parser error is counted in
 
 from __future__ import annotations
 
+import struct
+import time
+
 import dpkt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -147,3 +150,26 @@ def test_fuzz_many_distinct_values_stay_bounded(count: int) -> None:
     check_invariants(state)
     assert len(state.fields()["url.path"]) == MAX_VALUES_PER_FIELD
     assert state.errors == 0
+
+
+def _drip(port: int, data: bytes) -> float:
+    state = new_app_state("tcp", 40000, port)
+    state.feed(0, b"", 0, TCP_SYN)
+    start = time.perf_counter()
+    for i in range(len(data)):
+        state.feed(0, data[i : i + 1], 1 + i, 0)
+    check_invariants(state)
+    return time.perf_counter() - start
+
+
+def test_hostile_one_byte_segments_cost_linear_time() -> None:
+    """64 KiB messages fed one byte per TCP segment: a quadratic buffer would
+    take minutes here; the bound is loose so a loaded machine still passes."""
+    dns = struct.pack("!6H", 1, 0x0100, 1, 0, 0, 0) + b"\x03abc\x00\x00\x01\x00\x01"
+    dns += bytes(65535 - len(dns))
+    hello = b"\x01" + (60000).to_bytes(3, "big") + bytes(60000)
+    records = b"".join(b"\x16\x03\x01\x00\x01" + hello[i : i + 1] for i in range(20000))
+    head = b"GET / HTTP/1.1\r\nX: " + b"a" * 16000 + b"\r\n\r\n"
+    for port, data in ((53, struct.pack("!H", len(dns)) + dns), (443, records),
+                       (80, head)):  # fmt: skip
+        assert _drip(port, data) < 20.0

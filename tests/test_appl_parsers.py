@@ -89,6 +89,12 @@ def test_http_pipelined_keepalive_every_message_seen_bodies_skipped(seg: int) ->
     assert fields["http.response.status_code"] == [200, 100, 201, 404]
 
 
+def test_http_request_dripped_one_byte_per_segment_is_recognized() -> None:
+    state = tcp_session(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n", b"", seg=1)
+    assert state.protocols() == ["http"]
+    assert state.fields()["url.path"] == ["/x"]
+
+
 def test_http_response_without_length_runs_to_close() -> None:
     state = tcp_session(
         b"GET / HTTP/1.0\r\n\r\n", b"HTTP/1.0 200 OK\r\n\r\nHTTP/1.0 302 no\r\n\r\n"

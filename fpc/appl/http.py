@@ -28,8 +28,8 @@ MAX_HEAD_BYTES = 16 * 1024  # a request or response head longer than this is an 
 MAX_CHUNK_LINE_BYTES = 1024
 MAX_PENDING_REQUESTS = 64  # pipelined requests waiting for their response
 
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
 _METHOD = re.compile(rb"[A-Z][A-Z_-]{1,19} ")
+_METHOD_START = re.compile(rb"[A-Z][A-Z_-]{0,19}")  # a method, space not seen yet
 # The target may hold stray spaces (seen from broken clients); the version ends it.
 _REQUEST_LINE = re.compile(rb"([A-Za-z_-]{1,20}) (\S.{0,8191}?) HTTP/1\.(\d)$")
 _STATUS_LINE = re.compile(rb"HTTP/1\.(\d) (\d{3})(?: .*)?$")
@@ -46,12 +46,10 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
     """A request line (token SP) or a status line ("HTTP/1.") starts HTTP."""
     if data.startswith(b"HTTP/1."):
         return Verdict.YES
-    if len(data) < 8:
-        if b"HTTP/1."[: len(data)] == data or re.fullmatch(rb"[A-Z]*", data):
-            return Verdict.MORE
-        return Verdict.NO
+    if b"HTTP/1.".startswith(data):
+        return Verdict.MORE
     if not _METHOD.match(data):
-        return Verdict.NO
+        return Verdict.MORE if _METHOD_START.fullmatch(data) else Verdict.NO
     line_end = data.find(b"\n")
     if line_end < 0:
         return Verdict.MORE if len(data) < MAX_HEAD_BYTES else Verdict.NO
@@ -62,12 +60,13 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
 class _Side:
     """Framing state of one direction."""
 
-    __slots__ = ("buf", "state", "remaining")
+    __slots__ = ("buf", "state", "remaining", "scanned")
 
     def __init__(self) -> None:
         self.buf = b""
         self.state = _HEAD
         self.remaining = 0
+        self.scanned = 0  # bytes of an incomplete head searched for its end
 
 
 class HttpParser(Parser):
@@ -134,10 +133,13 @@ class HttpParser(Parser):
     def _read_head(self, side: _Side, buf: bytes, pos: int) -> int:
         while pos < len(buf) and buf[pos] in b"\r\n":
             pos += 1  # stray CRLF between messages (RFC 9112 section 2.2)
-        end = _HEAD_END.search(buf, pos)
-        if end is None:
+        found = _find_head_end(buf, pos + side.scanned)
+        if found is None:
+            side.scanned = max(0, len(buf) - pos - 2)  # resume there next time
             return pos
-        head = buf[pos : end.start()]
+        end, after = found
+        side.scanned = 0
+        head = buf[pos:end]
         eol = head.find(b"\n")
         start = (head if eol < 0 else head[:eol]).rstrip(b"\r")
         headers = _headers(b"" if eol < 0 else head[eol:])
@@ -145,7 +147,7 @@ class HttpParser(Parser):
             self._on_response(side, start, headers)
         else:
             self._on_request(side, start, headers)
-        return end.end()
+        return after
 
     def _read_chunk_line(self, side: _Side, buf: bytes, pos: int) -> int:
         eol = buf.find(b"\n", pos, pos + MAX_CHUNK_LINE_BYTES)
@@ -200,6 +202,19 @@ class HttpParser(Parser):
             return
         no_body = method == b"HEAD" or status in (204, 304)
         _frame_body(side, headers, has_body=not no_body, until_close=True)
+
+
+def _find_head_end(buf: bytes, start: int) -> tuple[int, int] | None:
+    """(end of the head, first byte after its blank line), or None if absent."""
+    crlf = buf.find(b"\n\r\n", start)
+    lf = buf.find(b"\n\n", start)
+    if crlf < 0 and lf < 0:
+        return None
+    if lf < 0 or 0 <= crlf < lf:
+        eol, after = crlf, crlf + 3
+    else:
+        eol, after = lf, lf + 2
+    return (eol - 1 if buf[eol - 1] == 13 else eol), after
 
 
 def _headers(block: bytes) -> _Headers:

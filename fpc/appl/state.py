@@ -37,17 +37,19 @@ class AppState:
         self._pending: list[list[ParserSpec]] = [list(specs), list(specs)]
         self._prelude: list[tuple[int, bytes]] = []
         self._prelude_bytes = 0
+        self._samples = [bytearray(), bytearray()]  # TCP prelude per direction
         self._tried = 0
         self._parsers: list[Parser] = []
         self._protocols: list[str] = []
         self._streams = (TcpStream(), TcpStream()) if transport == "tcp" else None
         self._classifying = bool(specs)
         self._handoffs = 0
+        self._broken = False  # an internal error stopped all parsing
         self._late_left = 0  # chunks still to try with the `late` classifiers
 
     @property
     def wants_more(self) -> bool:
-        if self._streams and all(s.ended for s in self._streams):
+        if self._broken or (self._streams and all(s.ended for s in self._streams)):
             return False
         if self._classifying or self._late_left:
             return True
@@ -62,8 +64,19 @@ class AppState:
     def feed(
         self, direction: int, payload: bytes, seq: int | None, tcp_flags: int
     ) -> None:
+        """One packet's L4 payload; never raises (a bug is counted in errors)."""
         if direction not in (0, 1) or not self.wants_more:
             return
+        try:
+            self._feed(direction, payload, seq, tcp_flags)
+        except Exception:  # a bug here must not stop the pipeline
+            logger.debug("app state failed transport=%s", self.transport, exc_info=True)
+            self.errors += 1
+            self._broken = True
+
+    def _feed(
+        self, direction: int, payload: bytes, seq: int | None, tcp_flags: int
+    ) -> None:
         if self._streams is None:
             if payload:
                 self._on_data(direction, bytes(payload))
@@ -119,8 +132,9 @@ class AppState:
             self._tried += 1
             sample = data
         else:
-            sample = b"".join(d for k, d in self._prelude if k == direction)
-        matched = self._match(direction, sample[:MAX_PRELUDE_BYTES])
+            self._samples[direction] += data
+            sample = bytes(self._samples[direction][:MAX_PRELUDE_BYTES])
+        matched = self._match(direction, sample)
         if matched:
             self._start(matched)
         elif (
@@ -183,6 +197,7 @@ class AppState:
         self._classifying = False
         self._prelude = []
         self._prelude_bytes = 0
+        self._samples = [bytearray(), bytearray()]
 
     def _restart(self, parser: Parser) -> None:
         """Classifies the session again from where `parser` handed it off."""
