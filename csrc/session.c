@@ -65,12 +65,15 @@ typedef struct {
     int64_t session_ts;
     FpcPositions pos;
     uint32_t app_bytes[2]; /* payload offered to the parsers, per client direction */
+    uint32_t syn_seq[2];   /* per client direction, of SYNs seen before app_started */
     uint32_t prev, next;   /* LRU links; `next` links the free list too */
     uint8_t lru;           /* LRU_* list the slot is on */
     uint8_t client;        /* key side of the client */
     uint8_t vlan_count;
-    uint8_t app_done; /* the parsers want no more packets */
-    uint8_t fin;      /* bit s: FIN seen from key side s */
+    uint8_t app_done;    /* the parsers want no more packets */
+    uint8_t app_started; /* a packet was listed for the parsers */
+    uint8_t syn_seen;    /* bit d: syn_seq[d] is set */
+    uint8_t fin;         /* bit s: FIN seen from key side s */
     uint8_t rst;
 } FpcSlot;
 
@@ -107,7 +110,7 @@ struct FpcSessionTable {
 /* What the table reads of one decoded packet. */
 typedef struct {
     const uint8_t *key, *mac;
-    uint32_t hash, payload_len;
+    uint32_t hash, payload_len, seq;
     uint16_t tunnel;
     uint8_t proto, flags, ttl, reverse, vlan_count, icmp_type, icmp_code;
 } FpcPacket;
@@ -619,6 +622,7 @@ packet_read(const char *row, const FpcRowLayout *L, FpcPacket *p)
     p->mac = (const uint8_t *)row + L->src_mac;
     memcpy(&p->hash, row + L->hash, 4);
     memcpy(&p->payload_len, row + L->payload_len, 4);
+    memcpy(&p->seq, row + L->seq, 4);
     memcpy(&p->tunnel, row + L->tunnel, 2);
     p->proto = (uint8_t)row[L->proto];
     p->flags = (uint8_t)row[L->tcp_flags];
@@ -789,7 +793,11 @@ session_count(FpcSessionTable *t, uint32_t i, const FpcPacket *p, int64_t ts, Fp
     return 0;
 }
 
-/* Lists packet `index` for the parsers if its session wants it and has budget left. */
+/*
+ * Lists packet `index` for the parsers if its session wants it and has budget
+ * left. Payload-less SYNs and FINs matter to the TCP streams only once the
+ * parsers have started; until then the SYNs' sequence numbers are kept here.
+ */
 static void
 app_offer(FpcSessionTable *t, FpcSlot *s, const FpcPacket *p, ptrdiff_t index, FpcAppOut *app)
 {
@@ -799,11 +807,19 @@ app_offer(FpcSessionTable *t, FpcSlot *s, const FpcPacket *p, ptrdiff_t index, F
     if (s->app_done || (p->payload_len == 0 && !(p->flags & (TCP_SYN | TCP_FIN)))) {
         return;
     }
+    if (p->payload_len == 0 && !s->app_started) {
+        if (p->proto == PROTO_TCP && (p->flags & TCP_SYN)) {
+            s->syn_seq[dir] = p->seq;
+            s->syn_seen |= (uint8_t)(1u << dir);
+        }
+        return;
+    }
     if (s->app_bytes[dir] >= t->lim.app_bytes) {
         return;
     }
     budget = (uint64_t)s->app_bytes[dir] + p->payload_len;
     s->app_bytes[dir] = budget > UINT32_MAX ? UINT32_MAX : (uint32_t)budget;
+    s->app_started = 1;
     app->index[app->n] = index;
     app->serial[app->n] = s->serial;
     app->dir[app->n] = dir;
@@ -921,19 +937,43 @@ fpc_session_free(FpcSessionTable *t)
     free(t);
 }
 
-void
-fpc_session_app_done(FpcSessionTable *t, uint64_t serial)
+/* The slot of session `serial`, or NULL. An ended session's slot keeps its
+ * data until a new session takes it, so the caller can still ask about a
+ * session that ended in the batch it is feeding to the parsers. */
+static FpcSlot *
+slot_of_serial(const FpcSessionTable *t, uint64_t serial)
 {
     uint32_t i = (uint32_t)(serial & ((1u << SERIAL_INDEX_BITS) - 1));
     FpcSlot *s;
 
     if (i >= t->nslots) {
-        return;
+        return NULL;
     }
     s = slot_at(t, i);
-    if (s->serial == serial) {
+    return s->serial == serial ? s : NULL;
+}
+
+void
+fpc_session_app_done(FpcSessionTable *t, uint64_t serial)
+{
+    FpcSlot *s = slot_of_serial(t, serial);
+
+    if (s != NULL) {
         s->app_done = 1;
     }
+}
+
+int
+fpc_session_syn_seqs(const FpcSessionTable *t, uint64_t serial, uint32_t seq[2])
+{
+    const FpcSlot *s = slot_of_serial(t, serial);
+
+    if (s == NULL) {
+        return -1;
+    }
+    seq[0] = s->syn_seq[0];
+    seq[1] = s->syn_seq[1];
+    return s->syn_seen;
 }
 
 size_t

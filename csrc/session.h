@@ -99,7 +99,7 @@ typedef struct {
 typedef struct {
     ptrdiff_t itemsize;
     ptrdiff_t status, proto, tcp_flags, ttl, reverse, vlan_count, icmp_type, icmp_code;
-    ptrdiff_t tunnel, payload_len, src_mac, key, hash;
+    ptrdiff_t tunnel, payload_len, seq, src_mac, key, hash;
 } FpcRowLayout;
 
 /* The arrays of one batch; packet i is row i of `rows`. */
@@ -149,6 +149,13 @@ int fpc_session_expire(FpcSessionTable *t, int64_t now_ns);
 int fpc_session_flush(FpcSessionTable *t);
 /* Stops offering the packets of session `serial` to the parsers. */
 void fpc_session_app_done(FpcSessionTable *t, uint64_t serial);
+/*
+ * Sequence numbers of the SYNs session `serial` saw per client direction
+ * before its first packet for the parsers (bit d of the result: seq[d] set);
+ * -1 for an unknown serial. A session's parsers start at its first payload,
+ * so a half-open session costs the caller nothing.
+ */
+int fpc_session_syn_seqs(const FpcSessionTable *t, uint64_t serial, uint32_t seq[2]);
 /* Ended sessions waiting and their total positions. */
 size_t fpc_session_ended_count(const FpcSessionTable *t, size_t *npos);
 /* Copies the ended sessions to `rec` and their positions to `pos` (sized

@@ -43,6 +43,7 @@ static const FpcRowField ROW_FIELDS[] = {
     {"icmp_code", offsetof(FpcRowLayout, icmp_code)},
     {"tunnel", offsetof(FpcRowLayout, tunnel)},
     {"payload_len", offsetof(FpcRowLayout, payload_len)},
+    {"seq", offsetof(FpcRowLayout, seq)},
     {"src_mac", offsetof(FpcRowLayout, src_mac)},
     {"key", offsetof(FpcRowLayout, key)},
     {"hash", offsetof(FpcRowLayout, hash)},
@@ -324,6 +325,34 @@ table_app_done(FpcSessionObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* Returns a new reference: (seq or None, seq or None) of the SYNs per client direction. */
+static PyObject *
+table_syn_seqs(FpcSessionObject *self, PyObject *arg)
+{
+    unsigned long long serial = PyLong_AsUnsignedLongLong(arg);
+    uint32_t seq[2];
+    PyObject *item[2] = {NULL, NULL}, *result = NULL;
+    int seen, d;
+
+    if ((serial == (unsigned long long)-1 && PyErr_Occurred()) || check_idle(self) < 0) {
+        return NULL;
+    }
+    seen = fpc_session_syn_seqs(self->table, serial, seq);
+    for (d = 0; d < 2; d++) {
+        item[d] =
+            seen > 0 && (seen & (1 << d)) ? PyLong_FromUnsignedLong(seq[d]) : Py_NewRef(Py_None);
+        if (item[d] == NULL) {
+            goto cleanup;
+        }
+    }
+    result = PyTuple_Pack(2, item[0], item[1]);
+
+cleanup:
+    Py_XDECREF(item[0]);
+    Py_XDECREF(item[1]);
+    return result;
+}
+
 /* Returns a new reference: a dict of the table's counters. */
 static PyObject *
 table_counters(FpcSessionObject *self, PyObject *unused)
@@ -459,6 +488,9 @@ static PyMethodDef table_methods[] = {
      "take() -> (bytes, bytes)\n--\n\nThe ended sessions and their packet positions."},
     {"app_done", (PyCFunction)table_app_done, METH_O,
      "app_done(serial)\n--\n\nOffer no more packets of this session to the parsers."},
+    {"syn_seqs", (PyCFunction)table_syn_seqs, METH_O,
+     "syn_seqs(serial) -> (int | None, int | None)\n--\n\nSequence numbers of the SYNs the "
+     "session saw\nper client direction before its first packet for the parsers."},
     {"counters", (PyCFunction)table_counters, METH_NOARGS,
      "counters() -> dict\n--\n\nSessions started, segments, evictions, memory."},
     {"layouts", (PyCFunction)table_layouts, METH_NOARGS | METH_STATIC,

@@ -29,3 +29,60 @@ def pack_records(
 
     `precision` is 6 (microsecond timestamps) or 9 (nanosecond timestamps).
     """
+
+class SessionTable:
+    """The active sessions of one capture (csrc/session.c), keyed by the
+    normalized key of fpc.decode. Times are nanoseconds."""
+
+    def __init__(
+        self,
+        *,
+        tcp_timeout_ns: int = ...,
+        udp_timeout_ns: int = ...,
+        other_timeout_ns: int = ...,
+        tcp_close_ns: int = ...,
+        segment_age_ns: int = ...,
+        segment_packets: int = ...,
+        max_sessions: int = ...,
+        app_bytes: int = ...,
+        max_positions: int = ...,
+        app_layer: bool = ...,
+        seed: int = ...,
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    def add(
+        self,
+        dec: npt.NDArray[np.void],
+        ts_ns: npt.NDArray[np.int64],
+        wirelen: npt.NDArray[np.uint32],
+        caplen: npt.NDArray[np.uint32],
+        files: npt.NDArray[np.int64],
+        pos: npt.NDArray[np.int64],
+        app_index: npt.NDArray[np.int64],
+        app_serial: npt.NDArray[np.uint64],
+        app_dir: npt.NDArray[np.uint8],
+    ) -> int:
+        """Account a batch (GIL released), then end the sessions idle as of its
+        newest packet. The packets the app-layer parsers want are written to
+        app_index/app_serial/app_dir (direction 0 = client to server); returns
+        how many. Raises MemoryError if the table cannot grow."""
+    def expire(self, now_ns: int) -> None:
+        """End the sessions idle or closed as of now_ns."""
+    def flush(self) -> None:
+        """End every session."""
+    def take(self) -> tuple[bytes, bytes]:
+        """Ended sessions and segments since the last call, as rows of the dtype
+        built from layouts()[0], and their packet positions (layouts()[2])."""
+    def app_done(self, serial: int) -> None:
+        """Offer no more packets of session `serial` to the parsers."""
+    def syn_seqs(self, serial: int) -> tuple[int | None, int | None]:
+        """Sequence numbers of the SYNs session `serial` saw per client direction
+        before its first packet for the parsers (None: no SYN that way)."""
+    def counters(self) -> dict[str, int]:
+        """sessions, segments, evicted, position_cuts, memory_bytes."""
+    @staticmethod
+    def layouts() -> tuple[
+        list[tuple[str, str, int]], int, tuple[tuple[str, str, int], ...], int
+    ]:
+        """(name, numpy format, offset) of each field of an ended record, its
+        size, the same for a packet position, its size."""

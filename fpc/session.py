@@ -16,10 +16,13 @@ payload packet, so idle sessions hold no Python object.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +64,7 @@ def _record_dtypes() -> tuple[np.dtype, np.dtype]:
     """numpy dtypes of what the C table's take() returns, from its own layout."""
     ended, ended_size, positions, position_size = _fastpath.SessionTable.layouts()
 
-    def build(fields: tuple, size: int) -> np.dtype:
+    def build(fields: Sequence[tuple[str, str, int]], size: int) -> np.dtype:
         names, formats, offsets = zip(*fields, strict=True)
         return np.dtype(
             {"names": names, "formats": formats, "offsets": offsets, "itemsize": size}
@@ -89,7 +92,7 @@ class Session:
         "session_ts",
     )  # fmt: skip
 
-    key: bytes
+    key: builtins.bytes
     hash: int
     proto: int
     ip_version: int
@@ -103,7 +106,7 @@ class Session:
     bytes: list[int]
     payload: list[int]
     tcp: list[int]  # syn, syn_ack, ack, psh, fin, rst, urg
-    macs: tuple[set[bytes], set[bytes]]
+    macs: tuple[set[builtins.bytes], set[builtins.bytes]]
     ttls: tuple[set[int], set[int]]
     tunnel: int
     icmp: set[tuple[int, int]]
@@ -134,7 +137,10 @@ class SessionTable:
             seed=int.from_bytes(os.urandom(8), "little"),
         )
         self._apps: dict[int, AppState] = {}  # session serial -> app-layer state
-        self._frags: OrderedDict[tuple, tuple[bytes, int]] = OrderedDict()
+        # (src, dst, proto, IP id) of a first fragment -> its key and direction
+        self._frags: OrderedDict[tuple[bytes, bytes, int, int], tuple[bytes, int]] = (
+            OrderedDict()
+        )
         self.done: list[Session] = []
         self._counts = {
             "session_packets": 0,
@@ -149,13 +155,15 @@ class SessionTable:
 
     @property
     def counters(self) -> dict[str, int]:
-        """Sessions started, segments, evictions, and packets by decode status."""
+        """Sessions started, segments, evictions, app-layer states held, and
+        packets by decode status."""
         c = self._table.counters()
         return {
             "sessions": c["sessions"],
             "segments": c["segments"],
             "evicted": c["evicted"],
             "position_cuts": c["position_cuts"],
+            "app_states": len(self._apps),
             **self._counts,
         }
 
@@ -245,7 +253,7 @@ class SessionTable:
         ):
             app = apps.get(serial)
             if app is None:
-                app = apps[serial] = self._new_app(rows[k], direction)
+                app = apps[serial] = self._new_app(serial, rows[k], direction)
             elif not app.wants_more:
                 continue  # finished earlier in this batch
             app.feed(direction, data[starts[k] : ends[k]], seqs[k] if tcp[k] else None,
@@ -253,13 +261,20 @@ class SessionTable:
             if not app.wants_more:
                 self._table.app_done(serial)
 
-    @staticmethod
-    def _new_app(row: np.void, direction: int) -> AppState:
-        """App-layer state of a session whose first payload packet is `row`."""
+    def _new_app(self, serial: int, row: np.void, direction: int) -> AppState:
+        """App-layer state of a session whose first payload packet is `row`.
+
+        The C table kept the sequence numbers of the session's SYNs; the TCP
+        streams get them first, as if they had seen the SYNs themselves.
+        """
         sport, dport = int(row["sport"]), int(row["dport"])
         if direction:  # sent by the server: the client's port is the destination
             sport, dport = dport, sport
-        return new_app_state(TRANSPORTS[int(row["proto"])], sport, dport)
+        app = new_app_state(TRANSPORTS[int(row["proto"])], sport, dport)
+        for d, seq in enumerate(self._table.syn_seqs(serial)):
+            if seq is not None:
+                app.feed(d, b"", seq, dc.TCP_SYN)
+        return app
 
     # -- ending sessions ---------------------------------------------------
 
@@ -296,7 +311,7 @@ def _sessions(
     """A `Session` per ended record; a session's app state goes with its last one."""
     bounds = np.zeros(len(ended) + 1, dtype=np.int64)
     np.cumsum(ended["npos"], out=bounds[1:])
-    cols = {name: ended[name].tolist() for name in ENDED.names if name != "macs"}
+    cols = {name: ended[name].tolist() for name in ENDED.names or () if name != "macs"}
     macs = ended["macs"]
     out = []
     for i in range(len(ended)):
@@ -314,14 +329,14 @@ def _sessions(
         s.ttls = tuple(  # type: ignore[assignment]
             set(cols["ttls"][i][side][: cols["nttl"][i][side]]) for side in (0, 1)
         )
-        s.icmp = {tuple(p) for p in cols["icmp"][i][: cols["nicmp"][i]]}  # type: ignore[misc]
+        s.icmp = {(t, c) for t, c in cols["icmp"][i][: cols["nicmp"][i]]}
         mine = positions[bounds[i] : bounds[i + 1]]
         s.file, s.pos, s.plen = mine["file"], mine["pos"], mine["len"]
         out.append(s)
     return out
 
 
-def _fill_scalars(s: Session, cols: dict[str, list], i: int) -> None:
+def _fill_scalars(s: Session, cols: dict[str, list[Any]], i: int) -> None:
     key = cols["key"][i]
     s.key = key
     s.hash = cols["hash"][i]

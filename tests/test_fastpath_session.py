@@ -194,14 +194,30 @@ def test_table_evicts_the_longest_idle_at_max_sessions():
 def test_table_lists_payload_packets_for_parsers_until_app_done():
     t = table()
     f = Feeder(t)
-    index, serial, dirs = f.add(conversation())
-    # SYN and SYN-ACK (for the TCP streams) and the two payload packets; not the ACK
-    assert index == [0, 1, 3, 4]
-    assert dirs == [0, 1, 0, 1]
+    handshake = [
+        (0.0, tcp(A, B, 40000, 80, SYN, seq=1000)),
+        (0.1, tcp(B, A, 80, 40000, SYN | ACK, seq=5000)),
+        (0.2, tcp(A, B, 40000, 80, ACK, seq=1001)),
+    ]
+    # No payload yet: nothing listed, the SYNs' sequence numbers are kept.
+    assert f.add(handshake) == ([], [], [])
+    index, serial, dirs = f.add(conversation()[3:] + [(0.5, tcp(B, A, 80, 40000, FIN))])
+    assert index == [0, 1, 2]  # the payloads, then a FIN for the server's stream
+    assert dirs == [0, 1, 1]
     assert len(set(serial)) == 1
+    assert t.syn_seqs(serial[0]) == (1000, 5000)
     t.app_done(serial[0])
-    index, _, _ = f.add([(0.5, tcp(A, B, 40000, 80, PSH | ACK, b"more"))])
+    index, _, _ = f.add([(0.6, tcp(A, B, 40000, 80, PSH | ACK, b"more"))])
     assert index == []
+
+
+def test_table_syn_seqs_of_a_one_sided_start():
+    t = table()
+    f = Feeder(t)
+    f.add([(0.0, tcp(B, A, 80, 40000, SYN | ACK, seq=77))])
+    _, serial, dirs = f.add([(0.1, tcp(A, B, 40000, 80, PSH | ACK, b"x"))])
+    assert dirs == [0] and t.syn_seqs(serial[0]) == (None, 77)
+    assert t.syn_seqs(serial[0] + 1) == (None, None)
 
 
 def test_table_app_budget_per_direction():

@@ -139,3 +139,46 @@ def test_session_fragments_join_their_datagram_session():
     assert len(records) == 1
     assert records[0]["network"]["packets"] == 3
     assert records[0]["source"]["port"] == 5353
+
+
+def test_session_without_payload_holds_no_app_state():
+    packets = [(i * 0.001, tcp(A, B, 20000 + i, 80, SYN)) for i in range(50)]
+    table = SessionTable(SessionLimits(), app_layer=True)
+    batch = PacketBatch.from_list([(int(t * NS), len(f), f) for t, f in packets], 1)
+    n = len(batch)
+    files, pos = np.ones(n, dtype=np.int64), np.arange(n)
+    table.add_batch(batch, decode_batch(batch), files, pos)
+    assert len(table) == 50 and table.counters["app_states"] == 0
+    records, table = run(handshake())
+    assert records[0]["url"]["domain"] == ["x"]
+    assert table.counters["app_states"] == 0  # dropped with the ended session
+
+
+def test_session_segments_share_the_app_fields_of_their_session():
+    packets = handshake() + [
+        (1.0 + i, tcp(A, B, 40000, 80, ACK, seq=100 + i)) for i in range(10)
+    ]
+    records, _ = run(packets, SessionLimits(segment_packets=5), batch_size=2)
+    assert [r["fpc"]["segment"] for r in records] == [0, 1, 2]
+    assert all(r["url"]["domain"] == ["x"] for r in records)
+    assert sum(r["network"]["packets"] for r in records) == 14
+
+
+def test_session_flush_reason_is_recorded():
+    table = SessionTable(SessionLimits())
+    batch = PacketBatch.from_list([(0, 60, udp(A, B, 1, 2))], 1)
+    table.add_batch(batch, decode_batch(batch), np.ones(1, np.int64), np.zeros(1))
+    table.flush_all("signal")
+    [sess] = table.take_done()
+    assert sess.end_reason == "signal" and sess.pos.tolist() == [0]
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_session_syn_after_fin_reuses_the_port(batch_size):
+    packets = handshake() + [
+        (0.5, tcp(A, B, 40000, 80, FIN | ACK)),
+        (0.6, tcp(B, A, 80, 40000, ACK)),
+    ] + handshake(t=1.0)  # fmt: skip
+    records, _ = run(packets, batch_size=batch_size)
+    assert [r["network"]["packets"] for r in records] == [6, 4]
+    assert records[0]["fpc"]["end_reason"] == "tcp_close"
