@@ -113,6 +113,8 @@ class Spool:
     def _seq(self, path: Path) -> int:
         return int(path.stem.split("-")[1])
 
+    # TODO: appends are flushed to the OS but not fsynced (one fsync per chunk
+    # would cap the spool at disk latency); a power cut can lose the last ones.
     def append(self, entries: list[Entry]) -> None:
         if self._tail is None:
             files = self.files()
@@ -394,6 +396,9 @@ class Indexer:
             err,
         )
 
+    # TODO: a spool file whose replay fails part-way is sent again from its
+    # start; _id makes that harmless in ES, but the indexed and dead_lettered
+    # counters count those records twice.
     def _replay_one(self) -> None:
         """Send the oldest spool file; on success delete it, else back off."""
         with self._lock:

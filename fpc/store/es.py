@@ -188,6 +188,10 @@ class EsStore(Store):
         value = resp.get("aggregations", {}).get("m", {}).get("value")
         return int(value) if value is not None else 0
 
+    # TODO: PCAP file rows and file numbers are written synchronously on the
+    # writer's thread, so a dead cluster stalls rotation for up to
+    # REQUEST_TIMEOUT_S and then raises StoreError; rows could go through the
+    # indexer once the writer no longer reads a row back right after saving it.
     def save_file(self, pcap_file: PcapFile) -> None:
         index = f"{self.prefix}-files"
         doc_id = f"{pcap_file.node}-{pcap_file.file_num}"
@@ -269,4 +273,5 @@ def ns_iso(ts_ns: int) -> str:
 
 
 def spool_dir_for(data_dir: str) -> str:
+    """Where an EsStore for `data_dir` keeps its spool and dead-letter file."""
     return str(Path(data_dir) / "es-spool")
