@@ -13,21 +13,20 @@ import functools
 import ipaddress
 import json
 import socket
-from pathlib import Path
 
 import dpkt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import CORPUS as _CORPUS  # noqa: E402
 from fpc.appl import new_app_state, registered_names
 from fpc.appl.fields import APP_FIELDS
 from fpc.appl.state import MAX_HANDOFFS
 
-CORPUS = Path("/work/shared/corpus/arkime")
+CORPUS = _CORPUS / "arkime"
 APP_FIELD_NAMES = {f.name for f in APP_FIELDS}
 
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus not present")
 
 
 def _ip_of(frame: bytes, linktype: int) -> dpkt.ip.IP | dpkt.ip6.IP6 | None:

@@ -17,12 +17,12 @@ import dpkt
 import pytest
 from dpkt import ssl_ciphersuites
 
+from conftest import CORPUS  # noqa: E402
 from fpc.appl import AppState, new_app_state
 from fpc.appl.stream import SEQ_MOD, TCP_SYN, TcpStream
 from fpc.appl.tls_names import CIPHER_SUITES
 
-OTHER = Path("/work/shared/corpus/other")
-pytestmark = pytest.mark.skipif(not OTHER.is_dir(), reason="corpus not present")
+OTHER = CORPUS / "other"
 
 Packet = tuple[int, bytes, int | None, int]  # direction, payload, seq, flags
 

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import CORPUS  # noqa: E402
 from fpc.errors import CaptureError, CorruptCapture
 from fpc.packets import PRECISION_NS, PRECISION_US
 from fpc.reader import CaptureFile, PcapngFile, expand_paths, open_capture
 
-CORPUS = Path("/work/shared/corpus")
 NS = 1_000_000_000
 
 

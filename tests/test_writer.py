@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import CORPUS  # noqa: E402
 from fpc.errors import PcapUnavailable, WriterError
 from fpc.packets import PRECISION_NS, PRECISION_US, PacketBatch
 from fpc.pcapfile import (
@@ -35,7 +36,6 @@ from fpc.store import open_store
 from fpc.store.base import PcapFile, SessionQuery, Store
 from fpc.writer import PcapWriter, pack_records, pack_records_numpy
 
-CORPUS = Path("/work/shared/corpus")
 NODE = "test-node"
 
 # (file, link type, precision); pcap files only, so dpkt gives the link type.
