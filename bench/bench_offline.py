@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from bench.captures import mkpcap_capture, warm_page_cache
 from bench.measure import RunResult, run_measured
 from bench.report import bar_plot, markdown_table
-from bench.stats import REPO, capture_counts, median, ratio
+from bench.stats import REPO, capture_counts, git_version, median, ratio
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ def _run_row(tool: Tool, r: RunResult) -> dict:
         "peak_rss_mb": r.peak_rss_bytes / 1e6,
         "wait4_maxrss_mb": r.maxrss_bytes / 1e6,
         "loadavg_1m_at_end": os.getloadavg()[0],
+        "git": git_version(),  # others change fpc while the suite runs
     }
     if tool.kind == "fpc":
         m = FPC_PACKETS_RE.search(r.stderr)

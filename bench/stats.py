@@ -39,11 +39,16 @@ def host_facts() -> dict[str, object]:
         "loadavg_when_done": os.getloadavg(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "git_commit": _output(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]),
+        "git_commit": git_version(),
         "tcpdump": _first_line(["tcpdump", "--version"]),
         "argus": _first_line(["argus", "-h"]),
         "tcpreplay": _first_line(["tcpreplay", "--version"]),
     }
+
+
+def git_version() -> str:
+    """HEAD of the working tree, with -dirty when files differ from it."""
+    return _output(["git", "-C", REPO, "describe", "--always", "--dirty"])
 
 
 def _output(argv: list[str]) -> str:
