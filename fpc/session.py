@@ -247,18 +247,19 @@ class SessionTable:
         ends = (np.asarray(starts, dtype=np.int64) + rows["payload_len"]).tolist()
         tcp = (rows["proto"] == PROTO_TCP).tolist()
         seqs, flags = rows["seq"].tolist(), rows["tcp_flags"].tolist()
-        data, apps = batch.data, self._apps
+        data, apps, finished = batch.data, self._apps, set()
         for k, (serial, direction) in enumerate(
             zip(serials.tolist(), dirs.tolist(), strict=True)
         ):
             app = apps.get(serial)
             if app is None:
                 app = apps[serial] = self._new_app(serial, rows[k], direction)
-            elif not app.wants_more:
-                continue  # finished earlier in this batch
+            elif serial in finished:
+                continue  # its parsers finished earlier in this batch
             app.feed(direction, data[starts[k] : ends[k]], seqs[k] if tcp[k] else None,
                      flags[k])  # fmt: skip
             if not app.wants_more:
+                finished.add(serial)
                 self._table.app_done(serial)
 
     def _new_app(self, serial: int, row: np.void, direction: int) -> AppState:
@@ -309,31 +310,32 @@ def _sessions(
     flush_reason: str,
 ) -> list[Session]:
     """A `Session` per ended record; a session's app state goes with its last one."""
-    bounds = np.zeros(len(ended) + 1, dtype=np.int64)
+    n = len(ended)
+    bounds = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(ended["npos"], out=bounds[1:])
+    cut = bounds.tolist()
     cols = {name: ended[name].tolist() for name in ENDED.names or () if name != "macs"}
-    macs = ended["macs"]
+    macs = np.ascontiguousarray(ended["macs"]).tobytes()  # 2 x 4 x 6 bytes each
+    files, pos, plen = positions["file"], positions["pos"], positions["len"]
     out = []
-    for i in range(len(ended)):
+    for i in range(n):
         s = Session()
         _fill_scalars(s, cols, i)
-        reason = cols["end_reason"][i]
+        reason, serial = cols["end_reason"][i], cols["serial"][i]
         s.end_reason = END_REASONS.get(reason, flush_reason)
-        s.app = apps.get(s_serial := cols["serial"][i])
-        if reason != END_SEGMENT:
-            apps.pop(s_serial, None)
-        s.macs = tuple(  # type: ignore[assignment]
-            {macs[i, side, k].tobytes() for k in range(cols["nmac"][i][side])}
-            for side in (0, 1)
-        )
-        s.ttls = tuple(  # type: ignore[assignment]
-            set(cols["ttls"][i][side][: cols["nttl"][i][side]]) for side in (0, 1)
-        )
+        s.app = apps.get(serial) if reason == END_SEGMENT else apps.pop(serial, None)
+        nmac, nttl, ttls = cols["nmac"][i], cols["nttl"][i], cols["ttls"][i]
+        s.macs = (_macs(macs, i * 48, nmac[0]), _macs(macs, i * 48 + 24, nmac[1]))
+        s.ttls = (set(ttls[0][: nttl[0]]), set(ttls[1][: nttl[1]]))
         s.icmp = {(t, c) for t, c in cols["icmp"][i][: cols["nicmp"][i]]}
-        mine = positions[bounds[i] : bounds[i + 1]]
-        s.file, s.pos, s.plen = mine["file"], mine["pos"], mine["len"]
+        a, z = cut[i], cut[i + 1]
+        s.file, s.pos, s.plen = files[a:z], pos[a:z], plen[a:z]
         out.append(s)
     return out
+
+
+def _macs(raw: builtins.bytes, start: int, count: int) -> set[builtins.bytes]:
+    return {raw[m : m + 6] for m in range(start, start + 6 * count, 6)}
 
 
 def _fill_scalars(s: Session, cols: dict[str, list[Any]], i: int) -> None:
