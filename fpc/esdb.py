@@ -17,6 +17,8 @@ ES indices, for prefix P:
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import sys
 from datetime import UTC, datetime, timedelta
@@ -173,42 +175,53 @@ def templates(
             "template": tpl,
             "priority": 200,
             "version": version,
-            "_meta": {"managed_by": "fpc"},
+            "_meta": {"managed_by": "fpc", "mapping_hash": mapping_hash(tpl)},
         }
     return out
 
 
-def installed_versions(es: Elasticsearch, prefix: str) -> dict[str, int | None]:
-    """Template name -> installed version (None when missing)."""
+def mapping_hash(template: dict[str, Any]) -> str:
+    """Fingerprint of a template's mappings, so a changed field table shows."""
+    text = json.dumps(template["mappings"], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def installed_templates(es: Elasticsearch, prefix: str) -> dict[str, dict[str, Any]]:
+    """Template name -> installed body (empty when missing)."""
+    found: Any = {"index_templates": []}
     try:
         found = es.indices.get_index_template(name=f"{prefix}-*")
     except NotFoundError:
-        return {name: None for name in templates(prefix)}
-    got = {
-        t["name"]: t["index_template"].get("version") for t in found["index_templates"]
-    }
-    return {name: got.get(name) for name in templates(prefix)}
+        pass
+    got = {t["name"]: t["index_template"] for t in found["index_templates"]}
+    return {name: got.get(name, {}) for name in templates(prefix)}
+
+
+def installed_versions(es: Elasticsearch, prefix: str) -> dict[str, int | None]:
+    """Template name -> installed version (None when missing)."""
+    return {n: t.get("version") for n, t in installed_templates(es, prefix).items()}
 
 
 def ensure_templates(es: Elasticsearch, prefix: str) -> None:
-    """Install missing templates; refuse a cluster set up by a newer fpc."""
-    for name, version in installed_versions(es, prefix).items():
+    """Install missing templates, add fields a changed field table brings, and
+    refuse a cluster set up by a newer fpc."""
+    wanted = templates(prefix)
+    stale = []
+    for name, tpl in installed_templates(es, prefix).items():
+        version = tpl.get("version")
         if version is not None and version > TEMPLATE_VERSION:
             raise StoreError(
                 f"index template {name} is version {version}, this fpc knows only "
                 f"{TEMPLATE_VERSION}; upgrade fpc on this node"
             )
-        if version is None:
-            init(es, prefix)
-            return
-        if version < TEMPLATE_VERSION:
-            logger.warning(
-                "index template outdated name=%s version=%d want=%d; "
-                "run fpc-db upgrade",
-                name,
-                version,
-                TEMPLATE_VERSION,
-            )
+        want_hash = wanted[name]["_meta"]["mapping_hash"]
+        if tpl and tpl.get("_meta", {}).get("mapping_hash") != want_hash:
+            stale.append(name)
+    init(es, prefix)
+    if stale:
+        logger.warning("index templates out of date names=%s; upgrading", stale)
+        for problem in upgrade(es, prefix):
+            logger.error("mapping upgrade failed %s; run fpc-db upgrade", problem)
 
 
 def init(
