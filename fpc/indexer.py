@@ -179,6 +179,7 @@ class Indexer:
         self._outstanding = 0  # records in memory, not yet indexed or spooled
         self._backoff = cfg.backoff_s
         self._loss_logged = -LOSS_LOG_INTERVAL_S
+        self._unavailable = False  # the last request failed for want of a cluster
         self._held: list[Entry] = []  # neither sent nor spooled (disk full)
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -275,11 +276,17 @@ class Indexer:
         with self._lock:
             return self._outstanding + self._spool.records
 
-    def flush(self, timeout_s: float) -> bool:
-        """Wait until every accepted record is indexed or dead-lettered."""
+    def flush(self, timeout_s: float, while_unavailable: bool = True) -> bool:
+        """Wait until every accepted record is indexed or dead-lettered.
+
+        With `while_unavailable` False, give up as soon as the cluster is known
+        to be down (the records are safe in the spool).
+        """
         deadline = time.monotonic() + timeout_s
         while self.pending() > 0:
             if time.monotonic() > deadline or not self._thread.is_alive():
+                return False
+            if self._unavailable and not while_unavailable:
                 return False
             time.sleep(0.02)
         return True
@@ -430,6 +437,8 @@ class Indexer:
 
     def _send(self, entries: list[Entry]) -> None:
         """Index a chunk, retrying what is retryable; raise Unavailable if it stays."""
+        if self._unavailable and self._stop.is_set():
+            raise Unavailable("stopping while the cluster is unavailable")
         pending = entries
         for attempt in range(self.cfg.retries + 1):
             if attempt:
@@ -450,8 +459,10 @@ class Indexer:
                 last = exc
                 continue
             if not pending:
+                self._unavailable = False
                 return
             last = Unavailable(f"{len(pending)} records answered 429/5xx")
+        self._unavailable = True
         raise last
 
     def _send_chunk(self, entries: list[Entry]) -> list[Entry]:

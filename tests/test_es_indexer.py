@@ -220,3 +220,22 @@ def test_indexer_full_disk_and_dead_cluster_counts_every_record(tiny_spool, capl
     assert stats["lost"] > 0 and stats["indexed"] == 0
     assert kept + stats["lost"] == n
     assert "free disk space" in caplog.text
+
+
+def test_store_close_with_dead_cluster_keeps_records_for_next_start(
+    es_url, es_prefix, es_spool, caplog
+):
+    store = EsStore(es_url, prefix=es_prefix, indexer=fast_config(es_spool))
+    store.indexer.es = Elasticsearch("http://127.0.0.1:9", request_timeout=2)
+    store.save_sessions([make_record(i) for i in range(500)])
+    t0 = time.perf_counter()
+    store.close()
+    close_s = time.perf_counter() - t0
+    assert "records in the spool records=500" in caplog.text
+    assert close_s < 15
+
+    again = EsStore(es_url, prefix=es_prefix, indexer=fast_config(es_spool))
+    again.flush()
+    ids = all_ids(again.es, f"{es_prefix}-sessions")
+    again.close()
+    assert sorted(ids) == [f"n1-{i:08x}" for i in range(500)]

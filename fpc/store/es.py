@@ -231,11 +231,23 @@ class EsStore(Store):
             self.es.indices.refresh(index=f"{self.prefix}-*", ignore_unavailable=True)
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self.indexer.stop()
-            self.es.close()
+        """Send what is queued, or leave it in the spool if the cluster is down."""
+        sent = self.indexer.flush(FLUSH_TIMEOUT_S, while_unavailable=False)
+        self.indexer.stop()
+        left = self.indexer.pending()
+        if sent and not left:
+            with translate_errors(self.cfg.url, "refresh"):
+                self.es.indices.refresh(
+                    index=f"{self.prefix}-*", ignore_unavailable=True
+                )
+        else:
+            logger.warning(
+                "es store closed with records in the spool records=%d dir=%s; "
+                "they are sent when fpc next starts with this spool",
+                left,
+                self.indexer.cfg.spool_dir,
+            )
+        self.es.close()
 
 
 def build_query(q: SessionQuery) -> dict[str, Any]:
