@@ -28,10 +28,11 @@ CORPUS = _CORPUS / "arkime"
 APP_FIELD_NAMES = {f.name for f in APP_FIELDS}
 
 
-
 def _ip_of(frame: bytes, linktype: int) -> dpkt.ip.IP | dpkt.ip6.IP6 | None:
     if linktype == dpkt.pcap.DLT_EN10MB:
         ip = dpkt.ethernet.Ethernet(frame).data
+        if isinstance(ip, dpkt.pppoe.PPPoE):
+            ip = ip.data.data  # PPPoE session, PPP, IP
     elif linktype in (dpkt.pcap.DLT_NULL, dpkt.pcap.DLT_LOOP):
         ip = dpkt.loopback.Loopback(frame).data
     elif linktype in (dpkt.pcap.DLT_RAW, 101):

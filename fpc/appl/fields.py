@@ -12,6 +12,10 @@ class Field(NamedTuple):
     indexed: bool = True  # False: stored in the record, not searchable
 
 
+# Every certificate the server sent in clear (TLS 1.2 and older), leaf first,
+# at most fpc.appl.tls.MAX_CERTIFICATES.
+_CERTS = "Of each certificate the TLS server sent (TLS <= 1.2), leaf first."
+
 APP_FIELDS: tuple[Field, ...] = (
     Field("http.request.method", "keyword", "HTTP request methods."),
     Field("url.domain", "keyword", "HTTP Host header values."),
@@ -35,9 +39,34 @@ APP_FIELDS: tuple[Field, ...] = (
     ),
     Field("tls.client.server_name", "keyword", "TLS SNI."),
     Field("tls.client.ja3", "keyword", "JA3 hash of the ClientHello."),
+    Field(
+        "tls.client.ja4",
+        "keyword",
+        "JA4 fingerprint of the ClientHello (t: TLS over TCP, q: QUIC).",
+    ),
+    Field(
+        "fpc.tls.alpn_offered",
+        "keyword",
+        "ALPN protocols the ClientHello offered (h2, http/1.1, h3, ...).",
+    ),
     Field("tls.server.ja3s", "keyword", "JA3S hash of the ServerHello."),
     Field("tls.cipher", "keyword", "Negotiated cipher suite."),
     Field("tls.next_protocol", "keyword", "ALPN protocol the server chose (h2, ...)."),
+    *(
+        Field(f"tls.server.x509.{part}", es_type, f"{doc} {_CERTS}")
+        for part, es_type, doc in (
+            ("subject.common_name", "keyword", "Subject CNs."),
+            ("subject.organization", "keyword", "Subject organizations (O)."),
+            ("issuer.common_name", "keyword", "Issuer CNs."),
+            ("issuer.organization", "keyword", "Issuer organizations (O)."),
+            ("serial_number", "keyword", "Serial numbers, upper-case hex of DER."),
+            ("not_before", "date", "Start of validity."),
+            ("not_after", "date", "End of validity."),
+            ("alternative_names", "keyword", "DNS names and IPs of the SAN."),
+            ("public_key_algorithm", "keyword", "Key algorithm (RSA, ECDSA, ...)."),
+        )
+    ),
+    Field("tls.server.hash.sha1", "keyword", f"SHA-1 of the DER, upper hex. {_CERTS}"),
     Field("fpc.socks.host", "keyword", "Destination a SOCKS client asked for."),
     Field("fpc.socks.port", "integer", "Destination port a SOCKS client asked for."),
     Field("fpc.ssh.client", "keyword", "SSH version banner of the client."),

@@ -1,20 +1,24 @@
-"""TLS parser: record layer and the two hellos of the handshake.
+"""TLS parser: record layer, the two hellos and the server's certificates.
 
 In: the in-order bytes of each direction from `fpc.appl.state`. Out: the
 negotiated version (from the ServerHello's supported_versions extension when
-present), SNI, cipher suite, JA3 of the ClientHello and JA3S of the
-ServerHello. A hello may span several records and TCP segments. Once both
-hellos are read, or a direction turns encrypted, the parser is done.
+present), SNI, cipher suite, JA3 and JA4 of the ClientHello, JA3S of the
+ServerHello, and the server's certificates (TLS 1.2 and older send them in
+clear; `fpc.appl.x509`). A message may span several records and TCP
+segments. Once both sides are read, or a direction turns encrypted, the
+parser is done. A client may open with an SSLv2-format ClientHello (SSLv3-era
+clients did); it is skipped and the SSLv3/TLS records after it are read.
 
-Layouts (RFC 8446 sections 4 and 5, RFC 5246 section 7.4)::
+Layouts (RFC 8446 sections 4 and 5, RFC 5246 section 7.4, RFC 6101 E.1)::
 
     record       type(8) version(16) length(16) fragment
     handshake    msg_type(8) length(24) body
-    ClientHello  version(16) random(32B) session_id<0..32> cipher_suites<2..2^16-2>
-                 compression<1..2^8-1> [extensions<0..2^16-1>]
     ServerHello  version(16) random(32B) session_id<0..32> cipher_suite(16)
                  compression(8) [extensions<0..2^16-1>]
-    extension    type(16) data<0..2^16-1>
+    Certificate  certificate_list<0..2^24-1> of: cert_data<1..2^24-1> (DER)
+    SSLv2 hello  1(1) length(15) msg_type(8)=1 version(16) cipher_specs_len(16)
+                 session_id_len(16) challenge_len(16) cipher_specs session_id
+                 challenge
 """
 
 from __future__ import annotations
@@ -22,26 +26,35 @@ from __future__ import annotations
 import hashlib
 
 from fpc.appl.cursor import Cursor, ParseError
+from fpc.appl.ja4 import GREASE
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
 from fpc.appl.sink import FieldSink
+from fpc.appl.tls_hello import (
+    EXT_ALPN,
+    EXT_SUPPORTED_VERSIONS,
+    add_client_hello,
+    alpn_names,
+    dash,
+    read_client_hello,
+    read_extensions,
+)
 from fpc.appl.tls_names import cipher_name, version_name
+from fpc.appl.x509 import add_certificate
 
 REC_CHANGE_CIPHER_SPEC, REC_ALERT, REC_HANDSHAKE, REC_APPLICATION_DATA = 20, 21, 22, 23
 REC_HEARTBEAT = 24
 REC_HDR_LEN = 5
 MAX_RECORD_LEN = (1 << 14) + 2048  # RFC 5246 section 6.2.3 (ciphertext limit)
-MAX_HANDSHAKE_LEN = 64 * 1024  # a hello longer than this is refused
-HS_CLIENT_HELLO, HS_SERVER_HELLO = 1, 2
-EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_EC_POINT_FORMATS = 0, 10, 11
-EXT_ALPN = 16
+MAX_HANDSHAKE_LEN = 64 * 1024  # a handshake message longer than this is refused
+MAX_CERTIFICATES = 8  # certificates of a chain decoded; the rest are skipped
+HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_CERTIFICATE, HS_SERVER_HELLO_DONE = 1, 2, 11, 14
+SSL2_CLIENT_HELLO = 1
+SSL2_VERSIONS = frozenset({0x0002, 0x0300, 0x0301, 0x0302, 0x0303})
+TLS13 = 0x0304
 # ServerHello.random of a HelloRetryRequest: SHA-256 of "HelloRetryRequest".
 HRR_RANDOM = bytes.fromhex(
     "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
 )
-EXT_SUPPORTED_VERSIONS = 43
-
-
-GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))  # RFC 8701
 
 
 def is_grease(value: int) -> bool:
@@ -50,7 +63,9 @@ def is_grease(value: int) -> bool:
 
 
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
-    """A handshake record (type 22, version 3.x) holding a hello."""
+    """A handshake record (type 22, version 3.x) holding a hello, or SSLv2."""
+    if data[:1] and data[0] & 0x80:
+        return _classify_ssl2(data)
     expect = bytes([REC_HANDSHAKE, 3])
     if len(data) < 6:
         return Verdict.MORE if expect.startswith(data[:2]) else Verdict.NO
@@ -61,19 +76,50 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
         and 0 < length <= MAX_RECORD_LEN
         and data[5] in (HS_CLIENT_HELLO, HS_SERVER_HELLO)
     )
-    # TODO: SSLv2-format ClientHellos (first byte with the high bit set) are
-    # not recognized; such sessions get no TLS fields.
     return Verdict.YES if ok else Verdict.NO
 
 
+def _classify_ssl2(data: bytes) -> Verdict:
+    if len(data) < 5:
+        return Verdict.MORE
+    return Verdict.YES if _is_ssl2_hello(data) else Verdict.NO
+
+
+def _is_ssl2_hello(data: bytes) -> bool:
+    length = ((data[0] & 0x7F) << 8) | data[1]
+    version = int.from_bytes(data[3:5], "big")
+    return (
+        len(data) >= 5
+        and data[0] & 0x80 != 0
+        and data[2] == SSL2_CLIENT_HELLO
+        and version in SSL2_VERSIONS
+        and length >= 9
+    )
+
+
+def find_hello(data: bytes) -> int:
+    """Offset of the first handshake record holding a hello in `data`, or -1.
+
+    For a hello that starts inside a chunk: a STARTTLS reply and the
+    ClientHello sent in the same TCP segment.
+    """
+    pos = data.find(b"\x16\x03")
+    while 0 <= pos:
+        if classify("tcp", 0, data[pos : pos + 6], False) == Verdict.YES:
+            return pos
+        pos = data.find(b"\x16\x03", pos + 1)
+    return -1
+
+
 class _Side:
-    __slots__ = ("records", "handshake", "finished", "retry")
+    __slots__ = ("records", "handshake", "finished", "retry", "started")
 
     def __init__(self) -> None:
         self.records = b""  # bytes of an incomplete record
         self.handshake = b""  # bytes of an incomplete handshake message
         self.finished = False  # nothing more to read in this direction
         self.retry = False  # a HelloRetryRequest was sent (server side)
+        self.started = False  # the first bytes were looked at (SSLv2 check)
 
 
 class TlsParser(Parser):
@@ -89,34 +135,35 @@ class TlsParser(Parser):
             return
         buf = side.records + data if side.records else data
         pos = 0
+        if not side.started:
+            pos = _ssl2_hello_length(buf)
+            if pos < 0:
+                side.records = buf  # wait for the whole SSLv2 hello
+                return
+            side.started = True
         while len(buf) - pos >= REC_HDR_LEN and not side.finished:
-            ctype, major = buf[pos], buf[pos + 1]
-            length = (buf[pos + 3] << 8) | buf[pos + 4]
-            if not REC_CHANGE_CIPHER_SPEC <= ctype <= REC_HEARTBEAT or major != 3:
-                raise ParseError(
-                    f"tls record header {buf[pos : pos + 5].hex()} at stream "
-                    f"offset {pos} (direction {direction}) is not TLS"
-                )
-            if length > MAX_RECORD_LEN:
-                raise ParseError(f"tls record length {length} over {MAX_RECORD_LEN}")
+            ctype, length = _record_header(buf, pos, direction)
             if len(buf) - pos < REC_HDR_LEN + length:
                 break
             fragment = buf[pos + REC_HDR_LEN : pos + REC_HDR_LEN + length]
             pos += REC_HDR_LEN + length
-            if ctype == REC_HANDSHAKE:
-                self._on_handshake(side, fragment)
-            elif ctype == REC_APPLICATION_DATA:
-                side.finished = True  # what follows is encrypted
-            elif ctype == REC_CHANGE_CIPHER_SPEC and not side.retry:
-                # Encrypted from here, except that the CCS sent after a
-                # HelloRetryRequest is only for middleboxes (RFC 8446 D.4).
-                side.finished = True
+            self._on_record(side, ctype, fragment)
         side.records = buf[pos:] if not side.finished else b""
         self.done = all(s.finished for s in self._sides)
 
     def end(self, direction: int) -> None:
         self._sides[direction].finished = True
         self.done = all(s.finished for s in self._sides)
+
+    def _on_record(self, side: _Side, ctype: int, fragment: bytes) -> None:
+        if ctype == REC_HANDSHAKE:
+            self._on_handshake(side, fragment)
+        elif ctype == REC_APPLICATION_DATA:
+            side.finished = True  # what follows is encrypted
+        elif ctype == REC_CHANGE_CIPHER_SPEC and not side.retry:
+            # Encrypted from here, except that the CCS sent after a
+            # HelloRetryRequest is only for middleboxes (RFC 8446 D.4).
+            side.finished = True
 
     def _on_handshake(self, side: _Side, fragment: bytes) -> None:
         buf = side.handshake + fragment
@@ -131,51 +178,26 @@ class TlsParser(Parser):
             if len(buf) < 4 + length:
                 break
             body, buf = buf[4 : 4 + length], buf[4 + length :]
-            if msg_type == HS_CLIENT_HELLO:
-                self._on_client_hello(body)
-                side.finished = True
-            elif msg_type == HS_SERVER_HELLO and body[2:34] == HRR_RANDOM:
-                side.retry = True  # the real ServerHello comes after a new hello
-            elif msg_type == HS_SERVER_HELLO:
-                self._on_server_hello(body)
-                side.finished = True
+            self._on_message(side, msg_type, body)
         side.handshake = buf if not side.finished else b""
 
-    def _on_client_hello(self, body: bytes) -> None:
-        c = Cursor(body)
-        version = c.u16("tls client version")
-        c.skip(32, "tls client random")
-        c.skip(c.u8("tls session id length"), "tls session id")
-        ciphers = c.u16_list(c.u16("tls cipher suites length"), "tls cipher suites")
-        c.skip(c.u8("tls compression length"), "tls compression methods")
-        exts = _read_extensions(c)
-        groups: list[int] = []
-        formats = b""
-        for etype, data in exts:
-            if etype == EXT_SERVER_NAME:
-                for name in _server_names(data):
-                    self.sink.add("tls.client.server_name", name)
-            elif etype == EXT_SUPPORTED_GROUPS:
-                groups = data.u16_list(data.u16("tls groups length"), "tls groups")
-            elif etype == EXT_EC_POINT_FORMATS:
-                formats = data.take(data.u8("tls point formats length"))
-        ja3 = ",".join(
-            (
-                str(version),
-                _dash(ciphers),
-                _dash([t for t, _ in exts]),
-                _dash(groups),
-                "-".join(str(f) for f in formats),
-            )
-        )
-        self.sink.add("tls.client.ja3", hashlib.md5(ja3.encode()).hexdigest())
+    def _on_message(self, side: _Side, msg_type: int, body: bytes) -> None:
+        if msg_type == HS_CLIENT_HELLO:
+            add_client_hello(self.sink, read_client_hello(body), "t")
+            side.finished = True
+        elif msg_type == HS_SERVER_HELLO and body[2:34] == HRR_RANDOM:
+            side.retry = True  # the real ServerHello comes after a new hello
+        elif msg_type == HS_SERVER_HELLO:
+            # TLS 1.3 encrypts the rest; before it the certificates follow.
+            side.finished = self._on_server_hello(body) >= TLS13
+        elif msg_type == HS_CERTIFICATE:
+            self._on_certificates(body)
+            side.finished = True
+        elif msg_type == HS_SERVER_HELLO_DONE:
+            side.finished = True
 
-    def _on_alpn(self, data: Cursor) -> None:
-        """The protocol the server picked (RFC 7301: exactly one name)."""
-        for name in _alpn_names(data):
-            self.sink.add("tls.next_protocol", name.lower())
-
-    def _on_server_hello(self, body: bytes) -> None:
+    def _on_server_hello(self, body: bytes) -> int:
+        """Adds the ServerHello's fields; returns the version it selected."""
         c = Cursor(body)
         version = c.u16("tls server version")
         c.skip(32, "tls server random")
@@ -185,55 +207,62 @@ class TlsParser(Parser):
         cipher = c.u16("tls cipher suite")
         if legacy:
             c.skip(1, "tls compression method")
-        exts = _read_extensions(c)
+        exts = read_extensions(c)
         selected = version
         for etype, data in exts:
             if etype == EXT_SUPPORTED_VERSIONS and data.remaining == 2:
                 selected = data.u16()
             elif etype == EXT_ALPN:
-                self._on_alpn(data)
+                for proto in alpn_names(data):
+                    self.sink.add("tls.next_protocol", _text(proto).lower())
         name, protocol = version_name(selected)
         self.sink.add("tls.version", name)
         self.sink.add("tls.version_protocol", protocol)
         self.sink.add("tls.cipher", cipher_name(cipher))
-        ja3s = f"{version},{cipher},{_dash([t for t, _ in exts])}"
+        ja3s = f"{version},{cipher},{dash([t for t, _ in exts])}"
         self.sink.add("tls.server.ja3s", hashlib.md5(ja3s.encode()).hexdigest())
+        return TLS13 if 0x7F00 <= selected < 0x7F00 + 256 else selected
+
+    def _on_certificates(self, body: bytes) -> None:
+        c = Cursor(body)
+        chain = c.sub(c.u24("tls certificate list length"), "tls certificate list")
+        for _ in range(MAX_CERTIFICATES):
+            if not chain.remaining:
+                break
+            der = chain.take(chain.u24("tls certificate length"), "tls certificate")
+            add_certificate(self.sink, der)
 
 
-def _alpn_names(data: Cursor) -> list[str]:
-    names = data.sub(data.u16("tls alpn list length"), "tls alpn list")
-    out = []
-    while names.remaining:
-        name = names.take(names.u8("tls alpn name length"), "tls alpn name")
-        out.append(name.decode("ascii", "backslashreplace"))
-    return out
+def _record_header(buf: bytes, pos: int, direction: int) -> tuple[int, int]:
+    ctype, major = buf[pos], buf[pos + 1]
+    length = (buf[pos + 3] << 8) | buf[pos + 4]
+    if not REC_CHANGE_CIPHER_SPEC <= ctype <= REC_HEARTBEAT or major != 3:
+        raise ParseError(
+            f"tls record header {buf[pos : pos + 5].hex()} at stream "
+            f"offset {pos} (direction {direction}) is not TLS"
+        )
+    if length > MAX_RECORD_LEN:
+        raise ParseError(f"tls record length {length} over {MAX_RECORD_LEN}")
+    return ctype, length
 
 
-def _read_extensions(c: Cursor) -> list[tuple[int, Cursor]]:
-    """(type, data cursor) of each extension; none when the block is absent."""
-    if c.remaining == 0:
-        return []
-    block = c.sub(c.u16("tls extensions length"), "tls extensions")
-    exts = []
-    while block.remaining:
-        etype = block.u16("tls extension type")
-        exts.append((etype, block.sub(block.u16("tls extension length"))))
-    return exts
+def _ssl2_hello_length(buf: bytes) -> int:
+    """Length of an SSLv2-format ClientHello at the start of `buf`; 0 if the
+    stream starts with a TLS record; -1 while the hello is incomplete."""
+    # TODO: the SSLv2 hello's cipher specs are not read, so such a session has
+    # no SNI, JA3 or JA4 (SSLv2 has no extensions; Arkime gives none either).
+    if not buf or not buf[0] & 0x80:
+        return 0 if buf else -1
+    if len(buf) < 5:
+        return -1
+    if not _is_ssl2_hello(buf):
+        raise ParseError(f"tls stream starts with {buf[:5].hex()}: not an SSLv2 hello")
+    length = 2 + (((buf[0] & 0x7F) << 8) | buf[1])
+    return length if len(buf) >= length else -1
 
 
-def _server_names(data: Cursor) -> list[str]:
-    names = data.sub(data.u16("tls server name list length"), "tls server names")
-    out = []
-    while names.remaining:
-        name_type = names.u8("tls server name type")
-        value = names.take(names.u16("tls server name length"), "tls server name")
-        if name_type == 0:  # host_name
-            out.append(value.decode("ascii", "backslashreplace").lower())
-    return out
-
-
-def _dash(values: list[int]) -> str:
-    return "-".join([str(v) for v in values if v not in GREASE])
+def _text(value: bytes) -> str:
+    return value.decode("ascii", "backslashreplace")
 
 
 register(
