@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="tcpreplay packets/s, 'top' for --topspeed",
     )
     live.add_argument("--live-repeats", type=int, default=1, help="runs per rate")
+    live.add_argument(
+        "--live-loops",
+        type=int,
+        default=1,
+        help="tcpreplay --loop: send the capture this many times",
+    )
     mem = p.add_argument_group("memory")
     mem.add_argument(
         "--sessions",

@@ -8,6 +8,7 @@ run. fpc runs with PCAP writing, SPI records and the SQLite store on.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
@@ -148,15 +149,15 @@ def _ratios(tools: dict[str, dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def plan_from_args(args: object, work_dir: str) -> OfflinePlan:
+def plan_from_args(args: argparse.Namespace, work_dir: str) -> OfflinePlan:
     """Build the plan from the command-line namespace of `bench.__main__`."""
-    a = args  # argparse.Namespace
-    pcap = a.pcap or mkpcap_capture(a.packets, a.seed, a.cache_dir)  # type: ignore
-    tools = [Tool("fpc", "fpc", tuple(a.fpc_args))]  # type: ignore[attr-defined]
-    for label, extra in a.fpc_variants:  # type: ignore[attr-defined]
+    a = args
+    pcap = a.pcap or mkpcap_capture(a.packets, a.seed, a.cache_dir)
+    tools = [Tool("fpc", "fpc", tuple(a.fpc_args))]
+    for label, extra in a.fpc_variants:
         tools.append(Tool(label, "fpc", tuple(extra)))
     tools += [Tool(name, name) for name in BASELINES]
-    return OfflinePlan(pcap, tools, a.repeats, work_dir)  # type: ignore
+    return OfflinePlan(pcap, tools, a.repeats, work_dir)
 
 
 def render(summary: dict) -> str:
