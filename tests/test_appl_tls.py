@@ -148,3 +148,27 @@ def test_tls_malformed_certificate_is_counted_and_keeps_the_hello(
     assert got["tls.cipher"] == ["TLS_RSA_WITH_AES_128_CBC_SHA"]
     assert "tls.server.x509.serial_number" not in got
     assert state.errors == 1  # counted; the parser ends, the record keeps the rest
+
+
+def _first_client_hello(name: str) -> bytes:
+    (body,) = [b for b in arkime_sessions(name, "tls") if b.get("tls")]
+    return next(p for d, p, _, _ in session_packets(name, body) if p[:2] == b"\x16\x03")
+
+
+def test_tls_client_hello_inside_a_chunk_after_starttls_is_found() -> None:
+    # An IRC-style upgrade: the command and the hello in one TCP segment.
+    hello = _first_client_hello("smtp-starttls")
+    state = new_app_state("tcp", 50000, 6667)
+    state.feed(1, b":irc.example 670 nick :STARTTLS successful\r\n", 5000, 0x18)
+    state.feed(0, b"NICK nick\r\nSTARTTLS\r\n" + hello, 1000, 0x18)
+    assert state.protocols() == ["tls"]
+    want = next(b for b in arkime_sessions("smtp-starttls", "tls"))["tls"]["ja4"]
+    assert state.fields()["tls.client.ja4"] == want
+    assert state.errors == 0
+
+
+def test_tls_record_bytes_inside_text_without_a_hello_are_not_tls() -> None:
+    state = new_app_state("tcp", 50000, 6667)
+    state.feed(1, b"hello\r\n", 5000, 0x18)
+    state.feed(0, b"PRIVMSG #c :\x16\x03\x01\x00\x05\x09 no hello\r\n", 1000, 0x18)
+    assert state.protocols() == []

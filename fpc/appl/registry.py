@@ -63,6 +63,9 @@ class ParserSpec:
     # Also tried on the first bytes of later TCP chunks of an unrecognized
     # session: the protocol often starts mid-session (TLS after STARTTLS).
     late: bool = False
+    # For `late` protocols: offset where the protocol starts inside a chunk
+    # (-1: nowhere), for a reply and the first message sent in one segment.
+    find: Callable[[bytes], int] | None = None
 
 
 _SPECS: list[ParserSpec] = []

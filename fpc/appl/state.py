@@ -137,6 +137,8 @@ class AppState:
         matched = self._match(direction, sample)
         if matched:
             self._start(matched)
+        elif self._streams is not None and self._start_late(direction, data, False):
+            return  # e.g. a ClientHello sent in one segment with STARTTLS
         elif (
             self._prelude_bytes > MAX_PRELUDE_BYTES
             or self._tried >= MAX_UDP_CLASSIFY
@@ -182,16 +184,26 @@ class AppState:
             self._late_left = LATE_CHUNKS
 
     def _try_late(self, direction: int, data: bytes) -> None:
-        # TODO: only the start of each chunk is tried, so a protocol that
-        # begins mid-chunk (a ClientHello sent with the STARTTLS command) is
-        # missed; finding it needs per-protocol parsers of the plain part.
         self._late_left -= 1
+        if self._start_late(direction, data, at_start=True):
+            self._late_left = 0
+
+    def _start_late(self, direction: int, data: bytes, at_start: bool) -> bool:
+        """Starts a `late` protocol found in `data` (at its start if `at_start`,
+        else anywhere `find` sees one); what came before is dropped."""
         for spec in specs_for(self.transport):
-            if spec.late and self._verdict(spec, direction, data) == Verdict.YES:
-                self._late_left = 0
-                self._prelude = [(direction, data)]
+            if not spec.late:
+                continue
+            start = -1
+            if at_start and self._verdict(spec, direction, data) == Verdict.YES:
+                start = 0
+            elif spec.find is not None:
+                start = spec.find(data)
+            if start >= 0:
+                self._prelude = [(direction, data[start:])]
                 self._start([spec])
-                return
+                return True
+        return False
 
     def _stop_classifying(self) -> None:
         self._classifying = False

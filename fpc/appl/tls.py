@@ -98,16 +98,17 @@ def _is_ssl2_hello(data: bytes) -> bool:
 
 
 def find_hello(data: bytes) -> int:
-    """Offset of the first handshake record holding a hello in `data`, or -1.
+    """Offset of a hello record that starts a line inside `data`, or -1.
 
-    For a hello that starts inside a chunk: a STARTTLS reply and the
-    ClientHello sent in the same TCP segment.
+    For a hello sent in the same TCP segment as the text command that asked
+    for it (STARTTLS). Only a record right after a line feed counts, so TLS
+    carried inside another framing (OpenVPN) is not taken for plain TLS.
     """
-    pos = data.find(b"\x16\x03")
+    pos = data.find(b"\n\x16\x03")
     while 0 <= pos:
-        if classify("tcp", 0, data[pos : pos + 6], False) == Verdict.YES:
-            return pos
-        pos = data.find(b"\x16\x03", pos + 1)
+        if classify("tcp", 0, data[pos + 1 : pos + 7], False) == Verdict.YES:
+            return pos + 1
+        pos = data.find(b"\n\x16\x03", pos + 1)
     return -1
 
 
@@ -273,5 +274,6 @@ register(
         classify=classify,
         create=TlsParser,
         late=True,
+        find=find_hello,
     )
 )
