@@ -58,6 +58,9 @@ class SessionLimits:
     # Packet positions held by all active sessions (16 bytes each); past it the
     # longest-idle sessions are cut into segments.
     max_positions: int = 16_000_000
+    # App-layer states held at once (a few KB each while parsing); sessions
+    # that start past it are not parsed, and counted as `app_skipped`.
+    max_app_states: int = 200_000
 
 
 def _record_dtypes() -> tuple[np.dtype, np.dtype]:
@@ -74,6 +77,26 @@ def _record_dtypes() -> tuple[np.dtype, np.dtype]:
 
 
 ENDED, POSITION = _record_dtypes()
+
+
+class FinishedApp:
+    """What a session's parsers found, kept once they want no more data.
+
+    Replaces the `AppState` (streams, parsers, buffers) of a session that is
+    still active, so a long session with finished parsers holds only this.
+    """
+
+    __slots__ = ("_protocols", "_fields")
+
+    def __init__(self, app: AppState) -> None:
+        self._protocols = app.protocols()
+        self._fields = app.fields()
+
+    def protocols(self) -> list[str]:
+        return list(self._protocols)
+
+    def fields(self) -> dict[str, list[object]]:
+        return {name: list(values) for name, values in self._fields.items()}
 
 
 class Session:
@@ -113,7 +136,7 @@ class Session:
     file: np.ndarray
     pos: np.ndarray
     plen: np.ndarray
-    app: AppState | None
+    app: AppState | FinishedApp | None
     end_reason: str
 
 
@@ -136,7 +159,8 @@ class SessionTable:
             app_layer=app_layer,
             seed=int.from_bytes(os.urandom(8), "little"),
         )
-        self._apps: dict[int, AppState] = {}  # session serial -> app-layer state
+        # session serial -> app-layer state, from its first payload packet on
+        self._apps: dict[int, AppState | FinishedApp] = {}
         # (src, dst, proto, IP id) of a first fragment -> its key and direction
         self._frags: OrderedDict[tuple[bytes, bytes, int, int], tuple[bytes, int]] = (
             OrderedDict()
@@ -148,6 +172,7 @@ class SessionTable:
             "malformed": 0,
             "unsupported_link": 0,
             "orphan_fragments": 0,
+            "app_skipped": 0,
         }
 
     def __len__(self) -> int:
@@ -251,27 +276,38 @@ class SessionTable:
         for k, (serial, direction) in enumerate(
             zip(serials.tolist(), dirs.tolist(), strict=True)
         ):
+            if serial in finished:
+                continue  # its parsers finished earlier in this batch
             app = apps.get(serial)
             if app is None:
-                app = apps[serial] = self._new_app(serial, rows[k], direction)
-            elif serial in finished:
-                continue  # its parsers finished earlier in this batch
+                app = self._new_app(serial, rows[k], direction)
+            if app is None or isinstance(app, FinishedApp):
+                finished.add(serial)
+                continue
             app.feed(direction, data[starts[k] : ends[k]], seqs[k] if tcp[k] else None,
                      flags[k])  # fmt: skip
             if not app.wants_more:
                 finished.add(serial)
+                apps[serial] = FinishedApp(app)
                 self._table.app_done(serial)
 
-    def _new_app(self, serial: int, row: np.void, direction: int) -> AppState:
-        """App-layer state of a session whose first payload packet is `row`.
+    def _new_app(self, serial: int, row: np.void, direction: int) -> AppState | None:
+        """App-layer state of a session whose first payload packet is `row`;
+        None when `max_app_states` are held already.
 
         The C table kept the sequence numbers of the session's SYNs; the TCP
         streams get them first, as if they had seen the SYNs themselves.
         """
+        if len(self._apps) >= self.limits.max_app_states:
+            self._counts["app_skipped"] += 1
+            self._table.app_done(serial)
+            return None
         sport, dport = int(row["sport"]), int(row["dport"])
         if direction:  # sent by the server: the client's port is the destination
             sport, dport = dport, sport
-        app = new_app_state(TRANSPORTS[int(row["proto"])], sport, dport)
+        app = self._apps[serial] = new_app_state(
+            TRANSPORTS[int(row["proto"])], sport, dport
+        )
         for d, seq in enumerate(self._table.syn_seqs(serial)):
             if seq is not None:
                 app.feed(d, b"", seq, dc.TCP_SYN)
@@ -306,7 +342,7 @@ class SessionTable:
 def _sessions(
     ended: np.ndarray,
     positions: np.ndarray,
-    apps: dict[int, AppState],
+    apps: dict[int, AppState | FinishedApp],
     flush_reason: str,
 ) -> list[Session]:
     """A `Session` per ended record; a session's app state goes with its last one."""

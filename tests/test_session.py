@@ -182,3 +182,11 @@ def test_session_syn_after_fin_reuses_the_port(batch_size):
     records, _ = run(packets, batch_size=batch_size)
     assert [r["network"]["packets"] for r in records] == [6, 4]
     assert records[0]["fpc"]["end_reason"] == "tcp_close"
+
+
+def test_session_past_max_app_states_is_counted_and_not_parsed():
+    packets = handshake() + handshake(t=1.0, sport=40001)
+    records, table = run(packets, SessionLimits(max_app_states=1))
+    assert [r.get("url", {}).get("domain") for r in records] == [["x"], None]
+    assert table.counters["app_skipped"] == 1
+    assert sum(r["network"]["packets"] for r in records) == 8
