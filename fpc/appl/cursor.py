@@ -53,6 +53,26 @@ class Cursor:
         i = self._need(4, what)
         return int.from_bytes(self.buf[i : i + 4], "big")
 
+    def u16le(self, what: str = "u16le") -> int:
+        i = self._need(2, what)
+        return self.buf[i] | (self.buf[i + 1] << 8)
+
+    def u32le(self, what: str = "u32le") -> int:
+        i = self._need(4, what)
+        return int.from_bytes(self.buf[i : i + 4], "little")
+
+    def varint(self, what: str = "varint") -> int:
+        """A QUIC variable-length integer (RFC 9000 section 16)."""
+        first = self.u8(what)
+        size = 1 << (first >> 6)
+        value = first & 0x3F
+        if size > 1:
+            i = self._need(size - 1, what)
+            value = (value << (8 * (size - 1))) | int.from_bytes(
+                self.buf[i : i + size - 1], "big"
+            )
+        return value
+
     def take(self, n: int, what: str = "bytes") -> bytes:
         i = self._need(n, what)
         return bytes(self.buf[i : i + n])

@@ -67,6 +67,13 @@ APP_FIELDS: tuple[Field, ...] = (
         )
     ),
     Field("tls.server.hash.sha1", "keyword", f"SHA-1 of the DER, upper hex. {_CERTS}"),
+    Field(
+        "fpc.quic.version",
+        "keyword",
+        "QUIC versions of the client's long-header packets: '1', '2', 'draft-29', "
+        "'Q043' (Google QUIC), else the number in hex.",
+    ),
+    Field("fpc.quic.user_agent", "keyword", "UAID tag of a Google QUIC client hello."),
     Field("fpc.socks.host", "keyword", "Destination a SOCKS client asked for."),
     Field("fpc.socks.port", "integer", "Destination port a SOCKS client asked for."),
     Field("fpc.ssh.client", "keyword", "SSH version banner of the client."),
