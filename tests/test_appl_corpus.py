@@ -39,6 +39,8 @@ def _ip_of(frame: bytes, linktype: int) -> dpkt.ip.IP | dpkt.ip6.IP6 | None:
         ip = dpkt.ip.IP(frame) if frame[0] >> 4 == 4 else dpkt.ip6.IP6(frame)
     else:
         return None
+    if isinstance(ip, dpkt.ip.IP) and isinstance(ip.data, dpkt.gre.GRE):
+        ip = ip.data.data  # GRE carrying IP (gre-sample)
     return ip if isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6) else None
 
 

@@ -78,4 +78,8 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("fpc.socks.port", "integer", "Destination port a SOCKS client asked for."),
     Field("fpc.ssh.client", "keyword", "SSH version banner of the client."),
     Field("fpc.ssh.server", "keyword", "SSH version banner of the server."),
+    Field("fpc.ssh.hassh", "keyword", "HASSH of the client's SSH KEXINIT (MD5)."),
+    Field(
+        "fpc.ssh.hassh_server", "keyword", "HASSH of the server's SSH KEXINIT (MD5)."
+    ),
 )
