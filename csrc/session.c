@@ -55,6 +55,19 @@
 /* Ended sessions one packet can cause: idle or port reuse, eviction, segment. */
 #define ENDS_PER_PACKET 3
 
+/* How many packets ahead of the one being added its home bucket, then its
+ * slot, then the end of its positions are prefetched: with thousands of
+ * sessions interleaved each of the three is otherwise a cache miss. */
+#define AHEAD_BUCKET 12
+#define AHEAD_SLOT 6
+#define AHEAD_POSITIONS 2
+
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
 typedef struct {
     FpcCounts c;
     uint8_t key[FPC_KEY_LEN];
@@ -104,6 +117,8 @@ struct FpcSessionTable {
     int64_t now;
     FpcExport *ended;
     size_t nended, ended_cap;
+    uint32_t *tags; /* tag of each packet of the batch being added */
+    size_t tags_cap;
     FpcSessionCounters counters;
 };
 
@@ -675,10 +690,9 @@ session_start(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
 
 /* The slot of p's session, ending the old one at an idle gap or port reuse. */
 static uint32_t
-session_find(FpcSessionTable *t, const FpcPacket *p, int64_t ts)
+session_find(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
 {
-    uint64_t h = siphash_key(t, p->key);
-    uint32_t tag = (uint32_t)h, i;
+    uint32_t i;
     const FpcSlot *s;
     int64_t gap;
 
@@ -828,7 +842,7 @@ app_offer(FpcSessionTable *t, FpcSlot *s, const FpcPacket *p, ptrdiff_t index, F
 
 /* Accounts packet `index` of the batch; -1 when out of memory. */
 static int
-packet_add(FpcSessionTable *t, const FpcBatch *b, ptrdiff_t index, FpcAppOut *app)
+packet_add(FpcSessionTable *t, const FpcBatch *b, ptrdiff_t index, uint32_t tag, FpcAppOut *app)
 {
     FpcPacket p;
     FpcPosition where;
@@ -837,7 +851,7 @@ packet_add(FpcSessionTable *t, const FpcBatch *b, ptrdiff_t index, FpcAppOut *ap
     uint32_t i;
 
     packet_read(b->rows + index * b->layout->itemsize, b->layout, &p);
-    i = session_find(t, &p, ts);
+    i = session_find(t, &p, tag, ts);
     if (i == NIL) {
         return -1;
     }
@@ -860,6 +874,65 @@ packet_add(FpcSessionTable *t, const FpcBatch *b, ptrdiff_t index, FpcAppOut *ap
     return 0;
 }
 
+static int
+is_ip(const FpcBatch *b, ptrdiff_t i)
+{
+    return b->rows[i * b->layout->itemsize + b->layout->status] == FPC_STATUS_IP;
+}
+
+/* The slot in the home bucket of `tag`, or NULL; a hint only (it may be another key's). */
+static const FpcSlot *
+slot_hint(const FpcSessionTable *t, uint32_t tag)
+{
+    const FpcBucket *e = &t->buckets[tag & t->mask];
+
+    return e->slot != 0 ? slot_at(t, e->slot - 1) : NULL;
+}
+
+static void
+prefetch_ahead(const FpcSessionTable *t, const FpcBatch *b, ptrdiff_t i)
+{
+    const FpcSlot *s;
+    size_t off;
+
+    if (i + AHEAD_BUCKET < b->n) {
+        PREFETCH(&t->buckets[t->tags[i + AHEAD_BUCKET] & t->mask]);
+    }
+    if (i + AHEAD_SLOT < b->n && (s = slot_hint(t, t->tags[i + AHEAD_SLOT])) != NULL) {
+        for (off = 0; off < sizeof(*s); off += 64) {
+            PREFETCH((const char *)s + off);
+        }
+    }
+    if (i + AHEAD_POSITIONS < b->n && (s = slot_hint(t, t->tags[i + AHEAD_POSITIONS])) != NULL &&
+        s->pos.cap > 1) {
+        PREFETCH(s->pos.u.many + s->pos.n);
+    }
+}
+
+/* Tags every IP packet of the batch; -1 when out of memory. */
+static int
+tag_batch(FpcSessionTable *t, const FpcBatch *b)
+{
+    uint32_t *tags;
+    ptrdiff_t i;
+
+    if ((size_t)b->n > t->tags_cap) {
+        tags = realloc(t->tags, sizeof(*tags) * (size_t)b->n);
+        if (tags == NULL) {
+            return -1;
+        }
+        t->tags = tags;
+        t->tags_cap = (size_t)b->n;
+    }
+    for (i = 0; i < b->n; i++) {
+        t->tags[i] = is_ip(b, i)
+                         ? (uint32_t)siphash_key(t, (const uint8_t *)b->rows +
+                                                        i * b->layout->itemsize + b->layout->key)
+                         : 0;
+    }
+    return 0;
+}
+
 ptrdiff_t
 fpc_session_add(FpcSessionTable *t, const FpcBatch *b, FpcAppOut *app)
 {
@@ -867,14 +940,18 @@ fpc_session_add(FpcSessionTable *t, const FpcBatch *b, FpcAppOut *app)
     ptrdiff_t i;
 
     app->n = 0;
+    if (tag_batch(t, b) < 0) {
+        return 0;
+    }
     for (i = 0; i < b->n; i++) {
+        prefetch_ahead(t, b, i);
         if (b->ts_ns[i] > newest) {
             newest = b->ts_ns[i];
         }
-        if (b->rows[i * b->layout->itemsize + b->layout->status] != FPC_STATUS_IP) {
+        if (!is_ip(b, i)) {
             continue;
         }
-        if (ended_reserve(t, ENDS_PER_PACKET) < 0 || packet_add(t, b, i, app) < 0) {
+        if (ended_reserve(t, ENDS_PER_PACKET) < 0 || packet_add(t, b, i, t->tags[i], app) < 0) {
             return i;
         }
     }
@@ -934,6 +1011,7 @@ fpc_session_free(FpcSessionTable *t)
     free(t->chunks);
     free(t->buckets);
     free(t->ended);
+    free(t->tags);
     free(t);
 }
 
@@ -1026,5 +1104,6 @@ fpc_session_memory(const FpcSessionTable *t)
 {
     return sizeof(*t) + (size_t)t->nchunks * SLOT_CHUNK * sizeof(FpcSlot) +
            t->chunks_cap * sizeof(FpcSlot *) + ((size_t)t->mask + 1) * sizeof(FpcBucket) +
-           t->ended_cap * sizeof(FpcExport) + (size_t)t->heap_bytes;
+           t->ended_cap * sizeof(FpcExport) + t->tags_cap * sizeof(uint32_t) +
+           (size_t)t->heap_bytes;
 }
