@@ -211,6 +211,19 @@ siphash_key(const FpcSessionTable *t, const uint8_t *key)
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
+/* a - b, saturated: packet times come from files and may be anything. */
+static int64_t
+ts_diff(int64_t a, int64_t b)
+{
+    if (b < 0 && a > INT64_MAX + b) {
+        return INT64_MAX;
+    }
+    if (b > 0 && a < INT64_MIN + b) {
+        return INT64_MIN;
+    }
+    return a - b;
+}
+
 /* --- slots --------------------------------------------------------------- */
 
 static FpcSlot *
@@ -582,7 +595,7 @@ expire_list(FpcSessionTable *t, int l, int64_t now, int64_t limit)
     int64_t idle;
 
     while ((i = t->head[l]) != NIL) {
-        idle = now - slot_at(t, i)->c.last_ts;
+        idle = ts_diff(now, slot_at(t, i)->c.last_ts);
         if (idle <= limit) {
             break;
         }
@@ -699,7 +712,7 @@ session_find(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
     i = bucket_find(t, tag, p->key);
     if (i != NIL) {
         s = slot_at(t, i);
-        gap = ts - s->c.last_ts;
+        gap = ts_diff(ts, s->c.last_ts);
         if (gap > t->lim.timeout_ns[lru_class(p->proto)]) {
             session_end(t, i, FPC_END_IDLE);
             i = NIL;
@@ -864,7 +877,7 @@ packet_add(FpcSessionTable *t, const FpcBatch *b, ptrdiff_t index, uint32_t tag,
     s = slot_at(t, i);
     app_offer(t, s, &p, index, app);
     if (s->pos.n >= t->lim.segment_packets ||
-        s->c.last_ts - s->c.first_ts > t->lim.segment_age_ns) {
+        ts_diff(s->c.last_ts, s->c.first_ts) > t->lim.segment_age_ns) {
         segment_cut(t, s);
         t->counters.segments++;
     }

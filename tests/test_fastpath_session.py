@@ -411,3 +411,16 @@ def test_table_random_sequences_conserve_packets(
         assert int(r["packets"].sum()) == int(r["npos"]) == len(order) > 0
         assert int(r["bytes"].sum()) == sum(f.wirelen[i] for i in order)
         assert int(r["npos"]) <= segment_packets
+
+
+def test_table_extreme_times_and_empty_batches():
+    t = table()
+    f = Feeder(t)
+    f.add([])
+    big = 2**62 / NS
+    f.add([(big, udp(A, B, 1, 2)), (-big, udp(A, B, 1, 2)), (big, udp(A, B, 1, 2))])
+    f.add([])
+    t.expire(-(2**63))
+    t.expire(2**63 - 1)
+    ended = take(t)
+    assert sum(int(r["npos"]) for r, _ in ended) == 3 and len(t) == 0
