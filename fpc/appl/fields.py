@@ -23,6 +23,29 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("url.query", "keyword", "HTTP request query strings, without the '?'."),
     Field("http.response.status_code", "integer", "HTTP response status codes."),
     Field("http.version", "keyword", "HTTP versions of requests and responses."),
+    Field(
+        "http.request.mime_type",
+        "keyword",
+        "Media types of request Content-Type headers, lowercase, no parameters "
+        "(ECS would sniff the body; fpc takes the header).",
+    ),
+    Field(
+        "http.response.mime_type",
+        "keyword",
+        "Media types of response Content-Type headers, lowercase, no parameters "
+        "(ECS would sniff the body; fpc takes the header).",
+    ),
+    Field(
+        "fpc.http.body.md5",
+        "keyword",
+        "MD5 of each non-empty HTTP body as sent (chunked framing removed, "
+        "content coding kept); of its first 8 MiB only when longer.",
+    ),
+    Field(
+        "fpc.http.body.sha256",
+        "keyword",
+        "SHA-256 of each non-empty HTTP body, as fpc.http.body.md5 (first 8 MiB).",
+    ),
     Field("user_agent.original", "keyword", "HTTP User-Agent header values."),
     Field("dns.question.name", "keyword", "DNS query names."),
     Field("dns.question.type", "keyword", "DNS query types (A, AAAA, ...)."),

@@ -1,11 +1,12 @@
 """HTTP/1.x parser: every request and response head of a session.
 
 In: the in-order bytes of each direction from `fpc.appl.state`. Out: method,
-Host, URI, status code and User-Agent of each message, in the SPI fields
-`http.request.method`, `url.domain`, `url.path` and `url.query`,
-`http.response.status_code` and `user_agent.original`. Bodies are skipped,
-never kept, by Content-Length or chunked framing, so pipelined and
-keep-alive messages are all seen.
+Host, URI, status code, User-Agent and Content-Type of each message, in the
+SPI fields `http.request.method`, `url.domain`, `url.path` and `url.query`,
+`http.response.status_code`, `user_agent.original` and
+`http.request/response.mime_type`. Bodies are framed by Content-Length or
+chunked framing, so pipelined and keep-alive messages are all seen; they are
+hashed (`fpc.appl.http_body`), never kept.
 
 Message layout (RFC 9112)::
 
@@ -21,6 +22,7 @@ import re
 from collections import deque
 
 from fpc.appl.cursor import ParseError
+from fpc.appl.http_body import BodyHash
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
 from fpc.appl.sink import FieldSink
 
@@ -60,9 +62,10 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
 class _Side:
     """Framing state of one direction."""
 
-    __slots__ = ("buf", "state", "remaining", "scanned")
+    __slots__ = ("buf", "state", "remaining", "scanned", "body")
 
     def __init__(self) -> None:
+        self.body = BodyHash()
         self.buf = b""
         self.state = _HEAD
         self.remaining = 0
@@ -105,6 +108,7 @@ class HttpParser(Parser):
         side.buf = buf[pos:] if rest else b""
 
     def end(self, direction: int) -> None:
+        self._sides[direction].body.finish(self.sink)  # a body read until close
         self._sides[direction].state = _OPAQUE
         self.done = self.done or all(s.state == _OPAQUE for s in self._sides)
 
@@ -117,12 +121,18 @@ class HttpParser(Parser):
                 new = self._read_head(side, buf, pos)
             elif state in (_BODY, _CHUNK_DATA):
                 new = pos + min(side.remaining, size - pos)
+                side.body.update(buf[pos:new])
                 side.remaining -= new - pos
                 if side.remaining == 0:
                     side.state = _HEAD if state == _BODY else _CHUNK_CRLF
+                if side.state == _HEAD:
+                    side.body.finish(self.sink)
             elif state == _UNTIL_CLOSE:
                 new = size
-                self.done = True  # the connection ends with this body
+                side.body.update(buf[pos:])
+                if side.body.full:  # nothing more to learn from this session
+                    side.body.finish(self.sink)
+                    self.done = True
             else:
                 new = self._read_chunk_line(side, buf, pos)
             if new == pos:
@@ -158,8 +168,9 @@ class HttpParser(Parser):
         line = buf[pos:eol].strip()
         if side.state == _CHUNK_CRLF:
             side.state = _CHUNK_SIZE
-        elif side.state == _TRAILER:
-            side.state = _TRAILER if line else _HEAD
+        elif side.state == _TRAILER and not line:
+            side.state = _HEAD
+            side.body.finish(self.sink)
         else:
             self._on_chunk_size(side, line)
         return eol + 1
@@ -183,6 +194,7 @@ class HttpParser(Parser):
             _add_domain(self.sink, host)
         for agent in headers.get(b"user-agent", ()):
             self.sink.add("user_agent.original", agent.decode("latin-1"))
+        _add_media_type(self.sink, "http.request.mime_type", headers)
         if len(self._methods) < MAX_PENDING_REQUESTS:
             self._methods.append(method)
         _frame_body(side, headers, has_body=True)
@@ -200,6 +212,7 @@ class HttpParser(Parser):
         if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
             self._switched = True  # a tunnel or another protocol follows
             return
+        _add_media_type(self.sink, "http.response.mime_type", headers)
         no_body = method == b"HEAD" or status in (204, 304)
         _frame_body(side, headers, has_body=not no_body, until_close=True)
 
@@ -238,6 +251,7 @@ def _frame_body(
     side.state = _HEAD
     if not has_body:
         return
+    side.body.start()
     codings = b",".join(headers.get(b"transfer-encoding", ())).lower()
     if codings.rstrip().endswith(b"chunked"):
         side.state = _CHUNK_SIZE
@@ -250,6 +264,14 @@ def _frame_body(
         side.state = _BODY if side.remaining else _HEAD
     elif until_close:
         side.state = _UNTIL_CLOSE
+
+
+def _add_media_type(sink: FieldSink, field: str, headers: _Headers) -> None:
+    """The media type of Content-Type, lowercase, without its parameters."""
+    for value in headers.get(b"content-type", ()):
+        media = value.split(b";", 1)[0].strip().lower()
+        if media:
+            sink.add(field, media.decode("latin-1"))
 
 
 def _add_target(sink: FieldSink, method: bytes, target: bytes) -> None:
