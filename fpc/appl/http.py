@@ -168,9 +168,10 @@ class HttpParser(Parser):
         line = buf[pos:eol].strip()
         if side.state == _CHUNK_CRLF:
             side.state = _CHUNK_SIZE
-        elif side.state == _TRAILER and not line:
-            side.state = _HEAD
-            side.body.finish(self.sink)
+        elif side.state == _TRAILER:
+            if not line:  # the blank line ending the trailer ends the message
+                side.state = _HEAD
+                side.body.finish(self.sink)
         else:
             self._on_chunk_size(side, line)
         return eol + 1
