@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -121,5 +122,5 @@ def line_plot(
     plt.close(fig)
 
 
-def _as_list(axes: object) -> list:
+def _as_list(axes: Any) -> list:
     return list(axes) if hasattr(axes, "__len__") else [axes]
