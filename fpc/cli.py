@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from fpc.config import Config, load_config, parse_duration, parse_size
 from fpc.errors import CaptureError, FpcError
@@ -171,6 +172,7 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
     store = open_store(cfg.data_dir, cfg.es if cfg.es.url else None)
     on_record = _print_record if args.print_records else None
     pipeline = Pipeline(cfg, store, on_record)
+    reporter = start_node_stats(cfg, store, pipeline)
     started = time.monotonic()
     try:
         if args.read:
@@ -183,9 +185,23 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
             errors = capture_live(pipeline, cfg, stop)
     finally:
         pipeline.finish()
+        if reporter is not None:
+            reporter.stop()
         store.close()
     print_summary(pipeline.summary(), time.monotonic() - started)
     return 1 if errors else 0
+
+
+def start_node_stats(cfg: Config, store: object, pipeline: Pipeline) -> Any:
+    """With Elasticsearch, register the node and index its stats every few seconds."""
+    if not cfg.es.url:
+        return None
+    from fpc.nodestats import NodeStatsReporter
+
+    store.register_node(cfg.node, pcap_dir=os.path.abspath(cfg.pcap_dir))  # type: ignore[attr-defined]
+    reporter = NodeStatsReporter(store, cfg.node, pipeline.node_counters, cfg.data_dir)  # type: ignore[arg-type]
+    reporter.start()
+    return reporter
 
 
 def _print_record(record: dict) -> None:
@@ -199,6 +215,7 @@ def capture_live(pipeline: Pipeline, cfg: Config, stop: threading.Event) -> int:
     c = cfg.capture
     cap = LiveCapture(c.interface, c.snaplen, c.promisc, c.buffer_mb, c.bpf or None)
     cap.open()
+    pipeline.capture_stats = cap.stats
     batches: queue.Queue[PacketBatch | None] = queue.Queue(maxsize=256)
     errors: list[CaptureError] = []
     reader = threading.Thread(

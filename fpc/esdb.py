@@ -62,6 +62,8 @@ NODE_PROPS = {
     "started": "date",
     "last_seen": "date",
     "data_dir": "keyword",
+    "pcap_dir": "keyword",
+    "pcapd_url": "keyword",
 }
 STATS_PROPS = {
     "packets_received": "long",

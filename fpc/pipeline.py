@@ -66,6 +66,8 @@ class Pipeline:
         self.bytes = 0
         self.records = 0
         self.unsaved = 0
+        # Set by live capture: libpcap's received / dropped counters.
+        self.capture_stats: Callable[[], dict[str, int]] | None = None
 
     def process(self, batch: PacketBatch) -> None:
         """Write, decode and account one batch; save the sessions it ended."""
@@ -116,6 +118,19 @@ class Pipeline:
             path,
             exc,
         )
+
+    def node_counters(self) -> dict[str, int]:
+        """Totals for the node stats reporter (called from its thread)."""
+        live = self.capture_stats() if self.capture_stats is not None else {}
+        return {
+            "packets_received": live.get("received", self.packets),
+            "packets_dropped": live.get("dropped", 0)
+            + live.get("interface_dropped", 0),
+            "bytes": self.bytes,
+            "sessions": self.sessions.counters["sessions"],
+            "active_sessions": len(self.sessions),
+            "pcap_bytes_written": self.writer.bytes,
+        }
 
     def summary(self) -> dict[str, int]:
         """Counters for the end-of-run report and the node stats."""

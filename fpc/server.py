@@ -34,8 +34,10 @@ import numpy as np
 from aiohttp import web
 from multidict import MultiMapping
 
+from fpc.config import EsConfig, default_node
 from fpc.errors import FpcError, PcapUnavailable, SessionNotFound, StoreError
 from fpc.fields import get_path
+from fpc.forward import SeveralNodes, relay, relay_target, remote_node
 from fpc.pcapfile import (
     FileKey,
     PacketList,
@@ -87,6 +89,7 @@ class Service:
 
     store: Store
     pcap_dir: str
+    node: str = ""  # sessions of other nodes are relayed to their fpc-pcapd
     store_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="fpc-store")
     )
@@ -332,6 +335,9 @@ async def handle_session(request: web.Request) -> web.StreamResponse:
     if not want_pcap:
         body = await service.in_io(_dumps, record)
         return web.Response(body=body, content_type="application/json")
+    relayed = await relay_if_remote(request, [record])
+    if relayed is not None:
+        return relayed
     packets = await service.in_io(packet_list, [record])
     return await stream_pcap(request, packets, sid, by_time=False)
 
@@ -340,8 +346,32 @@ async def handle_sessions_pcap(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     query = parse_query(request.query)
     records = await service.in_store(service.store.search_sessions, query)
+    try:
+        relayed = await relay_if_remote(request, records)
+    except SeveralNodes as exc:
+        hint = "add node=<name> to fetch the packets of one node at a time"
+        raise BadQuery("node", f"is needed: {exc}", hint) from exc
+    if relayed is not None:
+        return relayed
     packets = await service.in_io(lambda: packet_list(records).unique())
     return await stream_pcap(request, packets, "sessions", by_time=True)
+
+
+async def relay_if_remote(
+    request: web.Request, records: list[dict[str, Any]]
+) -> web.StreamResponse | None:
+    """Relay the request to the node holding `records`; None when they are ours."""
+    service = request.app[SERVICE]
+    if not service.node:
+        return None
+    node = remote_node(records, service.node)
+    if node is None:
+        return None
+    row = await service.in_store(service.store.get_node, node)
+    base = relay_target(row)
+    if base is None:  # no fpc-pcapd registered there: try the local files
+        return None
+    return await relay(request, base, service.node)
 
 
 async def stream_pcap(
@@ -494,8 +524,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="address to serve on (default 127.0.0.1:8005)",
     )
     p.add_argument("--es", metavar="URL", help="Elasticsearch URL (else SQLite)")
+    p.add_argument("--es-prefix", default="fpc", help="ES index prefix (default fpc)")
+    p.add_argument(
+        "--advertise",
+        metavar="URL",
+        help="URL other fpc-pcapd reach this one at (default from --listen)",
+    )
     p.add_argument("--pcap-dir", help="PCAP directory (default DATA_DIR/pcap)")
-    p.add_argument("--node", default=socket.gethostname(), help="node name for logs")
+    p.add_argument(
+        "--node",
+        default=default_node(),
+        help="node whose packets are here (default: host name, as fpc-capture)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log DEBUG lines")
     return p.parse_args(argv)
 
@@ -506,15 +546,20 @@ async def serve(args: argparse.Namespace) -> int:
     pool = ThreadPoolExecutor(1, thread_name_prefix="fpc-store")
     loop = asyncio.get_running_loop()
     try:
-        store = await loop.run_in_executor(pool, open_store, args.data_dir, args.es)
+        es = EsConfig(url=args.es, prefix=args.es_prefix) if args.es else None
+        store = await loop.run_in_executor(pool, open_store, args.data_dir, es)
     except FpcError as exc:
         logger.critical("store open failed error=%s", exc)
         pool.shutdown()
         return 2
     pcap_dir = args.pcap_dir or os.path.join(args.data_dir, "pcap")
-    service = Service(store, pcap_dir, store_pool=pool)
+    service = Service(store, pcap_dir, node=args.node, store_pool=pool)
     host, port = args.listen
     runner = await start_site(service, host, port)
+    if args.es:
+        url = args.advertise or advertised_url(host, port)
+        register = functools.partial(store.register_node, args.node, pcapd_url=url)
+        await service.in_store(register)
     logger.info("server listening host=%s port=%d pcap_dir=%s", host, port, pcap_dir)
     await _wait_for_signal(loop)
     logger.info("server stopping")
@@ -522,6 +567,13 @@ async def serve(args: argparse.Namespace) -> int:
     await service.in_store(store.close)
     service.shutdown()
     return 0
+
+
+def advertised_url(host: str, port: int) -> str:
+    """The URL peers use for this service: the host name when listening on all."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 async def _wait_for_signal(loop: asyncio.AbstractEventLoop) -> None:

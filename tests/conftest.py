@@ -13,7 +13,7 @@ from fpc.pipeline import Pipeline
 from fpc.reader import open_capture
 from fpc.store import open_store
 
-pytest_plugins = ["netns"]
+pytest_plugins = ["netns", "esnode_fixture"]
 
 CORPUS = Path(
     os.environ.get("FPC_CORPUS", Path(__file__).parents[2] / "shared" / "corpus")

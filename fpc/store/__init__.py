@@ -21,9 +21,9 @@ def open_store(data_dir: str, es: EsConfig | str | None = None) -> Store:
     if isinstance(es, str):
         es = EsConfig(url=es)
     if es is not None and es.url:
-        from fpc.store.es import open_es_store
+        from fpc.store.es import EsStore, spool_dir_for
 
-        return open_es_store(es)
+        return EsStore(es, spool_dir=spool_dir_for(data_dir))
     from fpc.store.sqlite import SqliteStore
 
     os.makedirs(data_dir, exist_ok=True)

@@ -65,6 +65,13 @@ class Store(ABC):
     def search_sessions(self, query: SessionQuery) -> list[dict]:
         """Records matching `query`, oldest first, at most `query.limit`."""
 
+    def register_node(self, node: str, **details: str) -> None:  # noqa: B027
+        """Record facts about a node (its fpc-pcapd URL, ...); shared stores only."""
+
+    def get_node(self, node: str) -> dict | None:
+        """The registry row of `node`, or None (always None for a one-node store)."""
+        return None
+
     def flush(self) -> None:  # noqa: B027 - optional for backends that buffer
         """Make everything saved so far visible to readers."""
 

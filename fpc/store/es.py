@@ -219,6 +219,15 @@ class EsStore(Store):
                 upsert={**doc, "started": now},
             )
 
+    def get_node(self, node: str) -> dict[str, Any] | None:
+        """The node's row in `<prefix>-nodes`, or None."""
+        with translate_errors(self.cfg.url, f"looking up node {node}"):
+            try:
+                doc = self.es.get(index=f"{self.prefix}-nodes", id=node)
+            except NotFoundError:
+                return None
+        return dict(doc["_source"])
+
     def flush(self) -> None:
         """Wait for the indexer to send everything, then refresh the ES indices."""
         if not self.indexer.flush(FLUSH_TIMEOUT_S):
