@@ -478,23 +478,24 @@ table_dealloc(FpcSessionObject *self)
 
 static PyMethodDef table_methods[] = {
     {"add", (PyCFunction)(void (*)(void))table_add, METH_FASTCALL,
-     "add(dec, ts_ns, wirelen, caplen, files, pos, app_index, app_serial, app_dir) -> int\n--\n\n"
+     "add($self, dec, ts_ns, wirelen, caplen, files, pos, app_index, app_serial, app_dir, /)\n"
+     "--\n\n"
      "Account a batch; list the packets for the app-layer parsers in the app_* arrays\n"
      "and return how many were listed."},
     {"expire", (PyCFunction)table_expire, METH_O,
-     "expire(now_ns)\n--\n\nEnd the sessions idle or closed as of now_ns."},
-    {"flush", (PyCFunction)table_flush, METH_NOARGS, "flush()\n--\n\nEnd every session."},
+     "expire($self, now_ns, /)\n--\n\nEnd the sessions idle or closed as of now_ns."},
+    {"flush", (PyCFunction)table_flush, METH_NOARGS, "flush($self, /)\n--\n\nEnd every session."},
     {"take", (PyCFunction)table_take, METH_NOARGS,
-     "take() -> (bytes, bytes)\n--\n\nThe ended sessions and their packet positions."},
+     "take($self, /)\n--\n\nThe ended sessions and their packet positions."},
     {"app_done", (PyCFunction)table_app_done, METH_O,
-     "app_done(serial)\n--\n\nOffer no more packets of this session to the parsers."},
+     "app_done($self, serial, /)\n--\n\nOffer no more packets of this session to the parsers."},
     {"syn_seqs", (PyCFunction)table_syn_seqs, METH_O,
-     "syn_seqs(serial) -> (int | None, int | None)\n--\n\nSequence numbers of the SYNs the "
+     "syn_seqs($self, serial, /)\n--\n\nSequence numbers of the SYNs the "
      "session saw\nper client direction before its first packet for the parsers."},
     {"counters", (PyCFunction)table_counters, METH_NOARGS,
-     "counters() -> dict\n--\n\nSessions started, segments, evictions, memory."},
+     "counters($self, /)\n--\n\nSessions started, segments, evictions, memory."},
     {"layouts", (PyCFunction)table_layouts, METH_NOARGS | METH_STATIC,
-     "layouts() -> tuple\n--\n\nFields, formats and offsets of the records take() returns."},
+     "layouts()\n--\n\nFields, formats and offsets of the records take() returns."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -503,10 +504,12 @@ static PyType_Slot table_slots[] = {
     {Py_tp_dealloc, table_dealloc},
     {Py_tp_methods, table_methods},
     {Py_mp_length, table_len},
-    {Py_tp_doc, "SessionTable(*, tcp_timeout_ns, udp_timeout_ns, other_timeout_ns, tcp_close_ns, "
-                "segment_age_ns, segment_packets, max_sessions, app_bytes, max_positions, "
-                "app_layer, seed)\n--\n\nThe active sessions of one capture, keyed by the "
-                "normalized key of fpc.decode."},
+    {Py_tp_doc, "SessionTable(*, tcp_timeout_ns=480000000000, udp_timeout_ns=60000000000, "
+                "other_timeout_ns=60000000000, tcp_close_ns=5000000000, "
+                "segment_age_ns=600000000000, segment_packets=10000, max_sessions=1000000, "
+                "app_bytes=65536, max_positions=16000000, app_layer=True, seed=0)\n--\n\n"
+                "The active sessions of one capture, keyed by the normalized key of "
+                "fpc.decode."},
     {0, NULL},
 };
 

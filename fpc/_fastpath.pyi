@@ -1,5 +1,7 @@
 """Type stubs of the C extension fpc._fastpath (sources in csrc/)."""
 
+from typing import Self, final
+
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import Buffer
@@ -30,12 +32,13 @@ def pack_records(
     `precision` is 6 (microsecond timestamps) or 9 (nanosecond timestamps).
     """
 
+@final
 class SessionTable:
     """The active sessions of one capture (csrc/session.c), keyed by the
     normalized key of fpc.decode. Times are nanoseconds."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         tcp_timeout_ns: int = ...,
         udp_timeout_ns: int = ...,
@@ -48,7 +51,7 @@ class SessionTable:
         max_positions: int = ...,
         app_layer: bool = ...,
         seed: int = ...,
-    ) -> None: ...
+    ) -> Self: ...
     def __len__(self) -> int: ...
     def add(
         self,
@@ -61,21 +64,22 @@ class SessionTable:
         app_index: npt.NDArray[np.int64],
         app_serial: npt.NDArray[np.uint64],
         app_dir: npt.NDArray[np.uint8],
+        /,
     ) -> int:
         """Account a batch (GIL released), then end the sessions idle as of its
         newest packet. The packets the app-layer parsers want are written to
         app_index/app_serial/app_dir (direction 0 = client to server); returns
         how many. Raises MemoryError if the table cannot grow."""
-    def expire(self, now_ns: int) -> None:
+    def expire(self, now_ns: int, /) -> None:
         """End the sessions idle or closed as of now_ns."""
     def flush(self) -> None:
         """End every session."""
     def take(self) -> tuple[bytes, bytes]:
         """Ended sessions and segments since the last call, as rows of the dtype
         built from layouts()[0], and their packet positions (layouts()[2])."""
-    def app_done(self, serial: int) -> None:
+    def app_done(self, serial: int, /) -> None:
         """Offer no more packets of session `serial` to the parsers."""
-    def syn_seqs(self, serial: int) -> tuple[int | None, int | None]:
+    def syn_seqs(self, serial: int, /) -> tuple[int | None, int | None]:
         """Sequence numbers of the SYNs session `serial` saw per client direction
         before its first packet for the parsers (None: no SYN that way)."""
     def counters(self) -> dict[str, int]:
