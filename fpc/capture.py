@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pcapy  # type: ignore[import-not-found]
+import pcapy
 
 from fpc.errors import CaptureError, ConfigError
 from fpc.packets import PRECISION_US, PacketBatch

@@ -204,7 +204,7 @@ def start_node_stats(cfg: Config, store: object, pipeline: Pipeline) -> Any:
     return reporter
 
 
-def _print_record(record: dict) -> None:
+def _print_record(record: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 

@@ -8,6 +8,8 @@ Common Schema where it has one; the rest live under `fpc.`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fpc.appl.fields import APP_FIELDS, Field
 
 CORE_FIELDS: tuple[Field, ...] = (
@@ -77,7 +79,7 @@ FIELDS: tuple[Field, ...] = CORE_FIELDS + APP_FIELDS
 FIELD_TYPES: dict[str, str] = {f.name: f.es_type for f in FIELDS}
 
 
-def get_path(record: dict, name: str) -> object:
+def get_path(record: dict[str, Any], name: str) -> object:
     """Value of dotted field `name` in a nested record, or None."""
     node: object = record
     if name in record:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from typing import Any
 
 from fpc.config import Config
 from fpc.decode import decode_batch
@@ -49,7 +50,7 @@ class Pipeline:
         self,
         cfg: Config,
         store: Store,
-        on_record: Callable[[dict], None] | None = None,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -105,7 +106,7 @@ class Pipeline:
             for record in records:
                 self.on_record(record)
 
-    def _keep_unsaved(self, records: list[dict], exc: StoreError) -> None:
+    def _keep_unsaved(self, records: list[dict[str, Any]], exc: StoreError) -> None:
         """Append records the store refused to a JSON-lines file, to load later."""
         path = os.path.join(self.cfg.data_dir, UNSAVED_NAME)
         with open(path, "a", encoding="utf-8") as f:

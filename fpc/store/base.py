@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -55,20 +56,20 @@ class Store(ABC):
     def get_file(self, node: str, file_num: int) -> PcapFile | None: ...
 
     @abstractmethod
-    def save_sessions(self, records: list[dict]) -> None:
+    def save_sessions(self, records: list[dict[str, Any]]) -> None:
         """Store SPI records; a record with a known `event.id` replaces it."""
 
     @abstractmethod
-    def get_session(self, session_id: str) -> dict | None: ...
+    def get_session(self, session_id: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def search_sessions(self, query: SessionQuery) -> list[dict]:
+    def search_sessions(self, query: SessionQuery) -> list[dict[str, Any]]:
         """Records matching `query`, oldest first, at most `query.limit`."""
 
     def register_node(self, node: str, **details: str) -> None:  # noqa: B027
         """Record facts about a node (its fpc-pcapd URL, ...); shared stores only."""
 
-    def get_node(self, node: str) -> dict | None:
+    def get_node(self, node: str) -> dict[str, Any] | None:
         """The registry row of `node`, or None (always None for a one-node store)."""
         return None
 

@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import threading
 from dataclasses import astuple, fields
+from typing import Any
 
 from fpc.errors import StoreError
 from fpc.store.base import PcapFile, SessionQuery, Store
@@ -72,7 +73,9 @@ class SqliteStore(Store):
             ) from exc
         self._lock = threading.Lock()
 
-    def _run(self, sql: str, args: tuple | list = ()) -> list[tuple]:
+    def _run(
+        self, sql: str, args: tuple[Any, ...] | list[Any] = ()
+    ) -> list[tuple[Any, ...]]:
         try:
             with self._lock, self._db:
                 return self._db.execute(sql, args).fetchall()
@@ -103,7 +106,7 @@ class SqliteStore(Store):
         values["closed"] = bool(values["closed"])
         return PcapFile(**values)
 
-    def save_sessions(self, records: list[dict]) -> None:
+    def save_sessions(self, records: list[dict[str, Any]]) -> None:
         rows = [_session_row(r) for r in records]
         try:
             with self._lock, self._db:
@@ -114,11 +117,11 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"session database {self.path}: {exc}") from exc
 
-    def get_session(self, session_id: str) -> dict | None:
+    def get_session(self, session_id: str) -> dict[str, Any] | None:
         rows = self._run("SELECT doc FROM sessions WHERE id = ?", (session_id,))
         return json.loads(rows[0][0]) if rows else None
 
-    def search_sessions(self, query: SessionQuery) -> list[dict]:
+    def search_sessions(self, query: SessionQuery) -> list[dict[str, Any]]:
         where, args = _where(query)
         sql = "SELECT doc FROM sessions"
         if where:
@@ -132,7 +135,7 @@ class SqliteStore(Store):
             self._db.close()
 
 
-def _session_row(r: dict) -> tuple:
+def _session_row(r: dict[str, Any]) -> tuple[Any, ...]:
     fpc = r["fpc"]
     protocols = " " + " ".join(fpc["protocols"]) + " "
     return (
@@ -144,9 +147,9 @@ def _session_row(r: dict) -> tuple:
     )  # fmt: skip
 
 
-def _where(q: SessionQuery) -> tuple[list[str], list]:
+def _where(q: SessionQuery) -> tuple[list[str], list[Any]]:
     where: list[str] = []
-    args: list = []
+    args: list[Any] = []
     if q.ip is not None:
         ip = str(ipaddress.ip_address(q.ip))
         where.append("(src_ip = ? OR dst_ip = ?)")
