@@ -147,7 +147,8 @@ def test_tls_malformed_certificate_is_counted_and_keeps_the_hello(
     got = state.fields()
     assert got["tls.cipher"] == ["TLS_RSA_WITH_AES_128_CBC_SHA"]
     assert "tls.server.x509.serial_number" not in got
-    assert state.errors == 1  # counted; the parser ends, the record keeps the rest
+    empty_chain = body == bytes(3)  # legal: a Certificate message with no certs
+    assert state.errors == (0 if empty_chain else 1)  # counted; the parser ends
 
 
 def _first_client_hello(name: str) -> bytes:

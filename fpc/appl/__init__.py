@@ -8,7 +8,18 @@ registers every parser module listed below.
 from __future__ import annotations
 
 # Each parser module registers itself when imported.
-from fpc.appl import dhcp, dhcpv6, dns, http, http2, quic, socks, ssh, tls  # noqa: F401
+from fpc.appl import (  # noqa: F401
+    dhcp,
+    dhcpv6,
+    dns,
+    http,
+    http2,
+    quic,
+    smtp,
+    socks,
+    ssh,
+    tls,
+)
 from fpc.appl.registry import registered_names
 from fpc.appl.state import AppState
 

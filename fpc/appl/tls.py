@@ -46,6 +46,8 @@ REC_HEARTBEAT = 24
 REC_HDR_LEN = 5
 MAX_RECORD_LEN = (1 << 14) + 2048  # RFC 5246 section 6.2.3 (ciphertext limit)
 MAX_HANDSHAKE_LEN = 64 * 1024  # a handshake message longer than this is refused
+MAX_TEXT_LINE = 512  # a plain reply line before TLS (RFC 5321: 512)
+MAX_TEXT_BYTES = 2048  # plain text skipped before a direction's TLS records
 MAX_CERTIFICATES = 8  # certificates of a chain decoded; the rest are skipped
 HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_CERTIFICATE, HS_SERVER_HELLO_DONE = 1, 2, 11, 14
 SSL2_CLIENT_HELLO = 1
@@ -137,9 +139,9 @@ class TlsParser(Parser):
         buf = side.records + data if side.records else data
         pos = 0
         if not side.started:
-            pos = _ssl2_hello_length(buf)
+            pos = _start_of_tls(buf)
             if pos < 0:
-                side.records = buf  # wait for the whole SSLv2 hello
+                side.records = buf  # wait for the whole SSLv2 hello or line
                 return
             side.started = True
         while len(buf) - pos >= REC_HDR_LEN and not side.finished:
@@ -245,6 +247,27 @@ def _record_header(buf: bytes, pos: int, direction: int) -> tuple[int, int]:
     if length > MAX_RECORD_LEN:
         raise ParseError(f"tls record length {length} over {MAX_RECORD_LEN}")
     return ctype, length
+
+
+def _start_of_tls(buf: bytes) -> int:
+    """Offset of the first TLS byte of a direction; -1 while undecided.
+
+    Text lines first are skipped: after a STARTTLS the session is handed to
+    TLS at the command, and the peer's plain reply ("220 go ahead") may come
+    next in capture order. An SSLv2-format ClientHello is skipped too.
+    """
+    pos = 0
+    while buf[pos : pos + 1].isalnum():  # a reply line, not a TLS record
+        eol = buf.find(b"\n", pos, pos + MAX_TEXT_LINE)
+        if eol < 0:
+            if len(buf) - pos >= MAX_TEXT_LINE or pos >= MAX_TEXT_BYTES:
+                raise ParseError(f"tls stream starts with text {buf[:16]!r}")
+            return -1
+        pos = eol + 1
+        if pos > MAX_TEXT_BYTES:
+            raise ParseError(f"tls stream starts with text {buf[:16]!r}")
+    skip = _ssl2_hello_length(buf[pos:])
+    return -1 if skip < 0 else pos + skip
 
 
 def _ssl2_hello_length(buf: bytes) -> int:
