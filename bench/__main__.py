@@ -97,8 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[250_000, 1_000_000],
         help="active session counts to measure (comma separated)",
     )
+    mem.add_argument(
+        "--memory-app-layer",
+        choices=["on", "off", "both"],
+        default="both",
+        help="measure with application-layer parsing on, off or both",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
-    return p  # fmt: skip
+    return p
 
 
 def _variant(text: str) -> tuple[str, list[str]]:
@@ -173,7 +179,10 @@ def _live(module: ModuleType, args: argparse.Namespace, work: str) -> dict:
 
 
 def _memory(module: ModuleType, args: argparse.Namespace, work: str) -> dict:
-    return module.run_memory(args.sessions, args.cache_dir, work)
+    modes = (
+        ["on", "off"] if args.memory_app_layer == "both" else [args.memory_app_layer]
+    )
+    return module.run_memory(args.sessions, args.cache_dir, work, modes)
 
 
 _RUNNERS = {"offline": _offline, "live": _live, "memory": _memory}

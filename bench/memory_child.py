@@ -1,10 +1,11 @@
 """Run by `bench_memory` in a fresh process: ingest a capture, report RSS as JSON.
 
-Usage: python3 -m bench.memory_child CAPTURE DATA_DIR MAX_SESSIONS
+Usage: python3 -m bench.memory_child CAPTURE DATA_DIR MAX_SESSIONS [on|off]
 
 Feeds every batch of CAPTURE through an in-process `fpc.pipeline.Pipeline`
-(SQLite store in DATA_DIR) and prints RSS before and after, the number of
-active sessions and the ingest time; the sessions are never ended.
+(SQLite store in DATA_DIR; application-layer parsing on or off) and prints
+RSS before and after, the number of active sessions and the ingest time; the
+sessions are never ended.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from fpc.store import open_store
 
 def main(argv: list[str]) -> int:
     capture, data_dir, max_sessions = argv[0], argv[1], int(argv[2])
-    cfg = load_config(
-        None, {"data_dir": data_dir, "sessions.max_sessions": max_sessions}
-    )
+    app_layer = (argv[3] if len(argv) > 3 else "on") == "on"
+    overrides = {
+        "data_dir": data_dir,
+        "sessions.max_sessions": max_sessions,
+        "sessions.app_layer": app_layer,
+    }
+    cfg = load_config(None, overrides)
     store = open_store(cfg.data_dir)
     pipeline = Pipeline(cfg, store)
     me = psutil.Process()
@@ -48,12 +53,23 @@ def main(argv: list[str]) -> int:
         "evicted": summary["evicted"],
         "records": summary["records"],
         "ingest_s": ingest_s,
+        **_table_facts(pipeline),
     }
     # The sessions are not ended: building and storing a million SPI records
     # takes minutes and measures nothing here; the data directory is removed.
     store.close()
     print(json.dumps(out))
     return 0
+
+
+def _table_facts(pipeline: Pipeline) -> dict:
+    """App-layer states held or skipped, and the table's own size estimate."""
+    counters = pipeline.sessions.counters
+    facts = {k: counters[k] for k in ("app_states", "app_skipped") if k in counters}
+    memory = getattr(pipeline.sessions, "memory_bytes", None)
+    if isinstance(memory, int):
+        facts["table_memory_bytes"] = memory
+    return facts
 
 
 if __name__ == "__main__":
