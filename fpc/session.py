@@ -92,6 +92,10 @@ class FinishedApp:
         self._protocols = app.protocols()
         self._fields = app.fields()
 
+    @property
+    def empty(self) -> bool:
+        return not self._protocols and not self._fields
+
     def protocols(self) -> list[str]:
         return list(self._protocols)
 
@@ -288,8 +292,17 @@ class SessionTable:
                      flags[k])  # fmt: skip
             if not app.wants_more:
                 finished.add(serial)
-                apps[serial] = FinishedApp(app)
-                self._table.app_done(serial)
+                self._finish_app(serial, app)
+
+    def _finish_app(self, serial: int, app: AppState) -> None:
+        """Keep only what the parsers of `serial` found, nothing if they found
+        nothing; the C table offers the session no more packets."""
+        result = FinishedApp(app)
+        if result.empty:
+            del self._apps[serial]
+        else:
+            self._apps[serial] = result
+        self._table.app_done(serial)
 
     def _new_app(self, serial: int, row: np.void, direction: int) -> AppState | None:
         """App-layer state of a session whose first payload packet is `row`;
