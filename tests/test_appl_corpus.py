@@ -35,7 +35,7 @@ def _ip_of(frame: bytes, linktype: int) -> dpkt.ip.IP | dpkt.ip6.IP6 | None:
             ip = ip.data.data  # PPPoE session, PPP, IP
     elif linktype in (dpkt.pcap.DLT_NULL, dpkt.pcap.DLT_LOOP):
         ip = dpkt.loopback.Loopback(frame).data
-    elif linktype in (dpkt.pcap.DLT_RAW, 101):
+    elif linktype in (dpkt.pcap.DLT_RAW, 101, 228, 229):  # raw IP, IPv4, IPv6
         ip = dpkt.ip.IP(frame) if frame[0] >> 4 == 4 else dpkt.ip6.IP6(frame)
     else:
         return None
