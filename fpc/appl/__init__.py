@@ -18,6 +18,7 @@ from fpc.appl import (  # noqa: F401
     ntp,
     postgresql,
     quic,
+    smb,
     smtp,
     snmp,
     socks,

@@ -36,6 +36,12 @@ APP_FIELDS: tuple[Field, ...] = (
         "(ECS would sniff the body; fpc takes the header).",
     ),
     Field(
+        "fpc.http.auth_type",
+        "keyword",
+        "Schemes of HTTP Authorization headers (basic, ntlm, negotiate, ...).",
+    ),
+    Field("fpc.http.user", "keyword", "User names of HTTP Basic authorization."),
+    Field(
         "fpc.http.body.md5",
         "keyword",
         "MD5 of each non-empty HTTP body as sent (chunked framing removed, "
@@ -165,6 +171,20 @@ APP_FIELDS: tuple[Field, ...] = (
         "fpc.postgresql.application_name",
         "keyword",
         "PostgreSQL startup application_name values.",
+    ),
+    Field("fpc.smb.version", "integer", "SMB versions seen: 1, or 2 (SMB2 and 3)."),
+    Field(
+        "fpc.ntlm.type",
+        "integer",
+        "NTLMSSP message types seen (1 negotiate, 2 challenge, 3 authenticate), "
+        "in SMB, HTTP, SMTP or LDAP.",
+    ),
+    Field("fpc.ntlm.user", "keyword", "NTLM user names (AUTHENTICATE)."),
+    Field("fpc.ntlm.domain", "keyword", "NTLM domains (AUTHENTICATE, NEGOTIATE)."),
+    Field("fpc.ntlm.host", "keyword", "NTLM workstations (AUTHENTICATE, NEGOTIATE)."),
+    Field("fpc.ntlm.target_name", "keyword", "NTLM target names (CHALLENGE)."),
+    Field(
+        "fpc.ntlm.version", "keyword", "OS versions NTLM messages state (10.0.19041)."
     ),
     Field("fpc.socks.host", "keyword", "Destination a SOCKS client asked for."),
     Field("fpc.socks.port", "integer", "Destination port a SOCKS client asked for."),

@@ -18,9 +18,12 @@ Message layout (RFC 9112)::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections import deque
 
+from fpc.appl import ntlm
 from fpc.appl.cursor import ParseError
 from fpc.appl.http_body import BodyHash
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
@@ -196,6 +199,8 @@ class HttpParser(Parser):
         for agent in headers.get(b"user-agent", ()):
             self.sink.add("user_agent.original", agent.decode("latin-1"))
         _add_media_type(self.sink, "http.request.mime_type", headers)
+        for value in headers.get(b"authorization", ()):
+            _add_authorization(self.sink, value)
         if len(self._methods) < MAX_PENDING_REQUESTS:
             self._methods.append(method)
         _frame_body(side, headers, has_body=True)
@@ -214,6 +219,10 @@ class HttpParser(Parser):
             self._switched = True  # a tunnel or another protocol follows
             return
         _add_media_type(self.sink, "http.response.mime_type", headers)
+        for value in headers.get(b"www-authenticate", ()):
+            scheme, _, token = value.partition(b" ")
+            if scheme.lower() in (b"ntlm", b"negotiate") and token:
+                ntlm.scan_base64(self.sink, token)
         no_body = method == b"HEAD" or status in (204, 304)
         _frame_body(side, headers, has_body=not no_body, until_close=True)
 
@@ -265,6 +274,24 @@ def _frame_body(
         side.state = _BODY if side.remaining else _HEAD
     elif until_close:
         side.state = _UNTIL_CLOSE
+
+
+def _add_authorization(sink: FieldSink, value: bytes) -> None:
+    """The scheme; the Basic user name; the NTLM fields of NTLM/Negotiate."""
+    scheme, _, token = value.strip().partition(b" ")
+    scheme = scheme.lower()
+    if not scheme:
+        return
+    sink.add("fpc.http.auth_type", scheme.decode("latin-1"))
+    if scheme in (b"ntlm", b"negotiate"):
+        ntlm.scan_base64(sink, token)
+    elif scheme == b"basic":
+        try:
+            user = base64.b64decode(token.strip(), validate=True).split(b":", 1)[0]
+        except (binascii.Error, ValueError):
+            return
+        if user:
+            sink.add("fpc.http.user", user.decode("utf-8", "backslashreplace"))
 
 
 def _add_media_type(sink: FieldSink, field: str, headers: _Headers) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+from fpc.appl import ntlm
 from fpc.appl.cursor import ParseError
 from fpc.appl.mail_headers import add_headers
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
@@ -32,6 +33,7 @@ _HELLO = re.compile(rb"(?i)(?:HELO|EHLO) +(\S{1,255})")
 _PATH = re.compile(rb"(?i)(MAIL FROM|RCPT TO): *<?([^>\s]*)>?")
 _BDAT_CMD = re.compile(rb"(?i)BDAT +(\d{1,12})")
 _BLANK_LINE = re.compile(rb"\n\r?\n")
+_BASE64_LINE = re.compile(rb"[A-Za-z0-9+/]{16,}={0,2}")
 
 
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
@@ -144,6 +146,8 @@ class SmtpParser(Parser):
             self._data_pending = True
         elif verb.rstrip() == b"STARTTLS":
             self._client = _WAIT_TLS
+        elif _BASE64_LINE.fullmatch(line) or line[:10].upper() == b"AUTH NTLM ":
+            ntlm.scan_base64(self.sink, line.rsplit(b" ", 1)[-1])  # AUTH exchange
         elif bdat := _BDAT_CMD.match(line):
             self._bdat = int(bdat.group(1))
             self._bdat_last = line.upper().rstrip().endswith(b" LAST")
@@ -192,6 +196,8 @@ class SmtpParser(Parser):
             if eol < 0:
                 break
             line, pos = buf[pos:eol].rstrip(b"\r"), eol + 1
+            if line[:4] == b"334 ":  # an AUTH challenge, NTLM's in base64
+                ntlm.scan_base64(self.sink, line[4:])
             if line[3:4] != b"-":  # the last line of a reply carries the verdict
                 self._on_reply(line[:3], buf[pos:])
         rest = buf[pos:]

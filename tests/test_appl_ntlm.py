@@ -1,0 +1,96 @@
+"""NTLM inside SMB, HTTP and SMTP against Arkime's sessions; HTTP Basic user.
+
+Arkime's `ntlm.*` and top-level `user` are compared with fpc's `fpc.ntlm.*`.
+Arkime reads only the AUTHENTICATE message in some SMB1 sessions where fpc
+reads all three; there fpc's values must include Arkime's.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_appl_corpus import arkime_sessions, run_session
+
+from fpc.appl import new_app_state
+from fpc.appl.ntlm import add_message, scan
+from fpc.appl.sink import FieldSink
+
+
+def _ntlm_cases() -> list[tuple[str, int]]:
+    out = [
+        ("ntlm_synthetic", b["source"]["port"])
+        for b in arkime_sessions("ntlm_synthetic", "ntlm")
+        if b["destination"]["port"] in (80, 25, 445)
+    ]
+    out += [("smb-smb1-ascii", 0), ("smbtorture-ntlmssp", 0)]
+    return out
+
+
+@pytest.mark.parametrize(("name", "sport"), _ntlm_cases())
+def test_ntlm_fields_match_arkime(name: str, sport: int) -> None:
+    (body,) = [
+        b
+        for b in arkime_sessions(name, "ntlm")
+        if not sport or b["source"]["port"] == sport
+    ]
+    state = run_session(name, body)
+    got, want = state.fields(), body["ntlm"]
+    assert state.errors == 0
+    assert {int(t) for t in want["type"]} <= set(got["fpc.ntlm.type"])
+    assert set(want.get("domain", [])) <= set(got["fpc.ntlm.domain"])
+    assert set(want["host"]) == set(got["fpc.ntlm.host"])
+    assert set(want.get("targetName", [])) <= set(got.get("fpc.ntlm.target_name", []))
+    assert set(want.get("version", [])) <= set(got.get("fpc.ntlm.version", []))
+    assert got["fpc.ntlm.user"] == body["user"]
+
+
+def test_http_basic_user_and_scheme_match_arkime() -> None:
+    (body,) = arkime_sessions("http-basicauth", "http")
+    got = run_session("http-basicauth", body).fields()
+    assert got["fpc.http.auth_type"] == body["http"]["authType"]
+    assert got["fpc.http.user"] == body["http"]["user"]
+
+
+def _authenticate(user: str, domain: str, host: str) -> bytes:
+    """An AUTHENTICATE message built from MS-NLMP 2.2.1.3, Unicode names."""
+    names = [n.encode("utf-16-le") for n in (domain, user, host)]
+    offset = 72
+    fields = struct.pack("<HHI", 0, 0, offset) * 2  # empty LM and NT responses
+    payload = b""
+    for raw in names:
+        fields += struct.pack("<HHI", len(raw), len(raw), offset + len(payload))
+        payload += raw
+    fields += struct.pack("<HHI", 0, 0, offset + len(payload))  # session key
+    head = b"NTLMSSP\x00" + struct.pack("<I", 3) + fields + struct.pack("<I", 1)
+    return head + bytes(offset - len(head)) + payload
+
+
+def test_ntlm_authenticate_in_smtp_auth_lines() -> None:
+    token = base64.b64encode(_authenticate("ann", "DOM", "PC1"))
+    state = new_app_state("tcp", 40000, 25)
+    state.feed(1, b"220 mx ESMTP\r\n", 5000, 0x18)
+    state.feed(0, b"EHLO pc1\r\nAUTH NTLM\r\n", 1000, 0x18)
+    state.feed(1, b"250 ok\r\n334 \r\n", 5014, 0x18)
+    state.feed(0, token + b"\r\n", 1021, 0x18)
+    got = state.fields()
+    assert got["fpc.ntlm.user"] == ["ann"]
+    assert got["fpc.ntlm.domain"] == ["DOM"] and got["fpc.ntlm.host"] == ["PC1"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=120), flip=st.integers(0, 119))
+def test_ntlm_damaged_message_raises_only_parse_errors(cut: int, flip: int) -> None:
+    blob = bytearray(_authenticate("ann", "DOM", "PC1"))
+    if flip < len(blob):
+        blob[flip] ^= 0xFF
+    sink = FieldSink()
+    try:
+        add_message(sink, bytes(blob[:cut]))
+    except ValueError:  # ParseError: counted by the parser that called it
+        pass
+    assert len(sink.as_dict().get("fpc.ntlm.user", [])) <= 1
+    assert scan(FieldSink(), b"no signature here") == 0
