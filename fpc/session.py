@@ -100,7 +100,7 @@ class FinishedApp:
         return list(self._protocols)
 
     def fields(self) -> dict[str, list[object]]:
-        return {name: list(values) for name, values in self._fields.items()}
+        return dict(self._fields)  # the lists are shared by the session's records
 
 
 class Session:
@@ -376,7 +376,8 @@ def _sessions(
         nmac, nttl, ttls = cols["nmac"][i], cols["nttl"][i], cols["ttls"][i]
         s.macs = (_macs(macs, i * 48, nmac[0]), _macs(macs, i * 48 + 24, nmac[1]))
         s.ttls = (set(ttls[0][: nttl[0]]), set(ttls[1][: nttl[1]]))
-        s.icmp = {(t, c) for t, c in cols["icmp"][i][: cols["nicmp"][i]]}
+        nicmp = cols["nicmp"][i]
+        s.icmp = set(map(tuple, cols["icmp"][i][:nicmp])) if nicmp else set()
         a, z = cut[i], cut[i + 1]
         s.file, s.pos, s.plen = files[a:z], pos[a:z], plen[a:z]
         out.append(s)
