@@ -186,6 +186,14 @@ APP_FIELDS: tuple[Field, ...] = (
     Field(
         "fpc.ntlm.version", "keyword", "OS versions NTLM messages state (10.0.19041)."
     ),
+    Field("fpc.ldap.bind_dn", "keyword", "DNs of LDAP bind requests (non-empty)."),
+    Field(
+        "fpc.ldap.auth_type",
+        "keyword",
+        "LDAP bind methods: anonymous (empty password), simple, sasl, ntlm.",
+    ),
+    Field("fpc.ldap.sasl_mechanism", "keyword", "SASL mechanisms of LDAP binds."),
+    Field("fpc.ldap.search_base", "keyword", "Base DNs of LDAP search requests."),
     Field("fpc.socks.host", "keyword", "Destination a SOCKS client asked for."),
     Field("fpc.socks.port", "integer", "Destination port a SOCKS client asked for."),
     Field("fpc.ssh.client", "keyword", "SSH version banner of the client."),
