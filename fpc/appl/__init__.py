@@ -14,6 +14,7 @@ from fpc.appl import (  # noqa: F401
     dns,
     http,
     http2,
+    krb5,
     ldap,
     mysql,
     ntp,
