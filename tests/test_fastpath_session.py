@@ -5,6 +5,8 @@ random packet sequences."""
 
 from __future__ import annotations
 
+import threading
+
 import dpkt
 import numpy as np
 import pytest
@@ -424,3 +426,27 @@ def test_table_extreme_times_and_empty_batches():
     t.expire(2**63 - 1)
     ended = take(t)
     assert sum(int(r["npos"]) for r, _ in ended) == 3 and len(t) == 0
+
+
+def test_table_refuses_a_second_thread_while_adding():
+    n = 300_000
+    dec = np.zeros(n, dtype=DECODED)
+    keys = np.zeros((n, 44), dtype=np.uint8)
+    keys[:, :4] = np.arange(n, dtype=">u4").view(np.uint8).reshape(n, 4)
+    dec["key"] = keys.view("S44").ravel()
+    ones = np.ones(n, dtype=np.uint32)
+    args = (dec, np.zeros(n, dtype=np.int64), ones, ones, np.zeros(n, dtype=np.int64),
+            np.arange(n, dtype=np.int64), np.empty(n, np.int64), np.empty(n, np.uint64),
+            np.empty(n, np.uint8))  # fmt: skip
+    t = table()
+    worker = threading.Thread(target=t.add, args=args)
+    refused = False
+    worker.start()
+    while worker.is_alive() and not refused:
+        try:
+            t.take()
+        except RuntimeError as exc:
+            refused = "in use by another thread" in str(exc)
+    worker.join()
+    assert refused
+    assert len(t) == n
