@@ -20,6 +20,7 @@ from fpc.appl import (  # noqa: F401
     ntp,
     postgresql,
     quic,
+    rdp,
     smb,
     smtp,
     snmp,

@@ -204,6 +204,17 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("fpc.krb5.sname", "keyword", "Kerberos service principals ('/'-joined)."),
     Field("fpc.krb5.etype", "keyword", "Encryption types Kerberos clients offer."),
     Field("fpc.krb5.error", "keyword", "Kerberos KRB-ERROR codes (names)."),
+    Field("fpc.rdp.cookie", "keyword", "RDP mstshash cookies (a user name)."),
+    Field(
+        "fpc.rdp.requested_protocols",
+        "keyword",
+        "Security protocols RDP clients ask for (rdp, tls, hybrid, ...).",
+    ),
+    Field(
+        "fpc.rdp.selected_protocol",
+        "keyword",
+        "Security protocol the RDP server picks.",
+    ),
     Field("fpc.socks.host", "keyword", "Destination a SOCKS client asked for."),
     Field("fpc.socks.port", "integer", "Destination port a SOCKS client asked for."),
     Field("fpc.ssh.client", "keyword", "SSH version banner of the client."),
