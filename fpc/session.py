@@ -136,7 +136,7 @@ class Session:
     macs: tuple[set[builtins.bytes], set[builtins.bytes]]
     ttls: tuple[set[int], set[int]]
     tunnel: int
-    icmp: set[tuple[int, int]]
+    icmp: list[tuple[int, int]]  # (type, code) pairs in the order first seen
     file: np.ndarray
     pos: np.ndarray
     plen: np.ndarray
@@ -377,7 +377,8 @@ def _sessions(
         s.macs = (_macs(macs, i * 48, nmac[0]), _macs(macs, i * 48 + 24, nmac[1]))
         s.ttls = (set(ttls[0][: nttl[0]]), set(ttls[1][: nttl[1]]))
         nicmp = cols["nicmp"][i]
-        s.icmp = set(map(tuple, cols["icmp"][i][:nicmp])) if nicmp else set()
+        # first-seen order: the first pair is the client's first packet
+        s.icmp = [(int(t), int(c)) for t, c in cols["icmp"][i][:nicmp]]
         a, z = cut[i], cut[i + 1]
         s.file, s.pos, s.plen = files[a:z], pos[a:z], plen[a:z]
         out.append(s)

@@ -132,9 +132,8 @@ def _network(sess: Session, transport: str, ends: tuple, apps: list[str]) -> dic
 
 def _community_id(sess: Session, ends: tuple) -> str:
     (a_addr, a_port), (b_addr, b_port) = ends[sess.client], ends[sess.client ^ 1]
-    icmp_type = icmp_code = 0
-    if sess.icmp:
-        icmp_type, icmp_code = min(sess.icmp)
+    # ICMP hashes the type and code of the session's first packet (the client's).
+    icmp_type, icmp_code = sess.icmp[0] if sess.icmp else (0, 0)
     return community_id(
         a_addr, b_addr, sess.proto, a_port, b_port, icmp_type, icmp_code
     )
