@@ -668,6 +668,37 @@ is_bare_syn(const FpcPacket *p)
 }
 
 /* Starts a session for packet p in a free slot; NIL when out of memory. */
+
+/* Port of key endpoint `side` (0: lower, 1: higher), stored big-endian. */
+static uint16_t
+key_port(const FpcPacket *p, int side)
+{
+    const uint8_t *port = p->key + 32 + 2 * side;
+
+    return (uint16_t)(port[0] << 8 | port[1]);
+}
+
+/*
+ * Key side of the client: the sender of a bare SYN, the receiver of a SYN-ACK.
+ * A TCP session first seen mid-stream takes the side with the well-known port
+ * (below 1024, the other not) as the server; otherwise the first sender is
+ * the client.
+ */
+static uint8_t
+client_side(const FpcPacket *p, int syn_ack)
+{
+    int sender = p->reverse;
+
+    if (syn_ack) {
+        return (uint8_t)(sender ^ 1);
+    }
+    if (p->proto == PROTO_TCP && !(p->flags & TCP_SYN) && key_port(p, sender) < 1024 &&
+        key_port(p, sender ^ 1) >= 1024) {
+        return (uint8_t)(sender ^ 1);
+    }
+    return (uint8_t)sender;
+}
+
 static uint32_t
 session_start(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
 {
@@ -690,7 +721,7 @@ session_start(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
     s->session_ts = ts;
     s->c.first_ts = s->c.last_ts = ts;
     s->pos.cap = 1;
-    s->client = (uint8_t)(syn_ack ? p->reverse ^ 1 : p->reverse);
+    s->client = client_side(p, syn_ack);
     s->vlan_count = p->vlan_count;
     s->app_done = !t->lim.app_layer ||
                   !(p->proto == PROTO_TCP || p->proto == PROTO_UDP || p->proto == PROTO_SCTP);

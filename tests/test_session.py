@@ -190,3 +190,12 @@ def test_session_past_max_app_states_is_counted_and_not_parsed():
     assert [r.get("url", {}).get("domain") for r in records] == [["x"], None]
     assert table.counters["app_skipped"] == 1
     assert sum(r["network"]["packets"] for r in records) == 8
+
+
+def test_session_seen_mid_stream_takes_the_well_known_port_as_server():
+    records, _ = run([(0.0, tcp(B, A, 80, 40000, PSH | ACK, b"HTTP/1.1 200 OK\r\n"))])
+    assert (records[0]["source"]["port"], records[0]["destination"]["port"]) == (
+        40000,
+        80,
+    )
+    assert records[0]["destination"]["packets"] == 1
