@@ -18,6 +18,7 @@ from fpc.appl import (  # noqa: F401
     ldap,
     mysql,
     ntp,
+    openvpn,
     postgresql,
     quic,
     rdp,

@@ -186,7 +186,8 @@ class TlsParser(Parser):
 
     def _on_message(self, side: _Side, msg_type: int, body: bytes) -> None:
         if msg_type == HS_CLIENT_HELLO:
-            add_client_hello(self.sink, read_client_hello(body), "t")
+            hello = read_client_hello(body)
+            add_client_hello(self.sink, hello, "t" if self.transport == "tcp" else "q")
             side.finished = True
         elif msg_type == HS_SERVER_HELLO and body[2:34] == HRR_RANDOM:
             side.retry = True  # the real ServerHello comes after a new hello
