@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 import struct
 import subprocess
 import sys
 
 logger = logging.getLogger(__name__)
 
-MKPCAP = os.environ.get("FPC_MKPCAP", "/work/shared/tools/mkpcap.py")
+MKPCAP = os.environ.get(
+    "FPC_MKPCAP",
+    str(Path(__file__).resolve().parents[2] / "shared" / "tools" / "mkpcap.py"),
+)
 DEFAULT_CACHE_DIR = os.environ.get("FPC_BENCH_CACHE", "/var/tmp/fpc-bench")
 PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
 START_S = 1_700_000_000
