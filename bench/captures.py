@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
