@@ -1,6 +1,6 @@
 /*
- * The fpc._fastpath module: decode_batch, pack_records and the SessionTable type
- * (session_type.c).
+ * The fpc._fastpath module: decode_batch, pack_records, the SessionTable type
+ * (session_type.c) and the Ring type (ring.c).
  *
  * decode_batch checks its arguments and the DECODED layout with the GIL held,
  * then releases the GIL for the decode loop: the packet buffer and the arrays
@@ -135,7 +135,10 @@ static PyMethodDef fastpath_methods[] = {
 static int
 fastpath_exec(PyObject *module)
 {
-    return fpc_session_type_register(module);
+    if (fpc_session_type_register(module) < 0) {
+        return -1;
+    }
+    return fpc_ring_type_register(module);
 }
 
 static PyModuleDef_Slot fastpath_slots[] = {

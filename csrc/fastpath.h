@@ -52,4 +52,7 @@ PyObject *fpc_records_pack(PyObject *module, PyObject *args);
 /* session_type.c: adds the SessionTable type to the module; -1 with an exception on failure. */
 int fpc_session_type_register(PyObject *module);
 
+/* ring.c: adds the Ring type to the module; -1 with an exception on failure. */
+int fpc_ring_type_register(PyObject *module);
+
 #endif /* FPC_FASTPATH_H */

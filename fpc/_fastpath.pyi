@@ -90,3 +90,42 @@ class SessionTable:
     ]:
         """(name, numpy format, offset) of each field of an ended record, its
         size, the same for a packet position, its size."""
+
+@final
+class Ring:
+    """A single-producer single-consumer ring of pcap records in a shared
+    buffer (csrc/ring.c). With data_bytes and slots, formats the buffer;
+    without, attaches to a ring formatted there before."""
+
+    def __new__(cls, buffer: Buffer, data_bytes: int = 0, slots: int = 0) -> Self: ...
+    @property
+    def data_bytes(self) -> int:
+        """Bytes of the record area."""
+    @property
+    def slots(self) -> int:
+        """Packets the ring can hold at most."""
+    def push(
+        self,
+        data: Buffer,
+        offset: npt.NDArray[np.int64],
+        caplen: npt.NDArray[np.uint32],
+        wirelen: npt.NDArray[np.uint32],
+        ts_ns: npt.NDArray[np.int64],
+        linktype: npt.NDArray[np.uint16],
+        precision: npt.NDArray[np.uint8],
+        timeout: float = 0.0,
+        drop: bool = True,
+    ) -> int:
+        """Push every packet, waiting up to timeout s for room (< 0: for ever;
+        GIL released). Returns how many went in; with drop, the rest count as
+        dropped."""
+    def pop(self, max_packets: int, timeout: float = 0.0) -> tuple[bytes, bytes] | None:
+        """(pcap records, 32-byte meta per packet); (b"", b"") after a timeout;
+        None once closed and empty."""
+    def close(self) -> None:
+        """No more packets: the consumer drains the ring, then sees None."""
+    def stats(self) -> dict[str, int | bool]:
+        """packets_in, packets_out, dropped, queued, bytes_queued, closed."""
+    @staticmethod
+    def layout_size(data_bytes: int, slots: int) -> int:
+        """Bytes of the block a ring of this size needs."""
