@@ -173,3 +173,33 @@ def test_tls_record_bytes_inside_text_without_a_hello_are_not_tls() -> None:
     state.feed(1, b"hello\r\n", 5000, 0x18)
     state.feed(0, b"PRIVMSG #c :\x16\x03\x01\x00\x05\x09 no hello\r\n", 1000, 0x18)
     assert state.protocols() == []
+
+
+@pytest.mark.parametrize("name", ["cloudshark-dtls1", "wireshark-dtls0"])
+def test_dtls_ja4_and_certificates_match_arkime(name: str) -> None:
+    (body,) = arkime_sessions(name, "dtls")
+    state = run_session(name, body)
+    got = state.fields()
+    assert state.protocols() == ["dtls"] and state.errors == 0
+    assert got["tls.client.ja4"] == body["tls"]["ja4"]
+    assert got["tls.server.x509.serial_number"] == _serials(body["cert"])
+    assert "tls.client.ja3" not in got  # none for DTLS, as Arkime
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cut=st.integers(min_value=0, max_value=700),
+    flips=st.lists(st.integers(min_value=0, max_value=699), max_size=4),
+)
+def test_dtls_damaged_datagrams_are_counted_never_raised(
+    cut: int, flips: list[int]
+) -> None:
+    (body,) = arkime_sessions("cloudshark-dtls1", "dtls")
+    state = new_app_state("udp", 6000, 7000)
+    for direction, payload, _, _ in session_packets("cloudshark-dtls1", body):
+        data = bytearray(payload[:cut])
+        for i in flips:
+            if i < len(data):
+                data[i] ^= 0x24
+        state.feed(direction, bytes(data), None, 0)
+    assert state.errors <= 1

@@ -12,6 +12,7 @@ from fpc.appl import (  # noqa: F401
     dhcp,
     dhcpv6,
     dns,
+    dtls,
     http,
     http2,
     krb5,

@@ -195,7 +195,7 @@ class TlsParser(Parser):
             # TLS 1.3 encrypts the rest; before it the certificates follow.
             side.finished = self._on_server_hello(body) >= TLS13
         elif msg_type == HS_CERTIFICATE:
-            self._on_certificates(body)
+            add_certificates(self.sink, body)
             side.finished = True
         elif msg_type == HS_SERVER_HELLO_DONE:
             side.finished = True
@@ -227,14 +227,16 @@ class TlsParser(Parser):
         self.sink.add("tls.server.ja3s", hashlib.md5(ja3s.encode()).hexdigest())
         return TLS13 if 0x7F00 <= selected < 0x7F00 + 256 else selected
 
-    def _on_certificates(self, body: bytes) -> None:
-        c = Cursor(body)
-        chain = c.sub(c.u24("tls certificate list length"), "tls certificate list")
-        for _ in range(MAX_CERTIFICATES):
-            if not chain.remaining:
-                break
-            der = chain.take(chain.u24("tls certificate length"), "tls certificate")
-            add_certificate(self.sink, der)
+
+def add_certificates(sink: FieldSink, body: bytes) -> None:
+    """The fields of each certificate of a Certificate message (TLS <= 1.2)."""
+    c = Cursor(body)
+    chain = c.sub(c.u24("tls certificate list length"), "tls certificate list")
+    for _ in range(MAX_CERTIFICATES):
+        if not chain.remaining:
+            break
+        der = chain.take(chain.u24("tls certificate length"), "tls certificate")
+        add_certificate(sink, der)
 
 
 def _record_header(buf: bytes, pos: int, direction: int) -> tuple[int, int]:

@@ -51,11 +51,14 @@ def read_extensions(c: Cursor) -> list[tuple[int, Cursor]]:
     return exts
 
 
-def read_client_hello(body: bytes) -> ClientHello:
+def read_client_hello(body: bytes, dtls: bool = False) -> ClientHello:
+    """A ClientHello body; DTLS adds a cookie after the session id."""
     c = Cursor(body)
     hello = ClientHello(c.u16("tls client version"))
     c.skip(32, "tls client random")
     c.skip(c.u8("tls session id length"), "tls session id")
+    if dtls:
+        c.skip(c.u8("dtls cookie length"), "dtls cookie")
     hello.ciphers = c.u16_list(c.u16("tls cipher suites length"), "tls cipher suites")
     c.skip(c.u8("tls compression length"), "tls compression methods")
     for etype, data in read_extensions(c):
@@ -90,12 +93,17 @@ def _read_ja4_extension(hello: ClientHello, etype: int, data: Cursor) -> None:
 
 
 def add_client_hello(sink: FieldSink, hello: ClientHello, transport: str) -> None:
-    """SNI, JA3 and JA4 (`transport` is JA4's 't' for TCP, 'q' for QUIC)."""
+    """SNI, JA3 and JA4 (`transport` is JA4's 't' for TCP, 'q' for QUIC and
+    TLS over UDP, 'd' for DTLS)."""
     for name in hello.server_names:
         sink.add("tls.client.server_name", name)
     for proto in hello.alpn:
         sink.add("fpc.tls.alpn_offered", _text(proto))
-    sink.add("tls.client.ja3", hashlib.md5(ja3_text(hello).encode()).hexdigest())
+    if transport != "d":
+        # TODO: no JA3 for DTLS hellos; JA3 is defined on TLS and Arkime, the
+        # reference fpc is checked against, gives none for DTLS either.
+        ja3 = hashlib.md5(ja3_text(hello).encode()).hexdigest()
+        sink.add("tls.client.ja3", ja3)
     sink.add("tls.client.ja4", ja4(hello, transport))
 
 
