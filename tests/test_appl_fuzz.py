@@ -20,7 +20,8 @@ from fpc.appl.state import MAX_HANDOFFS
 from fpc.appl.stream import TCP_FIN, TCP_RST, TCP_SYN
 
 APP_FIELD_NAMES = {f.name for f in APP_FIELDS}
-PORTS = [22, 53, 80, 443, 5353, 8080, 40000]
+PORTS = [22, 25, 53, 67, 80, 88, 123, 161, 389, 443, 445, 547, 1194, 3306, 3389]
+PORTS += [5353, 5432, 8080, 40000]
 
 
 def _dns_seed() -> bytes:
@@ -173,3 +174,15 @@ def test_hostile_one_byte_segments_cost_linear_time() -> None:
     for port, data in ((53, struct.pack("!H", len(dns)) + dns), (443, records),
                        (80, head)):  # fmt: skip
         assert _drip(port, data) < 20.0
+
+
+def test_hostile_one_byte_segments_of_framed_protocols_cost_linear_time() -> None:
+    """Long LDAP, Kerberos and SMB messages one byte per TCP segment."""
+    size = 512 * 1024
+    ldap = b"\x30\x84" + (size + 5).to_bytes(4, "big") + b"\x02\x01\x01\x64\x00"
+    ldap += bytes(size)
+    krb5 = (60000).to_bytes(4, "big") + b"\x6a\x83" + (59996).to_bytes(3, "big")
+    krb5 += bytes(59995)
+    smb = b"\x00" + (size).to_bytes(3, "big") + b"\xfeSMB" + bytes(size - 4)
+    for port, data in ((389, ldap), (88, krb5), (445, smb)):
+        assert _drip(port, data) < 20.0, port

@@ -21,6 +21,7 @@ pick the message)::
 from __future__ import annotations
 
 from fpc.appl.ber import SEQUENCE, expect, read_int, read_text, read_tlv
+from fpc.appl.buffer import ByteBuffer
 from fpc.appl.cursor import Cursor, ParseError
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
 from fpc.appl.sink import FieldSink
@@ -101,23 +102,22 @@ class Krb5Parser(Parser):
 
     def __init__(self, sink: FieldSink, transport: str) -> None:
         super().__init__(sink, transport)
-        self._bufs = [b"", b""]
+        self._bufs = (ByteBuffer(), ByteBuffer())
         self._messages = 0
 
     def feed(self, direction: int, data: bytes) -> None:
         if self.transport != "tcp":
             self._on_message(data)
             return
-        buf = self._bufs[direction] + data
+        buf = self._bufs[direction]
+        buf.add(data)
         while len(buf) >= 4 and not self.done:
-            size = int.from_bytes(buf[:4], "big")
+            size = int.from_bytes(buf.peek(4), "big")
             if size > MAX_MESSAGE:
                 raise ParseError(f"krb5 over tcp message of {size} bytes")
             if len(buf) < 4 + size:
                 break
-            self._on_message(buf[4 : 4 + size])
-            buf = buf[4 + size :]
-        self._bufs[direction] = buf
+            self._on_message(buf.take(4 + size)[4:])
 
     def _on_message(self, msg: bytes) -> None:
         self._messages += 1

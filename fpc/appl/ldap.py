@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from fpc.appl import ntlm
 from fpc.appl.ber import ENUMERATED, INTEGER, OCTET_STRING, expect, read_tlv
+from fpc.appl.buffer import ByteBuffer
 from fpc.appl.cursor import Cursor, ParseError
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
 from fpc.appl.sink import FieldSink
@@ -75,26 +76,25 @@ class LdapParser(Parser):
 
     def __init__(self, sink: FieldSink, transport: str) -> None:
         super().__init__(sink, transport)
-        self._bufs = [b"", b""]
+        self._bufs = (ByteBuffer(), ByteBuffer())
         self._messages = [0, 0]
         self._starttls = False  # a StartTLS request waits for its response
 
     def feed(self, direction: int, data: bytes) -> None:
-        buf = self._bufs[direction] + data
-        pos = 0
+        buf = self._bufs[direction]
+        buf.add(data)
         while self.handoff is None and self._messages[direction] < MAX_MESSAGES:
-            size = _message_size(buf[pos:])
+            size = _message_size(buf.peek(6))
             if size > MAX_MESSAGE:
                 raise ParseError(f"ldap message of {size} bytes (max {MAX_MESSAGE})")
-            if size < 0 or len(buf) - pos < size:
+            if size < 0 or len(buf) < size:
                 break
-            msg, pos = buf[pos : pos + size], pos + size
+            msg = buf.take(size)
             self._messages[direction] += 1
-            self._on_message(direction, msg, buf[pos:])
-        self._bufs[direction] = buf[pos:] if self.handoff is None else b""
+            self._on_message(direction, msg, buf)
         self.done = self.done or min(self._messages) >= MAX_MESSAGES
 
-    def _on_message(self, direction: int, msg: bytes, rest: bytes) -> None:
+    def _on_message(self, direction: int, msg: bytes, rest: ByteBuffer) -> None:
         body = expect(Cursor(msg), 0x30, "ldap message")
         expect(body, INTEGER, "ldap message id")
         op, value = read_tlv(body, "ldap operation")
@@ -112,7 +112,7 @@ class LdapParser(Parser):
             code = expect(value, ENUMERATED, "ldap result code")
             self._starttls = False
             if code.take(code.remaining) == b"\x00":  # success: TLS follows
-                self.handoff = (self._bufs[0], rest)
+                self.handoff = (self._bufs[0].rest(), rest.rest())
                 self.done = True
 
     def _on_bind(self, value: Cursor) -> None:

@@ -15,6 +15,7 @@ Layout (MySQL client/server protocol, protocol version 10)::
 
 from __future__ import annotations
 
+from fpc.appl.buffer import ByteBuffer
 from fpc.appl.cursor import Cursor, ParseError
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
 from fpc.appl.sink import FieldSink
@@ -46,29 +47,27 @@ class MysqlParser(Parser):
 
     def __init__(self, sink: FieldSink, transport: str) -> None:
         super().__init__(sink, transport)
-        self._bufs = [b"", b""]
+        self._bufs = (ByteBuffer(), ByteBuffer())
         self._seen = [False, False]
 
     def feed(self, direction: int, data: bytes) -> None:
         if self._seen[direction]:
             return
-        buf = self._bufs[direction] + data
+        buf = self._bufs[direction]
+        buf.add(data)
         if len(buf) < 4:
-            self._bufs[direction] = buf
             return
-        size = int.from_bytes(buf[:3], "little")
+        size = int.from_bytes(buf.peek(3), "little")
         if size > MAX_PACKET:
             raise ParseError(f"mysql packet of {size} bytes (max {MAX_PACKET})")
         if len(buf) < 4 + size:
-            self._bufs[direction] = buf
             return
         self._seen[direction] = True
-        self._bufs[direction] = b""
-        payload = buf[4 : 4 + size]
+        payload = buf.take(4 + size)[4:]
         if direction == 1:
             self._on_greeting(payload)
         else:
-            self._on_login(payload, buf[4 + size :])
+            self._on_login(payload, buf.rest())
         self.done = self.done or all(self._seen)
 
     def end(self, direction: int) -> None:
@@ -90,7 +89,7 @@ class MysqlParser(Parser):
             return
         c.skip(30, "mysql login header")
         if caps & CLIENT_SSL and len(payload) == SSL_REQUEST_LEN:
-            self.handoff = (rest, self._bufs[1])  # TLS follows the SSLRequest
+            self.handoff = (rest, self._bufs[1].rest())  # TLS follows the request
             self.done = True
             return
         user = _cstring(c, "mysql user name")

@@ -16,6 +16,7 @@ Layout (RFC 1002 section 4.3.1, MS-SMB section 2.2.3.1, MS-SMB2 2.2.1)::
 from __future__ import annotations
 
 from fpc.appl import ntlm
+from fpc.appl.buffer import ByteBuffer
 from fpc.appl.cursor import ParseError
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
 from fpc.appl.sink import FieldSink
@@ -40,7 +41,7 @@ class SmbParser(Parser):
 
     def __init__(self, sink: FieldSink, transport: str) -> None:
         super().__init__(sink, transport)
-        self._bufs = [b"", b""]
+        self._bufs = (ByteBuffer(), ByteBuffer())
         self._messages = [0, 0]
         self._skip = [0, 0]  # bytes of a long message still to pass over
 
@@ -51,23 +52,25 @@ class SmbParser(Parser):
             step = min(self._skip[direction], len(data))
             self._skip[direction] -= step
             data = data[step:]
-        buf = self._bufs[direction] + data
-        pos = 0
-        while len(buf) - pos >= 4 and self._messages[direction] < MAX_MESSAGES:
-            kind = buf[pos]
-            size = int.from_bytes(buf[pos + 1 : pos + 4], "big")
-            if kind not in (NBSS_MESSAGE, NBSS_KEEPALIVE):
-                raise ParseError(f"smb: NBSS type 0x{kind:02x} (direction {direction})")
-            if len(buf) - pos < 4 + min(size, MAX_SCANNED):
+        buf = self._bufs[direction]
+        buf.add(data)
+        while len(buf) >= 4 and self._messages[direction] < MAX_MESSAGES:
+            head = buf.peek(4)
+            size = int.from_bytes(head[1:4], "big")
+            if head[0] not in (NBSS_MESSAGE, NBSS_KEEPALIVE):
+                raise ParseError(
+                    f"smb: NBSS type 0x{head[0]:02x} (direction {direction})"
+                )
+            kept = min(size, MAX_SCANNED)
+            if len(buf) < 4 + kept:
                 break
-            self._on_message(buf[pos + 4 : pos + 4 + min(size, MAX_SCANNED)])
+            self._on_message(buf.take(4 + kept)[4:])
             self._messages[direction] += 1
-            pos += 4 + size
-        if pos > len(buf):  # a message longer than MAX_SCANNED: skip the rest
-            self._bufs[direction] = b""
-            self._skip[direction] = pos - len(buf)
-        else:
-            self._bufs[direction] = buf[pos:]
+            skip = size - kept  # a long message: only its start is searched
+            if skip:
+                held = min(skip, len(buf))
+                buf.take(held)
+                self._skip[direction] = skip - held
         self.done = min(self._messages) >= MAX_MESSAGES
 
     def _on_message(self, msg: bytes) -> None:
