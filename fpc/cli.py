@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cap.add_argument("-B", "--buffer-mb", type=int, help="kernel buffer size, MiB")
     cap.add_argument("--bpf", help="BPF filter (or give it after the options)")
+    cap.add_argument("--workers", help="processes sharing the capture, 1-64 or auto")
     cap.add_argument("expression", nargs="*", help="BPF filter, as in tcpdump")
     out = p.add_argument_group("output")
     out.add_argument("-c", "--config", help="TOML config file")
@@ -117,8 +118,17 @@ def config_from_args(args: argparse.Namespace) -> Config:
             "writer.max_file_time": age,
             "sessions.app_layer": False if args.no_app_layer else None,
             "es.url": args.es,
+            "capture.workers": _workers_arg(args),
         },
     )
+
+
+def _workers_arg(args: argparse.Namespace) -> int | None:
+    if args.workers is None:
+        return None
+    from fpc.workers import parse_workers
+
+    return parse_workers(args.workers, live=not args.read)
 
 
 def setup_logging(verbose: int, node: str) -> None:
@@ -169,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
+    if cfg.capture.workers > 1:
+        from fpc.workers import run_workers
+
+        return run_workers(cfg, args, stop)
     store = open_store(cfg.data_dir, cfg.es if cfg.es.url else None)
     on_record = _print_record if args.print_records else None
     pipeline = Pipeline(cfg, store, on_record)
@@ -208,12 +222,22 @@ def _print_record(record: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 
-def capture_live(pipeline: Pipeline, cfg: Config, stop: threading.Event) -> int:
-    """Capture from the interface until `stop`; returns the number of errors."""
+def capture_live(
+    pipeline: Pipeline,
+    cfg: Config,
+    stop: threading.Event,
+    fanout: tuple[int, int] | None = None,
+) -> int:
+    """Capture from the interface until `stop`; returns the number of errors.
+
+    `fanout` (group id, mode) shares the interface with other workers.
+    """
     from fpc.capture import LiveCapture
 
     c = cfg.capture
-    cap = LiveCapture(c.interface, c.snaplen, c.promisc, c.buffer_mb, c.bpf or None)
+    cap = LiveCapture(
+        c.interface, c.snaplen, c.promisc, c.buffer_mb, c.bpf or None, fanout=fanout
+    )
     cap.open()
     pipeline.capture_stats = cap.stats
     batches: queue.Queue[PacketBatch | None] = queue.Queue(maxsize=256)

@@ -28,6 +28,7 @@ class CaptureConfig:
     promisc: bool = True
     buffer_mb: int = 64
     bpf: str = ""
+    workers: int = 1  # processes sharing the capture (fpc.workers)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Config:
 BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("capture", "snaplen"): (64, 262144),
     ("capture", "buffer_mb"): (1, 65536),
+    ("capture", "workers"): (1, 64),
     ("writer", "max_file_size"): (1 << 16, 1 << 42),
     ("writer", "max_file_time"): (1, 7 * 86400),
     ("sessions", "tcp_timeout"): (1, 86400),

@@ -1,0 +1,407 @@
+"""`fpc-capture --workers N`: one node's capture spread over N processes.
+
+Live (-i): each worker opens the interface itself and joins one
+PACKET_FANOUT_HASH group, so the kernel keeps every session on one worker.
+Files (-r): this process reads and decodes, and hands each packet through a
+ring (`fpc.ring`) to the worker `hash % N` of its session key; non-IP frames
+go to worker 0, and later IP fragments follow their first fragment.
+
+Every worker runs its own `Pipeline`: its own PCAP files (file numbers from
+the store's per-node sequence, taken under a lock shared by the workers), its
+own SQLite connection and session table. On SIGINT/SIGTERM each worker ends
+its sessions and closes its file; this process then prints one summary, the
+sum of the workers' counters, in the format of the single-process run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+
+from fpc import decode as dc
+from fpc.config import Config
+from fpc.errors import FpcError
+from fpc.packets import PRECISION_NS, PacketBatch
+from fpc.pipeline import Pipeline
+from fpc.ring import PacketRing, RingClosed
+from fpc.store import open_store
+
+logger = logging.getLogger(__name__)
+
+MAX_AUTO_LIVE = 4  # workers "auto" starts for an interface, at most
+MAX_AUTO_OFFLINE = 2  # and for capture files (the reader is one more process)
+POP_PACKETS = 16_384  # packets a worker takes from its ring at a time
+POP_WAIT_S = 1.0  # a worker waiting for packets checks its parent this often
+START_TIMEOUT_S = 60.0  # every worker has opened its store and files by then
+PRINT_FLUSH_BYTES = 1 << 18  # --print output a worker buffers before writing
+MAX_FRAGMENT_IDS = 65_536  # first fragments whose worker is remembered
+LINKTYPE_CLOCK = 0xFFFF  # ring record that carries the reader's clock, no packet
+_FORK: Any = None  # multiprocessing context, made on first use
+
+
+def parse_workers(text: str, live: bool) -> int:
+    """Workers from `--workers`: a number, or "auto" to fit the machine."""
+    if text != "auto":
+        try:
+            return int(text)
+        except ValueError:
+            raise FpcError(
+                f"command line: --workers {text!r} is not a number; give 1 to 64 "
+                "or auto"
+            ) from None
+    cap = MAX_AUTO_LIVE if live else MAX_AUTO_OFFLINE
+    return max(1, min(os.cpu_count() or 1, cap))
+
+
+@dataclass
+class _Shared:
+    """What the workers share with each other and with this process."""
+
+    results: Any  # SimpleQueue of (index, summary, errors)
+    file_lock: Any  # serializes file number allocation in the store
+    print_lock: Any  # one worker writes --print output at a time
+    started: Any  # Barrier: nobody writes packets before every writer repaired
+
+
+def run_workers(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
+    """Run the capture over cfg.capture.workers processes; the exit status."""
+    n = cfg.capture.workers
+    ctx = _context()
+    shared = _Shared(ctx.SimpleQueue(), ctx.Lock(), ctx.Lock(), ctx.Barrier(n))
+    started = time.monotonic()
+    if args.read:
+        errors, summaries = _run_offline(cfg, args, stop, shared)
+    else:
+        errors, summaries = _run_live(cfg, args, stop, shared)
+    from fpc.cli import print_summary
+
+    merged = merge_summaries(summaries)
+    if "packets" in merged:
+        print_summary(merged, time.monotonic() - started)
+    return 1 if errors else 0
+
+
+def merge_summaries(summaries: list[dict[str, int]]) -> dict[str, int]:
+    """The sum of each counter over the workers."""
+    merged: dict[str, int] = {}
+    for summary in summaries:
+        for key, value in summary.items():
+            merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+def _context() -> Any:
+    global _FORK
+    if _FORK is None:
+        import multiprocessing
+
+        # fork: the rings are anonymous shared mappings inherited by the workers
+        _FORK = multiprocessing.get_context("fork")
+    return _FORK
+
+
+def _start(
+    shared: _Shared, n: int, target: Callable[..., None], *args: Any
+) -> list[Any]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    procs = [
+        _context().Process(
+            target=target, args=(i, shared, *args), name=f"fpc-worker-{i}"
+        )
+        for i in range(n)
+    ]
+    for p in procs:
+        p.start()
+    return procs
+
+
+def _collect(
+    procs: list[Any], shared: _Shared, stop: threading.Event | None
+) -> tuple[int, list[dict[str, int]]]:
+    """Wait for the workers (passing a stop on as SIGTERM); their results."""
+    signalled = False
+    while any(p.is_alive() for p in procs):
+        if stop is not None and stop.is_set() and not signalled:
+            for p in procs:
+                if p.pid is not None and p.is_alive():
+                    os.kill(p.pid, signal.SIGTERM)
+            signalled = True
+        for p in procs:
+            p.join(timeout=0.1)
+    errors, summaries = 0, []
+    while not shared.results.empty():
+        _index, summary, worker_errors = shared.results.get()
+        summaries.append(summary)
+        errors += worker_errors
+    lost = [p.name for p in procs if p.exitcode != 0]
+    if lost or len(summaries) != len(procs):
+        logger.error(
+            "workers failed names=%s exit_codes=%s; their counters are missing",
+            ",".join(lost), [p.exitcode for p in procs],
+        )  # fmt: skip
+        errors += 1
+    return errors, summaries
+
+
+# --- live -------------------------------------------------------------------
+
+
+def _run_live(
+    cfg: Config, args: argparse.Namespace, stop: threading.Event, shared: _Shared
+) -> tuple[int, list[dict[str, int]]]:
+    import pcapy
+
+    fanout = (os.getpid() & 0xFFFF, pcapy.PACKET_FANOUT_HASH)
+    logger.info(
+        "starting workers count=%d interface=%s fanout_group=%d",
+        cfg.capture.workers, cfg.capture.interface, fanout[0],
+    )  # fmt: skip
+    procs = _start(shared, cfg.capture.workers, _live_worker, cfg, args, fanout)
+    return _collect(procs, shared, stop)
+
+
+def _live_worker(
+    index: int,
+    shared: _Shared,
+    cfg: Config,
+    args: argparse.Namespace,
+    fanout: tuple[int, int],
+) -> None:
+    from fpc.cli import capture_live, install_stop_handlers
+
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    _run_worker(
+        index, shared, cfg, args, lambda p: capture_live(p, cfg, stop, fanout=fanout)
+    )
+
+
+# --- capture files ----------------------------------------------------------
+
+
+def _run_offline(
+    cfg: Config, args: argparse.Namespace, stop: threading.Event, shared: _Shared
+) -> tuple[int, list[dict[str, int]]]:
+    from fpc.offline import read_files
+
+    n = cfg.capture.workers
+    rings = [PacketRing() for _ in range(n)]
+    procs = _start(shared, n, _offline_worker, cfg, args, rings)
+    splitter = Splitter(rings, [p.is_alive for p in procs])
+    try:
+        errors = read_files(
+            cast(Pipeline, splitter), args.read, args.recursive, cfg, stop, args.quiet
+        )
+    except RingClosed as exc:
+        logger.error("%s", exc)
+        errors = 1
+    finally:
+        for ring in rings:
+            ring.close()
+    errors_w, summaries = _collect(procs, shared, None)
+    written = sum(s["packets"] for s in summaries)
+    if written != splitter.packets:
+        logger.error(
+            "packets read and processed differ read=%d processed=%d",
+            splitter.packets, written,
+        )  # fmt: skip
+    return errors + errors_w, summaries
+
+
+def _offline_worker(
+    index: int,
+    shared: _Shared,
+    cfg: Config,
+    args: argparse.Namespace,
+    rings: list[PacketRing],
+) -> None:
+    # The reader ends the run: on a signal it stops reading and closes the
+    # rings; a worker drains its ring first, so no packet read is lost.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def consume(pipeline: Pipeline) -> int:
+        ring, pending = rings[index], []
+        while (batch := ring.pop(POP_PACKETS, POP_WAIT_S)) is not None:
+            if not len(batch) and os.getppid() != parent:
+                logger.error("reader process exited; worker %d stops", index)
+                return 1
+            lo = 0
+            for mark in np.flatnonzero(batch.linktype == LINKTYPE_CLOCK).tolist():
+                pending.append(_slice(batch, lo, mark))
+                pipeline.process(_concat(pending))
+                pipeline.tick(int(batch.ts_ns[mark]))
+                pending, lo = [], mark + 1
+            if lo < len(batch):
+                pending.append(_slice(batch, lo, len(batch)))
+        pipeline.process(_concat(pending))
+        return 0
+
+    _run_worker(index, shared, cfg, args, consume)
+
+
+class Splitter:
+    """Stands in for the pipeline in `read_files`: decodes each batch and
+    pushes every packet to the ring of the worker that owns its session."""
+
+    def __init__(
+        self, rings: list[PacketRing], alive: list[Callable[[], bool]]
+    ) -> None:
+        self.rings = rings
+        self.alive = alive
+        self.packets = 0
+        self.clock_ns = -(1 << 63)  # newest packet time read so far
+        self._frags: OrderedDict[tuple[bytes, bytes, int, int], int] = OrderedDict()
+
+    def process(self, batch: PacketBatch) -> None:
+        if len(batch) == 0:
+            return
+        target = self.targets(dc.decode_batch(batch))
+        self.clock_ns = max(self.clock_ns, int(batch.ts_ns.max()))
+        mark = _clock_mark(self.clock_ns)
+        for w, ring in enumerate(self.rings):
+            part = batch.subset(target == w)
+            if len(part):
+                ring.push_all(part, self.alive[w])
+            ring.push_all(mark, self.alive[w])
+        self.packets += len(batch)
+
+    def targets(self, dec: np.ndarray) -> np.ndarray:
+        """The worker of each packet: its session hash modulo the workers."""
+        is_ip = dec["status"] == dc.STATUS_IP
+        target = np.where(is_ip, dec["hash"] % len(self.rings), 0).astype(np.int64)
+        for j in np.flatnonzero((dec["frag"] != 0) & is_ip).tolist():
+            target[j] = self._fragment_target(dec[j], int(target[j]))
+        return target
+
+    def _fragment_target(self, row: Any, own: int) -> int:
+        """Later fragments go where their first fragment went, as the session
+        table joins them to its session (fpc.session)."""
+        fid = (bytes(row["src"]), bytes(row["dst"]), int(row["proto"]),
+               int(row["ip_id"]))  # fmt: skip
+        if int(row["frag"]) & dc.FRAG_NONFIRST:
+            return self._frags.get(fid, 0)
+        self._frags[fid] = own
+        if len(self._frags) > MAX_FRAGMENT_IDS:
+            self._frags.popitem(last=False)
+        return own
+
+
+def _clock_mark(clock_ns: int) -> PacketBatch:
+    """A zero-length record after each batch read: the worker processes what
+    it got of that batch as one batch, then ends the sessions idle as of the
+    reader's clock, so its sessions are cut exactly as in one process."""
+    return PacketBatch.from_list([(clock_ns, 0, b"")], LINKTYPE_CLOCK, PRECISION_NS)
+
+
+def _slice(batch: PacketBatch, lo: int, hi: int) -> PacketBatch:
+    return PacketBatch(
+        data=batch.data, offset=batch.offset[lo:hi], caplen=batch.caplen[lo:hi],
+        wirelen=batch.wirelen[lo:hi], ts_ns=batch.ts_ns[lo:hi],
+        linktype=batch.linktype[lo:hi], precision=batch.precision[lo:hi],
+    )  # fmt: skip
+
+
+def _concat(parts: list[PacketBatch]) -> PacketBatch:
+    """One batch of `parts` in order (a batch read can arrive in pieces)."""
+    parts = [p for p in parts if len(p)]
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return PacketBatch.from_list([], 1)
+    base = np.cumsum([0] + [len(p.data) for p in parts[:-1]])
+    return PacketBatch(
+        data=b"".join(p.data for p in parts),
+        offset=np.concatenate([p.offset + b for p, b in zip(parts, base, strict=True)]),
+        caplen=np.concatenate([p.caplen for p in parts]),
+        wirelen=np.concatenate([p.wirelen for p in parts]),
+        ts_ns=np.concatenate([p.ts_ns for p in parts]),
+        linktype=np.concatenate([p.linktype for p in parts]),
+        precision=np.concatenate([p.precision for p in parts]),
+    )
+
+
+# --- one worker -------------------------------------------------------------
+
+
+def _run_worker(
+    index: int,
+    shared: _Shared,
+    cfg: Config,
+    args: argparse.Namespace,
+    work: Callable[[Pipeline], int],
+) -> None:
+    """Open the store and pipeline, wait for the others, run `work`, report."""
+    printer = _Printer(shared.print_lock) if args.print_records else None
+    errors, store, pipeline = 0, None, None
+    try:
+        store = open_store(cfg.data_dir, cfg.es if cfg.es.url else None)
+        _share_file_numbers(store, shared.file_lock)
+        pipeline = Pipeline(cfg, store, printer.add if printer else None)
+        shared.started.wait(START_TIMEOUT_S)
+        # TODO: node stats are not indexed into Elasticsearch with workers;
+        # each would report only its own share of the counters.
+        errors = work(pipeline)
+    except (FpcError, threading.BrokenBarrierError) as exc:
+        shared.started.abort()
+        logger.critical("worker %d stopped: %s", index, exc or "another worker failed")
+        errors = 1
+    finally:
+        if pipeline is not None:
+            pipeline.finish()
+        if store is not None:
+            store.close()
+        if printer is not None:
+            printer.flush()
+    summary = pipeline.summary() if pipeline is not None else {}
+    shared.results.put((index, summary, errors))
+
+
+def _share_file_numbers(store: Any, lock: Any) -> None:
+    """Take file numbers under `lock`: the SQLite sequence is read back in a
+    second statement, so two workers could otherwise get the same number."""
+    take = store.next_file_num
+
+    def next_file_num(node: str) -> int:
+        with lock:
+            return int(take(node))
+
+    store.next_file_num = next_file_num
+
+
+class _Printer:
+    """--print for a worker: whole lines, written under a lock shared by all."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.lines: list[str] = []
+        self.size = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        import json
+
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        self.lines.append(line)
+        self.size += len(line)
+        if self.size >= PRINT_FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        data = memoryview("".join(self.lines).encode())
+        self.lines, self.size = [], 0
+        with self.lock:
+            while data:
+                data = data[os.write(1, data) :]

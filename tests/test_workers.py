@@ -1,0 +1,195 @@
+"""fpc-capture --workers N: the same sessions and packets as one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import dpkt
+import numpy as np
+import pytest
+
+from conftest import CORPUS, SAMPLES
+from fpc.decode import decode_batch
+from fpc.reader import open_capture
+from fpc.ring import PacketRing
+from fpc.workers import Splitter, merge_summaries, parse_workers
+
+ROOT = Path(__file__).parents[1]
+SUMMARY_RE = re.compile(r"^([A-Za-z() -]+?)\s{2,}(\d+)", re.M)
+
+
+def capture(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fpc.cli", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )  # fmt: skip
+
+
+def pcap_packets(directory: Path) -> Counter[tuple[float, bytes]]:
+    out: Counter[tuple[float, bytes]] = Counter()
+    for path in sorted(directory.glob("*.pcap")):
+        with open(path, "rb") as f:
+            out.update((ts, bytes(buf)) for ts, buf in dpkt.pcap.Reader(f))
+    return out
+
+
+def summary(stderr: str) -> dict[str, int]:
+    return {name: int(n) for name, n in SUMMARY_RE.findall(stderr)}
+
+
+def sessions(stdout: str) -> Counter[tuple[str, int, int]]:
+    records = [json.loads(line) for line in stdout.splitlines()]
+    return Counter(
+        (r["event"]["id"], r["network"]["packets"], r["network"]["bytes"])
+        for r in records
+    )
+
+
+def run_both(tmp_path: Path, inputs: list[str]) -> tuple[dict, dict]:
+    runs = {}
+    for n in (1, 2):
+        d = tmp_path / f"w{n}"
+        result = capture("-r", *inputs, "-R", "--data-dir", str(d), "--node", "n",
+                         "--print", "-q", "--workers", str(n))  # fmt: skip
+        runs[n] = {"result": result, "dir": d, "summary": summary(result.stderr)}
+    return runs[1], runs[2]
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        [str(SAMPLES / "mixed-3000.pcap")],
+        [str(CORPUS / "arkime")],
+        [str(CORPUS / "other")],
+    ],
+    ids=["mixed-3000", "corpus-arkime", "corpus-other"],
+)
+def test_workers_two_give_the_sessions_and_packets_of_one(tmp_path, inputs):
+    one, two = run_both(tmp_path, inputs)
+    assert one["result"].returncode == two["result"].returncode
+    assert sessions(two["result"].stdout) == sessions(one["result"].stdout)
+    assert pcap_packets(two["dir"] / "pcap") == pcap_packets(one["dir"] / "pcap")
+    s1, s2 = one["summary"], two["summary"]
+    for key in ("packets read", "bytes read", "decoded (IP)", "non-IP frames",
+                "malformed", "unsupported link", "sessions", "SPI records",
+                "PCAP packets"):  # fmt: skip
+        assert s2[key] == s1[key], key
+    # conservation: every packet read is written once and accounted once
+    assert (
+        s2["PCAP packets"]
+        == s2["packets read"]
+        == sum(
+            s2[k]
+            for k in (
+                "decoded (IP)",
+                "non-IP frames",
+                "malformed",
+                "unsupported link",
+            )  # fmt: skip
+        )
+    )
+    assert s2["PCAP files"] >= 2  # each worker has its own files
+
+
+def test_workers_file_numbers_never_collide(tmp_path):
+    result = capture("-r", str(SAMPLES / "mixed-3000.pcap"), "--data-dir",
+                     str(tmp_path), "--node", "n", "--max-file-size", "64K",
+                     "--workers", "2")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    names = [p.name for p in (tmp_path / "pcap").glob("*.pcap")]
+    numbers = [int(name.split("-")[1]) for name in names]
+    assert len(names) >= 8
+    assert sorted(numbers) == list(range(1, len(names) + 1))
+
+
+def test_workers_sigint_flushes_every_worker_and_prints_one_summary(tmp_path):
+    big = tmp_path / "big.pcap"
+    subprocess.run([sys.executable, "/work/shared/tools/mkpcap.py", "--packets",
+                    "400000", "--seed", "3", "-o", str(big)], check=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fpc.cli", "-r", str(big), "--data-dir",
+         str(tmp_path / "d"), "-q", "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert err.count("packets read ") == 1
+    s = summary(err)
+    assert 0 < s["packets read"] < 400_000  # stopped part-way
+    assert s["PCAP packets"] == s["packets read"]
+    assert sum(pcap_packets(tmp_path / "d" / "pcap").values()) == s["packets read"]
+
+
+def test_workers_option_checks_its_value(tmp_path):
+    for value, message in (("0", "workers = 0 is out of range; set 1 to 64"),
+                           ("many", "--workers 'many' is not a number")):  # fmt: skip
+        result = capture("-r", str(SAMPLES / "mixed-3000.pcap"), "--data-dir",
+                         str(tmp_path), "--workers", value)  # fmt: skip
+        assert result.returncode == 2
+        assert message in result.stderr
+    cores = os.cpu_count() or 1
+    assert parse_workers("auto", live=False) == max(1, min(cores, 2))
+    assert parse_workers("auto", live=True) == max(1, min(cores, 4))
+    assert parse_workers("3", live=True) == 3
+
+
+def test_splitter_sends_later_fragments_after_their_first_fragment():
+    path = CORPUS / "other" / "zeek-ipv4-fragmented-ntp.pcap"
+    with open_capture(str(path)) as capture_file:
+        batch = next(iter(capture_file.batches()))
+    dec = decode_batch(batch)
+    assert (dec["frag"] & 2).any()  # the file has non-first fragments
+    for n in (2, 3, 5):
+        splitter = Splitter([PacketRing(1 << 20, 1024) for _ in range(n)], [])
+        target = splitter.targets(dec)
+        frag = np.flatnonzero(dec["frag"] != 0)
+        whole = np.flatnonzero((dec["frag"] == 0) & (dec["status"] == 0))
+        assert (target[whole] == dec["hash"][whole] % n).all()
+        first = {(bytes(dec["src"][j]), int(dec["ip_id"][j])): target[j]
+                 for j in frag if not dec["frag"][j] & 2}  # fmt: skip
+        for j in frag:
+            assert target[j] == first[(bytes(dec["src"][j]), int(dec["ip_id"][j]))]
+
+
+def test_merge_summaries_adds_each_counter():
+    merged = merge_summaries(
+        [{"packets": 2, "sessions": 1}, {"packets": 3, "sessions": 0}]
+    )
+    assert merged == {"packets": 5, "sessions": 1}
+
+
+@pytest.mark.live
+def test_workers_live_capture_every_packet_once(veth_pair, tmp_path):
+    source = CORPUS / "other" / "zeek-smtp.pcap"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fpc.cli", "-i", veth_pair.host, "--data-dir",
+         str(tmp_path), "--print", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    time.sleep(3)  # both workers have joined the fanout group
+    veth_pair.run_in_netns("tcpreplay", f"--intf1={veth_pair.peer}", "--pps=1000",
+                           str(source))  # fmt: skip
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    with open(source, "rb") as f:
+        sent = Counter(bytes(buf) for _ts, buf in dpkt.pcap.Reader(f))
+    got = Counter(buf for _ts, buf in pcap_packets(tmp_path / "pcap").elements())
+    assert got == sent
+    records = [json.loads(line) for line in out.splitlines()]
+    assert sum(r["network"]["packets"] for r in records) == sum(sent.values())
+    drops = re.findall(r"\bdropped=(\d+)", err)  # each worker reports its drops
+    assert len(drops) == 2 and set(drops) == {"0"}
+    assert err.count("packets read ") == 1
+    assert summary(err)["packets read"] == sum(sent.values())
