@@ -22,6 +22,7 @@ from typing import Any
 
 from fpc.config import Config, load_config, parse_duration, parse_size
 from fpc.errors import CaptureError, FpcError
+from fpc.logsetup import setup_logging
 from fpc.packets import PacketBatch
 from fpc.pipeline import Pipeline
 from fpc.store import open_store
@@ -129,19 +130,6 @@ def _workers_arg(args: argparse.Namespace) -> int | None:
     from fpc.workers import parse_workers
 
     return parse_workers(args.workers, live=not args.read)
-
-
-def setup_logging(verbose: int, node: str) -> None:
-    level = logging.DEBUG if verbose > 0 else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter(
-            f"%(asctime)s %(levelname)s node={node} %(name)s: %(message)s"
-        )
-    )
-    root = logging.getLogger("fpc")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
 
 
 def install_stop_handlers(stop: threading.Event) -> None:

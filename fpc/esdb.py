@@ -30,6 +30,7 @@ from fpc.appl.fields import Field
 from fpc.config import EsConfig
 from fpc.errors import FpcError, StoreError
 from fpc.fields import FIELDS
+from fpc.logsetup import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -472,8 +473,7 @@ def run(es: Elasticsearch, args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     from fpc.store.es import connect, translate_errors
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    setup_logging()
     args = parse_args(argv)
     try:
         es = connect(es_config(args))

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from fpc.errors import FpcError, StoreError
+from fpc.logsetup import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -461,8 +462,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    setup_logging()
     args = parse_args(argv)
     home = (args.home or default_home()).absolute()
     cluster = Cluster(home, args.nodes, args.http_port, args.heap)

@@ -23,6 +23,7 @@ import psutil
 from elasticsearch import Elasticsearch
 
 from fpc.errors import FpcError
+from fpc.logsetup import setup_logging
 from fpc.store.es import EsStore
 
 logger = logging.getLogger(__name__)
@@ -206,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     from fpc.esdb import es_config
     from fpc.store.es import connect, translate_errors
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    setup_logging()
     args = parse_args(argv)
     try:
         es = connect(es_config(args))

@@ -586,7 +586,7 @@ async def _wait_for_signal(loop: asyncio.AbstractEventLoop) -> None:
 def main(argv: list[str] | None = None) -> int:
     import uvloop
 
-    from fpc.cli import setup_logging
+    from fpc.logsetup import setup_logging
 
     args = parse_args(argv)
     setup_logging(1 if args.verbose else 0, args.node)
