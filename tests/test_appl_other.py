@@ -37,6 +37,8 @@ def _frames(path: Path):  # noqa: ANN202
                 ip = dpkt.ethernet.Ethernet(frame).data
             elif link in (dpkt.pcap.DLT_NULL, dpkt.pcap.DLT_LOOP):
                 ip = dpkt.loopback.Loopback(frame).data
+            elif link == dpkt.pcap.DLT_LINUX_SLL:
+                ip = dpkt.sll.SLL(frame).data
             else:
                 continue
             if isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6):

@@ -157,11 +157,12 @@ def _first_client_hello(name: str) -> bytes:
 
 
 def test_tls_client_hello_inside_a_chunk_after_starttls_is_found() -> None:
-    # An IRC-style upgrade: the command and the hello in one TCP segment.
+    # A text protocol fpc does not parse: the command and the hello in one
+    # TCP segment.
     hello = _first_client_hello("smtp-starttls")
-    state = new_app_state("tcp", 50000, 6667)
-    state.feed(1, b":irc.example 670 nick :STARTTLS successful\r\n", 5000, 0x18)
-    state.feed(0, b"NICK nick\r\nSTARTTLS\r\n" + hello, 1000, 0x18)
+    state = new_app_state("tcp", 50000, 7000)
+    state.feed(1, b"* ready for TLS\r\n", 5000, 0x18)
+    state.feed(0, b"hello there\r\nUPGRADE TLS\r\n" + hello, 1000, 0x18)
     assert state.protocols() == ["tls"]
     want = next(b for b in arkime_sessions("smtp-starttls", "tls"))["tls"]["ja4"]
     assert state.fields()["tls.client.ja4"] == want

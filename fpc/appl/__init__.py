@@ -15,6 +15,7 @@ from fpc.appl import (  # noqa: F401
     dtls,
     http,
     http2,
+    irc,
     krb5,
     ldap,
     mysql,

@@ -14,7 +14,7 @@ class Field(NamedTuple):
 
 # Every certificate the server sent in clear (TLS 1.2 and older), leaf first,
 # at most fpc.appl.tls.MAX_CERTIFICATES.
-_CERTS = "Of each certificate the TLS server sent (TLS <= 1.2), leaf first."
+_CERTS = "Of each certificate a TLS (<= 1.2) or DTLS server sent, leaf first."
 
 APP_FIELDS: tuple[Field, ...] = (
     Field("http.request.method", "keyword", "HTTP request methods."),
@@ -71,7 +71,8 @@ APP_FIELDS: tuple[Field, ...] = (
     Field(
         "tls.client.ja4",
         "keyword",
-        "JA4 fingerprint of the ClientHello (t: TLS over TCP, q: QUIC).",
+        "JA4 fingerprints of ClientHellos (t: TLS over TCP; q: QUIC or TLS over "
+        "UDP, e.g. OpenVPN; d: DTLS).",
     ),
     Field(
         "fpc.tls.alpn_offered",
@@ -215,6 +216,8 @@ APP_FIELDS: tuple[Field, ...] = (
         "keyword",
         "Security protocol the RDP server picks.",
     ),
+    Field("fpc.irc.nick", "keyword", "Nicknames IRC clients took (NICK)."),
+    Field("fpc.irc.channel", "keyword", "Channels IRC clients joined (JOIN)."),
     Field("fpc.socks.host", "keyword", "Destination a SOCKS client asked for."),
     Field("fpc.socks.port", "integer", "Destination port a SOCKS client asked for."),
     Field("fpc.ssh.client", "keyword", "SSH version banner of the client."),

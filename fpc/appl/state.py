@@ -137,7 +137,7 @@ class AppState:
         matched = self._match(direction, sample)
         if matched:
             self._start(matched)
-        elif self._streams is not None and self._start_late(direction, data, False):
+        elif self._streams is not None and self._start_late(direction, data, True):
             return  # e.g. a ClientHello sent in one segment with STARTTLS
         elif (
             self._prelude_bytes > MAX_PRELUDE_BYTES
