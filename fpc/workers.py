@@ -130,10 +130,12 @@ def _start(
 def _collect(
     procs: list[Any], shared: _Shared, stop: threading.Event | None
 ) -> tuple[int, list[dict[str, int]]]:
-    """Wait for the workers (passing a stop on as SIGTERM); their results."""
+    """Wait for the workers; their results. With `stop` (live), a stop or a
+    worker that ended early (e.g. could not open the interface) stops all."""
     signalled = False
     while any(p.is_alive() for p in procs):
-        if stop is not None and stop.is_set() and not signalled:
+        ended = any(p.exitcode is not None for p in procs)
+        if stop is not None and (stop.is_set() or ended) and not signalled:
             for p in procs:
                 if p.pid is not None and p.is_alive():
                     os.kill(p.pid, signal.SIGTERM)

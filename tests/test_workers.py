@@ -193,3 +193,12 @@ def test_workers_live_capture_every_packet_once(veth_pair, tmp_path):
     assert len(drops) == 2 and set(drops) == {"0"}
     assert err.count("packets read ") == 1
     assert summary(err)["packets read"] == sum(sent.values())
+
+
+def test_workers_live_interface_that_cannot_open_stops_every_worker(tmp_path):
+    started = time.monotonic()
+    result = capture("-i", "fpcnosuch0", "--data-dir", str(tmp_path),
+                     "--workers", "2", timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.count("fpcnosuch0") >= 2  # each worker says why
+    assert time.monotonic() - started < 30
