@@ -164,3 +164,31 @@ def test_damaged_first_messages_are_counted_never_raised(
         state.feed(direction, bytes(data), seq, 0x18 if seq else 0)
         seqs[direction] += len(data)
     assert state.errors <= 1
+
+
+def test_radius_fields_match_arkime() -> None:
+    (body,) = arkime_sessions("radius", "radius")
+    state = run_session("radius", body)
+    got, want = state.fields(), body["radius"]
+    assert state.errors == 0
+    assert got["fpc.radius.message_type"] == want["msgType"]
+    assert got["fpc.radius.user"] == want["user"]
+    assert got["fpc.radius.nas_ip"] == want["nasIp"]
+    assert got["fpc.radius.nas_port"] == want["nasPort"]
+    assert got["fpc.radius.framed_ip"] == want["framedIp"]
+    assert got["fpc.radius.mac"] == want["mac"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(cut=st.integers(0, 200), flips=st.lists(st.integers(0, 199), max_size=4))
+def test_radius_damaged_packet_is_counted_never_raised(
+    cut: int, flips: list[int]
+) -> None:
+    (body,) = arkime_sessions("radius", "radius")
+    data = bytearray(session_packets("radius", body)[0][1][:cut])
+    for i in flips:
+        if i < len(data):
+            data[i] ^= 0x11
+    state = new_app_state("udp", 45210, 1813)
+    state.feed(0, bytes(data), None, 0)
+    assert state.errors <= 1

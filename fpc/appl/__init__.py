@@ -23,6 +23,7 @@ from fpc.appl import (  # noqa: F401
     openvpn,
     postgresql,
     quic,
+    radius,
     rdp,
     smb,
     smtp,
