@@ -16,7 +16,7 @@ from typing import Any
 
 from fpc.errors import ConfigError
 
-NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._]{0,62}$")
+NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -97,7 +97,7 @@ ROTATIONS = ("hourly", "daily", "weekly", "monthly")
 
 def default_node() -> str:
     """The host name, cut to a valid node name."""
-    name = re.sub(r"[^A-Za-z0-9._]", "_", socket.gethostname().split(".")[0])
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname().split(".")[0])
     return name[:63] or "fpc"
 
 
@@ -124,7 +124,7 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Co
     command line gives them; None values are ignored.
     """
     raw: dict[str, Any] = {}
-    source = path or "<defaults>"
+    source = path or "(command line)"
     if path:
         try:
             with open(path, "rb") as f:
@@ -196,17 +196,25 @@ def _coerce(section: str, key: str, value: Any, kind: type) -> Any:
     return str(value)
 
 
+def _number(value: float) -> str:
+    """A bound as people write it: 65536, 4096G, 86400."""
+    if value >= 1 << 30 and int(value) % (1 << 30) == 0:
+        return f"{int(value) >> 30}G"
+    return f"{value:g}" if value < 1e6 else str(int(value))
+
+
 def _validate(cfg: Config, problems: list[str]) -> None:
     if not NODE_RE.match(cfg.node):
         problems.append(
             f"node = {cfg.node!r} is not a valid node name; use 1-63 letters, "
-            "digits, '.' or '_'"
+            "digits, '.', '_' or '-'"
         )
     for (section, key), (low, high) in BOUNDS.items():
         value = getattr(getattr(cfg, section), key)
         if not low <= value <= high:
             problems.append(
-                f"[{section}] {key} = {value} is out of range; set {low:g} to {high:g}"
+                f"[{section}] {key} = {value:g} is out of range; "
+                f"set {_number(low)} to {_number(high)}"
             )
     if cfg.es.rotation not in ROTATIONS:
         problems.append(
