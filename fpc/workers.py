@@ -69,7 +69,7 @@ class _Shared:
     """What the workers share with each other and with this process."""
 
     results: Any  # SimpleQueue of (index, summary, errors)
-    file_lock: Any  # serializes file number allocation in the store
+    file_lock: Any  # serializes opening the store and taking file numbers
     print_lock: Any  # one worker writes --print output at a time
     started: Any  # Barrier: nobody writes packets before every writer repaired
 
@@ -350,7 +350,8 @@ def _run_worker(
     printer = _Printer(shared.print_lock) if args.print_records else None
     errors, store, pipeline = 0, None, None
     try:
-        store = open_store(cfg.data_dir, cfg.es if cfg.es.url else None)
+        with shared.file_lock:  # SQLite: two first opens race to switch on WAL
+            store = open_store(cfg.data_dir, cfg.es if cfg.es.url else None)
         _share_file_numbers(store, shared.file_lock)
         pipeline = Pipeline(cfg, store, printer.add if printer else None)
         shared.started.wait(START_TIMEOUT_S)
@@ -359,7 +360,8 @@ def _run_worker(
         errors = work(pipeline)
     except (FpcError, threading.BrokenBarrierError) as exc:
         shared.started.abort()
-        logger.critical("worker %d stopped: %s", index, exc or "another worker failed")
+        reason = str(exc) or "another worker failed"
+        logger.critical("worker %d stopped: %s", index, reason)
         errors = 1
     finally:
         if pipeline is not None:
