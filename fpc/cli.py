@@ -142,7 +142,7 @@ def install_stop_handlers(stop: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
     if bool(args.read) == bool(args.iface):
         print("fpc-capture: give either -r PATH or -i IFACE", file=sys.stderr)
         return 2

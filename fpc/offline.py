@@ -83,31 +83,42 @@ def _progress_bar(files: list[str], quiet: bool) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, desc="fpc-capture", leave=False)
 
 
+# libpcap compiles for a DLT_ value; these LINKTYPE_ values in files differ.
+LINKTYPE_TO_DLT = {101: 12}  # LINKTYPE_RAW is DLT_RAW (12 on Linux)
+
+
 class BpfFilter:
     """A tcpdump expression applied to saved packets, compiled per link type."""
 
     def __init__(self, expression: str) -> None:
         self.expression = expression
-        self._programs: dict[int, Any] = {}
+        self._programs: dict[int, Any] = {}  # link type -> program, None: cannot
 
     def _program(self, linktype: int) -> Any:
+        """The compiled filter for `linktype`; None if libpcap cannot filter it."""
+        if linktype not in self._programs:
+            try:
+                self._programs[linktype] = self._compile(linktype)
+            except ConfigError as exc:
+                logger.warning("%s; packets of that link type are left out", exc)
+                self._programs[linktype] = None
+        return self._programs[linktype]
+
+    def _compile(self, linktype: int) -> Any:
         import pcapy
 
-        prog = self._programs.get(linktype)
-        if prog is None:
-            try:
-                prog = pcapy.compile(linktype, 262144, self.expression, 1, 0)
-            except pcapy.PcapError as exc:
-                raise ConfigError(
-                    f"BPF filter {self.expression!r} does not compile for link "
-                    f"type {linktype} ({exc}); check the expression as for tcpdump"
-                ) from exc
-            self._programs[linktype] = prog
-        return prog
+        try:
+            dlt = LINKTYPE_TO_DLT.get(linktype, linktype)
+            return pcapy.compile(dlt, 262144, self.expression, 1, 0)
+        except pcapy.PcapError as exc:
+            raise ConfigError(
+                f"BPF filter {self.expression!r} does not compile for link "
+                f"type {linktype} ({exc}); check the expression as for tcpdump"
+            ) from exc
 
     def check(self) -> None:
-        """Raise CaptureError now if the expression does not compile for Ethernet."""
-        self._program(1)
+        """Raise ConfigError now if the expression does not compile for Ethernet."""
+        self._compile(1)
 
     def apply(self, batch: PacketBatch) -> PacketBatch:
         """The packets of `batch` that the filter accepts."""
@@ -116,5 +127,5 @@ class BpfFilter:
         keep = np.zeros(len(batch), dtype=bool)
         for i in range(len(batch)):
             prog = self._program(int(batch.linktype[i]))
-            keep[i] = prog.filter(batch.packet(i)) != 0
+            keep[i] = prog is not None and prog.filter(batch.packet(i)) != 0
         return batch.subset(keep)

@@ -152,3 +152,17 @@ def test_capture_bad_filter_stops_before_reading(tmp_path):
     assert result.returncode == 2
     assert "BPF filter 'tcp prot 80' does not compile" in result.stderr
     assert not (tmp_path / "pcap").exists()
+
+
+def test_capture_filter_leaves_out_link_types_it_cannot_filter(tmp_path):
+    nflog = CORPUS / "arkime" / "nflog.pcap"
+    http = CORPUS / "arkime" / "http-301-get.pcap"
+    result = capture("-r", str(nflog), str(http), "--data-dir", str(tmp_path),
+                     "--print", "tcp")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "does not compile for link type 239" in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    with open(http, "rb") as f:
+        assert sum(r["network"]["packets"] for r in records) == sum(
+            1 for _ in dpkt.pcap.Reader(f)
+        )
