@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 MAX_AUTO_LIVE = 4  # workers "auto" starts for an interface, at most
 MAX_AUTO_OFFLINE = 2  # and for capture files (the reader is one more process)
+OFFLINE_RING_BYTES = 8 << 20  # per worker: small enough to stay in cache
+OFFLINE_RING_SLOTS = 1 << 15
 POP_PACKETS = 16_384  # packets a worker takes from its ring at a time
 POP_WAIT_S = 1.0  # a worker waiting for packets checks its parent this often
 START_TIMEOUT_S = 60.0  # every worker has opened its store and files by then
@@ -199,7 +201,7 @@ def _run_offline(
     from fpc.offline import read_files
 
     n = cfg.capture.workers
-    rings = [PacketRing() for _ in range(n)]
+    rings = [PacketRing(OFFLINE_RING_BYTES, OFFLINE_RING_SLOTS) for _ in range(n)]
     procs = _start(shared, n, _offline_worker, cfg, args, rings)
     splitter = Splitter(rings, [p.is_alive for p in procs])
     try:
