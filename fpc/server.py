@@ -23,6 +23,7 @@ import os
 import re
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,7 @@ from fpc.pcapfile import (
     PcapOutput,
     make_output,
 )
+from fpc.store import SQLITE_NAME
 from fpc.store.base import PcapFile, SessionQuery, Store
 
 logger = logging.getLogger(__name__)
@@ -515,7 +517,10 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="fpc-pcapd", description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", required=True, help="directory holding fpc.sqlite")
+    p.add_argument(
+        "--data-dir",
+        help="the node's data directory (fpc.sqlite, pcap/); optional with --es",
+    )
     p.add_argument(
         "--listen",
         type=parse_listen,
@@ -540,6 +545,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_args(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line, or None."""
+    if not args.es and not args.data_dir:
+        return "give --data-dir DIR (the node's data directory) or --es URL"
+    if not args.es and not os.path.exists(os.path.join(args.data_dir, SQLITE_NAME)):
+        return (
+            f"no session database {SQLITE_NAME} in {args.data_dir}; give the "
+            "--data-dir that fpc-capture wrote to"
+        )
+    return None
+
+
 async def serve(args: argparse.Namespace) -> int:
     # Imported here so that the service can be tested without a store backend.
     open_store = importlib.import_module("fpc.store").open_store
@@ -547,15 +564,26 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     try:
         es = EsConfig(url=args.es, prefix=args.es_prefix) if args.es else None
-        store = await loop.run_in_executor(pool, open_store, args.data_dir, es)
+        # A central fpc-pcapd indexes nothing; its spool directory stays empty.
+        data_dir = args.data_dir or tempfile.mkdtemp(prefix="fpc-pcapd-")
+        store = await loop.run_in_executor(pool, open_store, data_dir, es)
     except FpcError as exc:
         logger.critical("store open failed error=%s", exc)
         pool.shutdown()
         return 2
-    pcap_dir = args.pcap_dir or os.path.join(args.data_dir, "pcap")
+    pcap_dir = args.pcap_dir or os.path.join(args.data_dir or ".", "pcap")
     service = Service(store, pcap_dir, node=args.node, store_pool=pool)
     host, port = args.listen
-    runner = await start_site(service, host, port)
+    try:
+        runner = await start_site(service, host, port)
+    except OSError as exc:
+        logger.critical(
+            "cannot listen on %s:%d (%s); pick a free address with --listen",
+            host, port, exc.strerror,
+        )  # fmt: skip
+        await service.in_store(store.close)
+        service.shutdown()
+        return 2
     if args.es:
         url = args.advertise or advertised_url(host, port)
         register = functools.partial(store.register_node, args.node, pcapd_url=url)
@@ -590,6 +618,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     setup_logging(1 if args.verbose else 0, args.node)
+    problem = check_args(args)
+    if problem is not None:
+        logger.critical("%s", problem)
+        return 2
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(serve(args))
 

@@ -111,11 +111,12 @@ def test_es_node_registry_and_stats(ingested, es_client, es_prefix):
     )
 
 
-def start_pcapd(data_dir, node, es_url, prefix, port):
-    log_path = Path(data_dir).parent / f"pcapd-{node}.log"
+def start_pcapd(data_dir, node, es_url, prefix, port, log_dir):
+    log_path = Path(log_dir) / f"pcapd-{node}.log"
+    where = ["--data-dir", str(data_dir)] if data_dir else []
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fpc.server", "--data-dir", str(data_dir),
+            [sys.executable, "-m", "fpc.server", *where,
              "--node", node, "--es", es_url, "--es-prefix", prefix,
              "--listen", f"127.0.0.1:{port}"],
             stderr=log, cwd=ROOT,
@@ -136,8 +137,9 @@ def test_es_central_pcapd_relays_to_the_node_with_the_files(
 ):
     records, sensor_dir = ingested
     p_sensor, p_central = free_port(), free_port()
-    sensor = start_pcapd(sensor_dir, "sensor1", es_url, es_prefix, p_sensor)
-    central = start_pcapd(tmp_path / "central", "central", es_url, es_prefix, p_central)
+    sensor = start_pcapd(sensor_dir, "sensor1", es_url, es_prefix, p_sensor, tmp_path)
+    # the central instance has no data directory: it holds no packets
+    central = start_pcapd(None, "central", es_url, es_prefix, p_central, tmp_path)
     try:
         checked = 0
         for name in FILES:

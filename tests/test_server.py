@@ -587,3 +587,16 @@ def test_client_gone_mid_stream_is_logged_and_server_keeps_serving(
     path = corpus.data_dir / "after.pcap"
     path.write_bytes(body)
     assert status == 200 and read_records(path)[2] == want
+
+
+def test_pcapd_refuses_a_data_dir_without_a_session_database(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "fpc.server", "--data-dir", str(tmp_path / "typo")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no session database fpc.sqlite in" in result.stderr
+    assert not (tmp_path / "typo").exists()
