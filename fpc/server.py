@@ -337,10 +337,13 @@ async def handle_session(request: web.Request) -> web.StreamResponse:
     if not want_pcap:
         body = await service.in_io(_dumps, record)
         return web.Response(body=body, content_type="application/json")
-    relayed = await relay_if_remote(request, [record])
+    # A session id names every segment of a long session; a segment's own id
+    # (`<session id>.<n>`) names that segment alone.
+    records = await service.in_store(service.store.get_segments, sid) or [record]
+    relayed = await relay_if_remote(request, records)
     if relayed is not None:
         return relayed
-    packets = await service.in_io(packet_list, [record])
+    packets = await service.in_io(packet_list, records)
     return await stream_pcap(request, packets, sid, by_time=False)
 
 

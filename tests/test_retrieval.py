@@ -136,3 +136,36 @@ def test_pcapd_query_merges_sessions_in_time_order(pcapd):
     dns = [r for r in records if "dns" in r["fpc"]["protocols"]]
     got = served_packets(f"{base}/api/sessions.pcap?protocol=dns&limit=1000")
     assert len(got) == sum(r["network"]["packets"] for r in dns)
+
+
+def test_pcapd_session_id_serves_every_segment_of_a_long_session(tmp_path):
+    source = CORPUS / "other" / "suricata-http-mime-truncated-file.pcap"
+    _summary, records, store = run_pipeline(
+        [source], tmp_path, **{"sessions.segment_packets": 500}
+    )
+    store.close()
+    long = [r for r in records if r["fpc"]["segment"] > 0]
+    assert long, "the capture should give a session of several segments"
+    sid = long[0]["fpc"]["session"]
+    segments = [r for r in records if r["fpc"]["session"] == sid]
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fpc.server", "--data-dir", str(tmp_path),
+         "--listen", f"127.0.0.1:{port}"],
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/api/sessions?limit=1", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        whole = served_packets(f"{base}/api/session/{sid}.pcap")
+        assert len(whole) == sum(r["network"]["packets"] for r in segments)
+        one = served_packets(f"{base}/api/session/{long[0]['event']['id']}.pcap")
+        assert len(one) == long[0]["network"]["packets"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -62,6 +62,11 @@ class Store(ABC):
     @abstractmethod
     def get_session(self, session_id: str) -> dict[str, Any] | None: ...
 
+    def get_segments(self, session_id: str) -> list[dict[str, Any]]:
+        """Every SPI record of a session (all its segments), oldest first."""
+        record = self.get_session(session_id)
+        return [record] if record is not None else []
+
     @abstractmethod
     def search_sessions(self, query: SessionQuery) -> list[dict[str, Any]]:
         """Records matching `query`, oldest first, at most `query.limit`."""

@@ -119,6 +119,11 @@ class EsStore(Store):
         hits = self._search({"ids": {"values": [session_id]}}, 1)
         return hits[0] if hits else None
 
+    def get_segments(self, session_id: str) -> list[dict[str, Any]]:
+        # TODO: a session with more than MAX_SEGMENTS segments is served in part;
+        # paging through search_after would lift the bound.
+        return self._search({"term": {"fpc.session": session_id}}, MAX_SEGMENTS)
+
     def search_sessions(self, query: SessionQuery) -> list[dict[str, Any]]:
         return self._search(build_query(query), query.limit)
 
@@ -257,6 +262,9 @@ class EsStore(Store):
                 self.indexer.cfg.spool_dir,
             )
         self.es.close()
+
+
+MAX_SEGMENTS = 10_000  # records of one session fetched at most
 
 
 def build_query(q: SessionQuery) -> dict[str, Any]:

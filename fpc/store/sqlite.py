@@ -121,6 +121,13 @@ class SqliteStore(Store):
         rows = self._run("SELECT doc FROM sessions WHERE id = ?", (session_id,))
         return json.loads(rows[0][0]) if rows else None
 
+    def get_segments(self, session_id: str) -> list[dict[str, Any]]:
+        rows = self._run(
+            "SELECT doc FROM sessions WHERE session = ? ORDER BY start_ns, id",
+            (session_id,),
+        )
+        return [json.loads(r[0]) for r in rows]
+
     def search_sessions(self, query: SessionQuery) -> list[dict[str, Any]]:
         where, args = _where(query)
         sql = "SELECT doc FROM sessions"
