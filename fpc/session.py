@@ -116,7 +116,7 @@ class Session:
         "key", "hash", "proto", "ip_version", "vlan", "client", "segment",
         "first_ts", "last_ts", "packets", "bytes", "payload", "tcp", "macs",
         "ttls", "tunnel", "icmp", "file", "pos", "plen", "app", "end_reason",
-        "session_ts",
+        "session_ts", "first_file",
     )  # fmt: skip
 
     key: builtins.bytes
@@ -129,6 +129,7 @@ class Session:
     first_ts: int
     last_ts: int
     session_ts: int
+    first_file: int  # file number of the session's first packet (-1: not written)
     packets: list[int]
     bytes: list[int]
     payload: list[int]
@@ -165,6 +166,8 @@ class SessionTable:
         )
         # session serial -> app-layer state, from its first payload packet on
         self._apps: dict[int, AppState | FinishedApp] = {}
+        # serial -> first file number, for sessions with more segments to come
+        self._first_files: dict[int, int] = {}
         # (src, dst, proto, IP id) of a first fragment -> its key and direction
         self._frags: OrderedDict[tuple[bytes, bytes, int, int], tuple[bytes, int]] = (
             OrderedDict()
@@ -349,13 +352,16 @@ class SessionTable:
         if raw:
             ended = np.frombuffer(raw, dtype=ENDED)
             positions = np.frombuffer(raw_pos, dtype=POSITION)
-            self.done.extend(_sessions(ended, positions, self._apps, flush_reason))
+            self.done.extend(
+                _sessions(ended, positions, self._apps, self._first_files, flush_reason)
+            )
 
 
 def _sessions(
     ended: np.ndarray,
     positions: np.ndarray,
     apps: dict[int, AppState | FinishedApp],
+    first_files: dict[int, int],
     flush_reason: str,
 ) -> list[Session]:
     """A `Session` per ended record; a session's app state goes with its last one."""
@@ -381,8 +387,24 @@ def _sessions(
         s.icmp = [(int(t), int(c)) for t, c in cols["icmp"][i][:nicmp]]
         a, z = cut[i], cut[i + 1]
         s.file, s.pos, s.plen = files[a:z], pos[a:z], plen[a:z]
+        s.first_file = _first_file(s, serial, reason == END_SEGMENT, first_files)
         out.append(s)
     return out
+
+
+def _first_file(
+    s: Session, serial: int, more: bool, first_files: dict[int, int]
+) -> int:
+    """The file of the session's first packet, remembered across its segments."""
+    if s.segment == 0:
+        first = int(s.file[0]) if len(s.file) else -1
+    else:
+        first = first_files.get(serial, -1)
+    if more:
+        first_files[serial] = first
+    else:
+        first_files.pop(serial, None)
+    return first
 
 
 def _macs(raw: builtins.bytes, start: int, count: int) -> set[builtins.bytes]:
