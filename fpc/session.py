@@ -116,7 +116,7 @@ class Session:
         "key", "hash", "proto", "ip_version", "vlan", "client", "segment",
         "first_ts", "last_ts", "packets", "bytes", "payload", "tcp", "macs",
         "ttls", "tunnel", "icmp", "file", "pos", "plen", "app", "end_reason",
-        "session_ts", "first_file",
+        "session_ts", "first_pos",
     )  # fmt: skip
 
     key: builtins.bytes
@@ -129,7 +129,7 @@ class Session:
     first_ts: int
     last_ts: int
     session_ts: int
-    first_file: int  # file number of the session's first packet (-1: not written)
+    first_pos: tuple[int, int]  # file number and position of the first packet
     packets: list[int]
     bytes: list[int]
     payload: list[int]
@@ -166,8 +166,8 @@ class SessionTable:
         )
         # session serial -> app-layer state, from its first payload packet on
         self._apps: dict[int, AppState | FinishedApp] = {}
-        # serial -> first file number, for sessions with more segments to come
-        self._first_files: dict[int, int] = {}
+        # serial -> first packet position, for sessions with more segments to come
+        self._first_pos: dict[int, tuple[int, int]] = {}
         # (src, dst, proto, IP id) of a first fragment -> its key and direction
         self._frags: OrderedDict[tuple[bytes, bytes, int, int], tuple[bytes, int]] = (
             OrderedDict()
@@ -353,7 +353,7 @@ class SessionTable:
             ended = np.frombuffer(raw, dtype=ENDED)
             positions = np.frombuffer(raw_pos, dtype=POSITION)
             self.done.extend(
-                _sessions(ended, positions, self._apps, self._first_files, flush_reason)
+                _sessions(ended, positions, self._apps, self._first_pos, flush_reason)
             )
 
 
@@ -361,7 +361,7 @@ def _sessions(
     ended: np.ndarray,
     positions: np.ndarray,
     apps: dict[int, AppState | FinishedApp],
-    first_files: dict[int, int],
+    first_pos: dict[int, tuple[int, int]],
     flush_reason: str,
 ) -> list[Session]:
     """A `Session` per ended record; a session's app state goes with its last one."""
@@ -387,23 +387,23 @@ def _sessions(
         s.icmp = [(int(t), int(c)) for t, c in cols["icmp"][i][:nicmp]]
         a, z = cut[i], cut[i + 1]
         s.file, s.pos, s.plen = files[a:z], pos[a:z], plen[a:z]
-        s.first_file = _first_file(s, serial, reason == END_SEGMENT, first_files)
+        s.first_pos = _first_pos(s, serial, reason == END_SEGMENT, first_pos)
         out.append(s)
     return out
 
 
-def _first_file(
-    s: Session, serial: int, more: bool, first_files: dict[int, int]
-) -> int:
-    """The file of the session's first packet, remembered across its segments."""
+def _first_pos(
+    s: Session, serial: int, more: bool, known: dict[int, tuple[int, int]]
+) -> tuple[int, int]:
+    """Where the session's first packet lies, remembered across its segments."""
     if s.segment == 0:
-        first = int(s.file[0]) if len(s.file) else -1
+        first = (int(s.file[0]), int(s.pos[0])) if len(s.file) else (-1, -1)
     else:
-        first = first_files.get(serial, -1)
+        first = known.get(serial, (-1, -1))
     if more:
-        first_files[serial] = first
+        known[serial] = first
     else:
-        first_files.pop(serial, None)
+        known.pop(serial, None)
     return first
 
 

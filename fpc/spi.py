@@ -44,9 +44,10 @@ def iso_ns(ts_ns: int) -> str:
 
 
 def session_id(node: str, sess: Session) -> str:
-    """Stable id of a session: node, file number and time of its first packet,
-    key hash. The file number tells apart the same packets captured twice."""
-    return f"{node}-{sess.first_file}-{sess.session_ts:x}-{sess.hash:08x}"
+    """Stable id of a session: node, packet position and time of its first
+    packet, key hash. The position tells apart the same packets read twice."""
+    file_num, pos = sess.first_pos
+    return f"{node}-{file_num}-{pos}-{sess.session_ts:x}-{sess.hash:08x}"
 
 
 def record_id(node: str, sess: Session) -> str:
