@@ -57,6 +57,8 @@ class ImapParser(Parser):
         self._starttls: bytes | None = None  # tag of a pending STARTTLS
 
     def feed(self, direction: int, data: bytes) -> None:
+        if self._lines[direction] >= MAX_LINES:
+            return  # this side is read far enough
         buf = self._bufs[direction] + data
         pos = 0
         while self.handoff is None and self._lines[direction] < MAX_LINES:

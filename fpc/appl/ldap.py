@@ -81,6 +81,8 @@ class LdapParser(Parser):
         self._starttls = False  # a StartTLS request waits for its response
 
     def feed(self, direction: int, data: bytes) -> None:
+        if self._messages[direction] >= MAX_MESSAGES:
+            return  # this side is read far enough
         buf = self._bufs[direction]
         buf.add(data)
         while self.handoff is None and self._messages[direction] < MAX_MESSAGES:

@@ -58,6 +58,8 @@ class Pop3Parser(Parser):
         self._stls = False
 
     def feed(self, direction: int, data: bytes) -> None:
+        if self._lines[direction] >= MAX_LINES:
+            return  # this side is read far enough
         buf = self._bufs[direction] + data
         pos = 0
         while self.handoff is None and self._lines[direction] < MAX_LINES:
