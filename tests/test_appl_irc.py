@@ -45,3 +45,23 @@ def test_irc_random_bytes_after_nick_are_counted_never_raised(data: bytes) -> No
     state = new_app_state("tcp", 50000, 6667)
     state.feed(0, b"NICK n1\r\n" + data, 1000, 0x18)
     assert state.errors <= 1
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"USER anonymous\r\nPASS guest@\r\nCWD /pub\r\n",
+        b"USER ann\r\nPASS x\r\nSTAT\r\n",
+    ],
+)
+def test_ftp_and_pop3_logins_are_not_irc(first: bytes) -> None:
+    state = new_app_state("tcp", 50000, 2121)
+    state.feed(0, first, 1000, 0x18)
+    assert "irc" not in state.protocols()
+
+
+def test_irc_user_line_with_realname_is_irc() -> None:
+    state = new_app_state("tcp", 50000, 7000)
+    state.feed(0, b"USER u 0 * :Real Name\r\nNICK n2\r\n", 1000, 0x18)
+    assert state.protocols() == ["irc"]
+    assert state.fields()["fpc.irc.nick"] == ["n2"]

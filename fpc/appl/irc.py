@@ -23,20 +23,30 @@ from fpc.appl.sink import FieldSink
 MAX_LINE_BYTES = 4096  # RFC 2812 allows 512; IRCv3 tags make lines longer
 MAX_LINES = 256  # client lines read per session
 MAX_CHANNELS = 16  # channels taken from one JOIN
-_FIRST = re.compile(rb"(?:NICK|USER|PASS|CAP) [^\r\n]{1,510}\r?\n")
+_IRC_FIRST = re.compile(rb"NICK \S|CAP (?:LS|REQ)|USER \S+ \S+ \S+ :")
+MAX_CLASSIFY_LINES = 3  # lines looked at before deciding
 _RPL_STARTTLS = re.compile(rb"(?::\S+ )?670 ")
 
 
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
-    """A client's registration: NICK, USER, PASS or CAP first."""
+    """A client's registration: NICK, CAP, or an IRC-style USER line.
+
+    FTP and POP3 clients also open with USER or PASS, so those alone decide
+    nothing: IRC's USER has a ':' realname, and NICK follows soon.
+    """
     if direction != 0:
         return Verdict.NO
-    if _FIRST.match(data):
-        return Verdict.YES
-    head = data[:5]
-    partial = any(w.startswith(head) or head.startswith(w) for w in (b"NICK ",
-                  b"USER ", b"PASS ", b"CAP "))  # fmt: skip
-    return Verdict.MORE if partial and b"\n" not in data else Verdict.NO
+    lines = data.split(b"\n")
+    for line in lines[:-1][:MAX_CLASSIFY_LINES]:
+        if _IRC_FIRST.match(line):
+            return Verdict.YES
+        if not line.startswith((b"PASS ", b"USER ")):
+            return Verdict.NO
+    if len(lines) > MAX_CLASSIFY_LINES:
+        return Verdict.NO
+    head = lines[-1][:5]
+    partial = any(w.startswith(head) for w in (b"NICK ", b"USER ", b"PASS ", b"CAP "))
+    return Verdict.MORE if partial or len(lines) > 1 else Verdict.NO
 
 
 class IrcParser(Parser):
