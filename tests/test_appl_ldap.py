@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_appl_corpus import arkime_sessions, run_session, session_packets
+from test_appl_other import run, sessions
 
 from fpc.appl import new_app_state
 
@@ -53,3 +54,16 @@ def test_ldap_damaged_bind_is_counted_never_raised(cut: int, flips: list[int]) -
     state = new_app_state("tcp", 40000, 389)
     state.feed(0, bytes(data), 1000, 0x18)
     assert state.errors <= 1
+
+
+def test_ldap_sasl_security_layer_after_bind_ends_the_parser_quietly() -> None:
+    # zeek-pcapng-many-idbs-mixed-linktypes: a GSS-SPNEGO bind, then sealed
+    # messages behind a 4-byte length.
+    ((key, packets),) = [
+        item
+        for item in sessions("zeek-pcapng-many-idbs-mixed-linktypes.pcapng").items()
+        if 389 in (item[0][1][1], item[0][2][1])
+    ]
+    state = run(key, packets)
+    assert state.protocols() == ["ldap"] and state.errors == 0
+    assert state.fields()["fpc.ldap.sasl_mechanism"] == ["GSS-SPNEGO"]

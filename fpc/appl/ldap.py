@@ -79,6 +79,7 @@ class LdapParser(Parser):
         self._bufs = (ByteBuffer(), ByteBuffer())
         self._messages = [0, 0]
         self._starttls = False  # a StartTLS request waits for its response
+        self._sasl = False  # a SASL bind was seen: a security layer may follow
 
     def feed(self, direction: int, data: bytes) -> None:
         if self._messages[direction] >= MAX_MESSAGES:
@@ -86,6 +87,11 @@ class LdapParser(Parser):
         buf = self._bufs[direction]
         buf.add(data)
         while self.handoff is None and self._messages[direction] < MAX_MESSAGES:
+            if self._sasl and buf.peek(1) not in (b"", b"\x30"):
+                # A SASL security layer (GSSAPI, GSS-SPNEGO) wraps what
+                # follows the bind: sealed, and not LDAP to read any more.
+                self.done = True
+                return
             size = _message_size(buf.peek(6))
             if size > MAX_MESSAGE:
                 raise ParseError(f"ldap message of {size} bytes (max {MAX_MESSAGE})")
@@ -125,6 +131,7 @@ class LdapParser(Parser):
             kind = "simple" if auth.remaining else "anonymous"
         elif tag == AUTH_SASL:
             kind = "sasl"
+            self._sasl = True
             mechanism = expect(auth, OCTET_STRING, "ldap sasl mechanism")
             text = mechanism.take(mechanism.remaining).decode("ascii", "replace")
             self.sink.add("fpc.ldap.sasl_mechanism", text)
