@@ -27,6 +27,8 @@ from fpc.appl.cursor import Cursor, ParseError
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
 from fpc.appl.sink import FieldSink
 
+# TODO: connectionless LDAP (CLDAP, UDP 389, used by Windows domain locators)
+# is not parsed; such sessions get no LDAP fields.
 BIND_REQUEST, BIND_RESPONSE, SEARCH_REQUEST = 0x60, 0x61, 0x63
 EXTENDED_REQUEST, EXTENDED_RESPONSE = 0x77, 0x78
 AUTH_SIMPLE, AUTH_SASL = 0x80, 0xA3

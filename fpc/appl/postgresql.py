@@ -60,7 +60,9 @@ class PostgresParser(Parser):
             self._ssl_asked = True
             buf = buf[8:]
         elif buf[:8] == GSS_REQUEST:
-            self.done = True  # TODO: GSSAPI-encrypted sessions are not followed
+            # TODO: a GSSAPI-encrypted session is not followed: its startup
+            # message is sealed with Kerberos keys fpc does not have.
+            self.done = True
             return
         self._client = buf
         if len(buf) >= 8 and not self._ssl_asked:

@@ -43,6 +43,12 @@ FBZERO_MAGIC = b"1QTV"
 _CHLO_TAGS = {b"SNI\x00": "tls.client.server_name", b"UAID": "fpc.quic.user_agent"}
 
 
+# TODO: the server's certificate travels in Handshake packets, whose keys come
+# from the key exchange, so QUIC sessions have no tls.server.* fields; Google
+# QUIC Q046 and later (IETF-style headers, Q050 encrypted) gives only its
+# version today.
+
+
 def _gquic_version(data: bytes) -> bytes | None:
     """The 'Q0xx' version of a client gQUIC packet, else None."""
     if len(data) < 13 or not data[0] & _GQUIC_FLAG_VERSION:

@@ -25,6 +25,8 @@ from fpc.appl.mail_headers import add_headers
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
 from fpc.appl.sink import FieldSink
 
+# TODO: message bodies are skipped, so MIME parts, attachment names and their
+# hashes (Arkime's email.filename, email.md5) are not reported.
 MAX_LINE_BYTES = 4096  # command or reply line (RFC 5321 allows 512)
 MAX_HEADER_BYTES = 64 * 1024  # header block of one message
 MAX_MESSAGES = 64  # messages whose headers are read per session
