@@ -49,7 +49,6 @@ START_TIMEOUT_S = 60.0  # every worker has opened its store and files by then
 PRINT_FLUSH_BYTES = 1 << 18  # --print output a worker buffers before writing
 MAX_FRAGMENT_IDS = 65_536  # first fragments whose worker is remembered
 LINKTYPE_CLOCK = 0xFFFF  # ring record that carries the reader's clock, no packet
-_FORK: Any = None  # multiprocessing context, made on first use
 
 
 def parse_workers(text: str, live: bool) -> int:
@@ -104,13 +103,10 @@ def merge_summaries(summaries: list[dict[str, int]]) -> dict[str, int]:
 
 
 def _context() -> Any:
-    global _FORK
-    if _FORK is None:
-        import multiprocessing
+    import multiprocessing
 
-        # fork: the rings are anonymous shared mappings inherited by the workers
-        _FORK = multiprocessing.get_context("fork")
-    return _FORK
+    # fork: the rings are anonymous shared mappings inherited by the workers
+    return multiprocessing.get_context("fork")
 
 
 def _start(
