@@ -32,6 +32,7 @@ from fpc.appl import (  # noqa: F401
     snmp,
     socks,
     ssh,
+    stun,
     tds,
     tls,
 )
