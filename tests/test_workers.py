@@ -122,9 +122,9 @@ def test_workers_file_numbers_never_collide(tmp_path):
 def test_workers_sigint_flushes_every_worker_and_prints_one_summary(tmp_path):
     big = tmp_path / "big.pcap"
     subprocess.run([sys.executable, "/work/shared/tools/mkpcap.py", "--packets",
-                    "400000", "--seed", "3", "-o", str(big)], check=True)  # fmt: skip
+                    "200000", "--seed", "3", "-o", str(big)], check=True)  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fpc.cli", "-r", str(big), "--data-dir",
+        [sys.executable, "-m", "fpc.cli", "-r", *[str(big)] * 10, "--data-dir",
          str(tmp_path / "d"), "-q", "--workers", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
@@ -134,7 +134,7 @@ def test_workers_sigint_flushes_every_worker_and_prints_one_summary(tmp_path):
     assert proc.returncode == 0, err
     assert err.count("packets read ") == 1
     s = summary(err)
-    assert 0 < s["packets read"] < 400_000  # stopped part-way
+    assert 0 < s["packets read"] < 2_000_000  # stopped part-way
     assert s["PCAP packets"] == s["packets read"]
     assert sum(pcap_packets(tmp_path / "d" / "pcap").values()) == s["packets read"]
 
