@@ -83,12 +83,13 @@ class SqliteStore(Store):
             raise StoreError(f"session database {self.path}: {exc}") from exc
 
     def next_file_num(self, node: str) -> int:
-        self._run(
+        # One statement: processes sharing the database never get the same number.
+        rows = self._run(
             "INSERT INTO file_seq VALUES (?, 1) "
-            "ON CONFLICT(node) DO UPDATE SET last = last + 1",
+            "ON CONFLICT(node) DO UPDATE SET last = last + 1 RETURNING last",
             (node,),
         )
-        return int(self._run("SELECT last FROM file_seq WHERE node = ?", (node,))[0][0])
+        return int(rows[0][0])
 
     def save_file(self, pcap_file: PcapFile) -> None:
         self._run(
