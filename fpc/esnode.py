@@ -318,6 +318,15 @@ def get_json(url: str, timeout: float = 5.0) -> dict[str, Any]:
         return answer
 
 
+def answering(cluster: Cluster) -> bool:
+    """Whether a cluster answers health requests on the cluster's first port."""
+    try:
+        get_json(f"{cluster.url}/_cluster/health", timeout=2.0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def wait_healthy(cluster: Cluster, timeout_s: float) -> dict[str, Any]:
     """Cluster health once all nodes joined and it is yellow or green."""
     deadline = time.monotonic() + timeout_s
@@ -350,6 +359,14 @@ def start(
         shutil.rmtree(cluster.dir, ignore_errors=True)
     check_map_count(cluster.nodes)
     todo = [i for i in range(cluster.nodes) if read_pid(cluster.pid_file(i)) is None]
+    if todo and not fresh and answering(cluster):
+        # A node whose pid file is gone (killed test run, other home) still
+        # serves this port: a second one could not lock its data path anyway.
+        logger.warning(
+            "elasticsearch already answers at %s without a pid file here; using it",
+            cluster.url,
+        )
+        return wait_healthy(cluster, timeout_s)
     for i in todo:
         write_node(cluster, dist, i)
     if os.geteuid() == 0:
