@@ -30,10 +30,12 @@ from fpc.config import EsConfig
 from fpc.errors import StoreError
 from fpc.indexer import Indexer, IndexerConfig
 from fpc.store.base import PcapFile, SessionQuery, Store
+from fpc.store.fileseq import LocalFileSeq
 
 logger = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 30.0
+FILE_CALL_TIMEOUT_S = 3.0
 SEQUENCE_ATTEMPTS = 50
 FLUSH_TIMEOUT_S = 60.0
 
@@ -101,6 +103,10 @@ class EsStore(Store):
         icfg = indexer or IndexerConfig(spool_dir=spool_dir or "fpc-data/es-spool")
         self.indexer = Indexer(connect(cfg), icfg)
         self.indexer.start()
+        # Registry calls run on the writer's thread: fail fast, never stall it.
+        self._files_client = self.es.options(
+            request_timeout=FILE_CALL_TIMEOUT_S, max_retries=0
+        )
 
     @property
     def prefix(self) -> str:
@@ -140,6 +146,23 @@ class EsStore(Store):
         return [h["_source"] for h in resp["hits"]["hits"]]
 
     def next_file_num(self, node: str) -> int:
+        """The cluster's next number for `node`, never below the local record.
+
+        While the cluster is unreachable the local sequence alone answers, so
+        the writer keeps rotating and no packet waits for Elasticsearch.
+        """
+        return LocalFileSeq(self.indexer.cfg.spool_dir, node).next(
+            lambda: self._cluster_file_num(node)
+        )
+
+    def _cluster_file_num(self, node: str) -> int | None:
+        try:
+            return self._bump_sequence(node)
+        except StoreError as exc:
+            logger.warning("file number from the local sequence node=%s: %s", node, exc)
+            return None
+
+    def _bump_sequence(self, node: str) -> int:
         """Bump the node's counter document with optimistic concurrency."""
         index = f"{self.prefix}-sequence"
         with translate_errors(self.cfg.url, f"file number for node {node}"):
@@ -155,11 +178,11 @@ class EsStore(Store):
 
     def _try_bump(self, index: str, node: str) -> int | None:
         try:
-            doc = self.es.get(index=index, id=node)
+            doc = self._files_client.get(index=index, id=node)
         except NotFoundError:
             num = self._max_file_num(node) + 1  # the registry may outlive the counter
             try:
-                self.es.create(
+                self._files_client.create(
                     index=index,
                     id=node,
                     document={"node": node, "file_num": num},
@@ -169,7 +192,7 @@ class EsStore(Store):
                 return None
         num = int(doc["_source"]["file_num"]) + 1
         try:
-            self.es.index(
+            self._files_client.index(
                 index=index,
                 id=node,
                 if_seq_no=doc["_seq_no"],
@@ -182,8 +205,10 @@ class EsStore(Store):
 
     def _max_file_num(self, node: str) -> int:
         """Highest registered file number of `node` (GET is real-time, search not)."""
-        self.es.indices.refresh(index=f"{self.prefix}-files", ignore_unavailable=True)
-        resp = self.es.search(
+        self._files_client.indices.refresh(
+            index=f"{self.prefix}-files", ignore_unavailable=True
+        )
+        resp = self._files_client.search(
             index=f"{self.prefix}-files",
             size=0,
             query={"term": {"node": node}},
@@ -193,15 +218,21 @@ class EsStore(Store):
         value = resp.get("aggregations", {}).get("m", {}).get("value")
         return int(value) if value is not None else 0
 
-    # TODO: PCAP file rows and file numbers are written synchronously on the
-    # writer's thread, so a dead cluster stalls rotation for up to
-    # REQUEST_TIMEOUT_S and then raises StoreError; rows could go through the
-    # indexer once the writer no longer reads a row back right after saving it.
+    # TODO: while the cluster is down each file call first waits up to
+    # FILE_CALL_TIMEOUT_S on the writer's thread; a circuit breaker that skips
+    # the cluster for a while after a failure would remove that wait.
     def save_file(self, pcap_file: PcapFile) -> None:
+        """Index the registry row now; when the cluster does not answer, through
+        the indexer, which spools it and sends it once the cluster is back."""
         index = f"{self.prefix}-files"
         doc_id = f"{pcap_file.node}-{pcap_file.file_num}"
-        with translate_errors(self.cfg.url, f"saving PCAP file {doc_id} in {index}"):
-            self.es.index(index=index, id=doc_id, document=asdict(pcap_file))
+        doc = asdict(pcap_file)
+        try:
+            with translate_errors(self.cfg.url, f"saving PCAP file {doc_id}"):
+                self._files_client.index(index=index, id=doc_id, document=doc)
+        except StoreError as exc:
+            logger.warning("pcap registry row spooled file=%s: %s", doc_id, exc)
+            self.indexer.submit([(index, doc_id, doc)])
 
     def get_file(self, node: str, file_num: int) -> PcapFile | None:
         index = f"{self.prefix}-files"
