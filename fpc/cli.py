@@ -194,14 +194,16 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
     return 1 if errors else 0
 
 
-def start_node_stats(cfg: Config, store: object, pipeline: Pipeline) -> Any:
-    """With Elasticsearch, register the node and index its stats every few seconds."""
+def start_node_stats(cfg: Config, store: object, source: Any) -> Any:
+    """With Elasticsearch, register the node and index its stats every few
+    seconds; `source.node_counters()` gives the totals (a Pipeline, or the
+    sum over worker processes)."""
     if not cfg.es.url:
         return None
     from fpc.nodestats import NodeStatsReporter
 
     store.register_node(cfg.node, pcap_dir=os.path.abspath(cfg.pcap_dir))  # type: ignore[attr-defined]
-    reporter = NodeStatsReporter(store, cfg.node, pipeline.node_counters, cfg.data_dir)  # type: ignore[arg-type]
+    reporter = NodeStatsReporter(store, cfg.node, source.node_counters, cfg.data_dir)  # type: ignore[arg-type]
     reporter.start()
     return reporter
 

@@ -7,8 +7,10 @@ ring (`fpc.ring`) to the worker `hash % N` of its session key; non-IP frames
 go to worker 0, and later IP fragments follow their first fragment.
 
 Every worker runs its own `Pipeline`: its own PCAP files (file numbers from
-the store's per-node sequence, taken under a lock shared by the workers), its
-own SQLite connection and session table. On SIGINT/SIGTERM each worker ends
+the store's per-node sequence), its own store connection (and, with
+Elasticsearch, its own spool) and session table. Each publishes its node
+counters into shared memory; with Elasticsearch this process indexes their sum
+as the node's stats. On SIGINT/SIGTERM each worker ends
 its sessions and closes its file; this process then prints one summary, the
 sum of the workers' counters, in the format of the single-process run.
 """
@@ -70,27 +72,92 @@ class _Shared:
     """What the workers share with each other and with this process."""
 
     results: Any  # SimpleQueue of (index, summary, errors)
-    file_lock: Any  # serializes opening the store and taking file numbers
+    file_lock: Any  # serializes opening the store (SQLite switching on WAL)
     print_lock: Any  # one worker writes --print output at a time
     started: Any  # Barrier: nobody writes packets before every writer repaired
+    counters: Any  # Array: each worker's node counters, for the node stats
 
 
 def run_workers(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
     """Run the capture over cfg.capture.workers processes; the exit status."""
     n = cfg.capture.workers
     ctx = _context()
-    shared = _Shared(ctx.SimpleQueue(), ctx.Lock(), ctx.Lock(), ctx.Barrier(n))
+    counters = ctx.Array("q", n * len(COUNTER_KEYS), lock=False)
+    shared = _Shared(
+        ctx.SimpleQueue(), ctx.Lock(), ctx.Lock(), ctx.Barrier(n), counters
+    )
     started = time.monotonic()
-    if args.read:
-        errors, summaries = _run_offline(cfg, args, stop, shared)
-    else:
-        errors, summaries = _run_live(cfg, args, stop, shared)
+    stats = NodeStats(cfg, counters, n)
+    try:
+        if args.read:
+            errors, summaries = _run_offline(cfg, args, stop, shared)
+        else:
+            errors, summaries = _run_live(cfg, args, stop, shared)
+    finally:
+        stats.stop()
     from fpc.cli import print_summary
 
     merged = merge_summaries(summaries)
     if "packets" in merged:
         print_summary(merged, time.monotonic() - started)
     return 1 if errors else 0
+
+
+COUNTER_KEYS = (
+    "packets_received", "packets_dropped", "bytes", "sessions",
+    "active_sessions", "pcap_bytes_written",
+)  # fmt: skip
+PUBLISH_INTERVAL_S = 1.0
+
+
+class CounterPublisher:
+    """A worker's thread copying its node counters into the shared array."""
+
+    def __init__(self, array: Any, index: int, read: Callable[[], dict[str, int]]):
+        self.array, self.base, self.read = array, index * len(COUNTER_KEYS), read
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def publish(self) -> None:
+        values = self.read()
+        for k, key in enumerate(COUNTER_KEYS):
+            self.array[self.base + k] = values.get(key, 0)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(PUBLISH_INTERVAL_S)
+            self.publish()
+
+
+class NodeStats:
+    """With Elasticsearch: registers the node and indexes the workers' summed
+    counters as its stats, from this process."""
+
+    def __init__(self, cfg: Config, array: Any, n: int) -> None:
+        self.store: Any = None
+        self.reporter: Any = None
+        if not cfg.es.url:
+            return
+        from fpc.cli import start_node_stats
+
+        self.store = open_store(cfg.data_dir, cfg.es, "stats")
+        self.array, self.n = array, n
+        self.reporter = start_node_stats(cfg, self.store, self)
+
+    def node_counters(self) -> dict[str, int]:
+        width = len(COUNTER_KEYS)
+        return {
+            key: sum(self.array[i * width + k] for i in range(self.n))
+            for k, key in enumerate(COUNTER_KEYS)
+        }
+
+    def stop(self) -> None:
+        if self.reporter is not None:
+            self.reporter.stop()
+        if self.store is not None:
+            self.store.close()
 
 
 def merge_summaries(summaries: list[dict[str, int]]) -> dict[str, int]:
@@ -349,12 +416,12 @@ def _run_worker(
     errors, store, pipeline = 0, None, None
     try:
         with shared.file_lock:  # SQLite: two first opens race to switch on WAL
-            store = open_store(cfg.data_dir, cfg.es if cfg.es.url else None)
-        _share_file_numbers(store, shared.file_lock)
+            es = cfg.es if cfg.es.url else None
+            store = open_store(cfg.data_dir, es, f"worker-{index}")
         pipeline = Pipeline(cfg, store, printer.add if printer else None)
+        publisher = CounterPublisher(shared.counters, index, pipeline.node_counters)
         shared.started.wait(START_TIMEOUT_S)
-        # TODO: node stats are not indexed into Elasticsearch with workers;
-        # each would report only its own share of the counters.
+        publisher.start()
         errors = work(pipeline)
     except (FpcError, threading.BrokenBarrierError) as exc:
         shared.started.abort()
@@ -364,24 +431,13 @@ def _run_worker(
     finally:
         if pipeline is not None:
             pipeline.finish()
+            CounterPublisher(shared.counters, index, pipeline.node_counters).publish()
         if store is not None:
             store.close()
         if printer is not None:
             printer.flush()
     summary = pipeline.summary() if pipeline is not None else {}
     shared.results.put((index, summary, errors))
-
-
-def _share_file_numbers(store: Any, lock: Any) -> None:
-    """Take file numbers under `lock`: the SQLite sequence is read back in a
-    second statement, so two workers could otherwise get the same number."""
-    take = store.next_file_num
-
-    def next_file_num(node: str) -> int:
-        with lock:
-            return int(take(node))
-
-    store.next_file_num = next_file_num
 
 
 class _Printer:

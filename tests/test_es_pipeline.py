@@ -157,3 +157,29 @@ def test_es_central_pcapd_relays_to_the_node_with_the_files(
         for proc in (sensor, central):
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_es_two_workers_index_every_session_and_the_summed_stats(
+    tmp_path, es_url, es_prefix, es_client
+):
+    conf = tmp_path / "fpc.toml"
+    conf.write_text(f'node = "w2"\n[es]\nurl = "{es_url}"\nprefix = "{es_prefix}"\n')
+    paths = [str(CORPUS / "arkime" / f"{n}.pcap") for n in FILES]
+    result = subprocess.run(
+        [sys.executable, "-m", "fpc.cli", "-c", str(conf), "--workers", "2",
+         "--data-dir", str(tmp_path / "d"), "--print", "-r", *paths],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    es_client.indices.refresh(index=f"{es_prefix}-*")
+    assert es_client.count(index=f"{es_prefix}-sessions")["count"] == len(records)
+    files = es_client.search(index=f"{es_prefix}-files", size=1000)["hits"]["hits"]
+    numbers = [h["_source"]["file_num"] for h in files]
+    assert len(numbers) == len(set(numbers)) >= 2  # one file per worker at least
+    query = {"term": {"observer.name": "w2"}}
+    stats = es_client.search(index=f"{es_prefix}-stats", query=query, size=100)
+    rows = [h["_source"]["stats"] for h in stats["hits"]["hits"]]
+    assert max(r["packets_received"] for r in rows) == sum(
+        r["network"]["packets"] for r in records
+    )

@@ -85,6 +85,7 @@ class EsStore(Store):
         rotation: str = "daily",
         spool_dir: str | None = None,
         indexer: IndexerConfig | None = None,
+        seq_dir: str | None = None,
         **auth: str,
     ) -> None:
         if isinstance(url, EsConfig):
@@ -103,6 +104,9 @@ class EsStore(Store):
         icfg = indexer or IndexerConfig(spool_dir=spool_dir or "fpc-data/es-spool")
         self.indexer = Indexer(connect(cfg), icfg)
         self.indexer.start()
+        # The node's file-number high-water mark: one per node, even when
+        # several processes of the node each have a spool of their own.
+        self.seq_dir = seq_dir or icfg.spool_dir
         # Registry calls run on the writer's thread: fail fast, never stall it.
         self._files_client = self.es.options(
             request_timeout=FILE_CALL_TIMEOUT_S, max_retries=0
@@ -151,7 +155,7 @@ class EsStore(Store):
         While the cluster is unreachable the local sequence alone answers, so
         the writer keeps rotating and no packet waits for Elasticsearch.
         """
-        return LocalFileSeq(self.indexer.cfg.spool_dir, node).next(
+        return LocalFileSeq(self.seq_dir, node).next(
             lambda: self._cluster_file_num(node)
         )
 
