@@ -1,7 +1,7 @@
 """Stage 4 of the pipeline: turn a finished session into its SPI record.
 
 In: `fpc.session.Session` objects from the session table. Out: one nested
-dict per session (or segment) with the fields of `fpc.fields`, handed to the
+dict[str, Any] per session (or segment) with the fields of `fpc.fields`, handed to the
 store. Runs on the processing thread, once per record.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import UTC, datetime
+from typing import Any
 
 from fpc.communityid import community_id
 from fpc.decode import (
@@ -69,7 +70,7 @@ def _mac(raw: bytes) -> str:
     return "-".join(f"{b:02X}" for b in raw)
 
 
-def _side(sess: Session, s: int, addr: bytes, port: int) -> dict:
+def _side(sess: Session, s: int, addr: bytes, port: int) -> dict[str, Any]:
     return {
         "ip": str(ipaddress.ip_address(addr)),
         "port": port,
@@ -79,7 +80,7 @@ def _side(sess: Session, s: int, addr: bytes, port: int) -> dict:
     }
 
 
-def build_record(node: str, sess: Session) -> dict:
+def build_record(node: str, sess: Session) -> dict[str, Any]:
     """The SPI record of `sess` (see docs/FIELDS.md for every field)."""
     ends = _endpoints(sess)
     c, s = sess.client, sess.client ^ 1
@@ -87,7 +88,7 @@ def build_record(node: str, sess: Session) -> dict:
     app = sess.app
     protocols = [transport] + [n for bit, n in TUNNEL_NAMES if sess.tunnel & bit]
     app_protocols = app.protocols() if app is not None else []
-    record: dict = {
+    record: dict[str, Any] = {
         "@timestamp": iso_ns(sess.first_ts),
         "event": _event(node, sess),
         "observer": {"name": node},
@@ -102,7 +103,7 @@ def build_record(node: str, sess: Session) -> dict:
     return record
 
 
-def _event(node: str, sess: Session) -> dict:
+def _event(node: str, sess: Session) -> dict[str, Any]:
     return {
         "id": record_id(node, sess),
         "start": iso_ns(sess.first_ts),
@@ -114,8 +115,10 @@ def _event(node: str, sess: Session) -> dict:
     }
 
 
-def _network(sess: Session, transport: str, ends: tuple, apps: list[str]) -> dict:
-    net: dict = {
+def _network(
+    sess: Session, transport: str, ends: tuple[Any, ...], apps: list[str]
+) -> dict[str, Any]:
+    net: dict[str, Any] = {
         "type": f"ipv{sess.ip_version}",
         "transport": transport,
         "iana_number": str(sess.proto),
@@ -132,7 +135,7 @@ def _network(sess: Session, transport: str, ends: tuple, apps: list[str]) -> dic
     return net
 
 
-def _community_id(sess: Session, ends: tuple) -> str:
+def _community_id(sess: Session, ends: tuple[Any, ...]) -> str:
     (a_addr, a_port), (b_addr, b_port) = ends[sess.client], ends[sess.client ^ 1]
     # ICMP hashes the type and code of the session's first packet (the client's).
     icmp_type, icmp_code = sess.icmp[0] if sess.icmp else (0, 0)
@@ -141,9 +144,9 @@ def _community_id(sess: Session, ends: tuple) -> str:
     )
 
 
-def _fpc(node: str, sess: Session, protocols: list[str]) -> dict:
+def _fpc(node: str, sess: Session, protocols: list[str]) -> dict[str, Any]:
     c, s = sess.client, sess.client ^ 1
-    out: dict = {
+    out: dict[str, Any] = {
         "session": session_id(node, sess),
         "protocols": protocols,
         "segment": sess.segment,
@@ -169,7 +172,7 @@ def _fpc(node: str, sess: Session, protocols: list[str]) -> dict:
     return out
 
 
-def _put(record: dict, dotted: str, value: object) -> None:
+def _put(record: dict[str, Any], dotted: str, value: object) -> None:
     node = record
     *parents, leaf = dotted.split(".")
     for part in parents:
