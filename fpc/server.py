@@ -295,11 +295,12 @@ def resolve_file(
     node, file_num = key
     row = rows.get(key)
     if row is None:
-        # TODO: sessions of other nodes are not forwarded to the node that holds
-        # their files yet; without a local registry row they are answered 410.
+        # Sessions of a node with a registered fpc-pcapd were relayed before
+        # this point (fpc.forward); a row missing here means the file is gone.
         raise PcapUnavailable(
             f"PCAP file {file_num} of node {node} is not in the file registry; "
-            "it aged out, or it belongs to another node (query that node's fpc-pcapd)"
+            "it aged out, or it belongs to another node whose fpc-pcapd is not "
+            "registered (start it there with --es)"
         )
     real = os.path.realpath(row.path)
     if os.path.commonpath([real, pcap_dir]) != pcap_dir or real == pcap_dir:
