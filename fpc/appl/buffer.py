@@ -9,6 +9,8 @@ bytes to each new chunk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class ByteBuffer:
     __slots__ = ("_buf",)
@@ -29,6 +31,18 @@ class ByteBuffer:
         out = bytes(self._buf[:n])
         del self._buf[:n]
         return out
+
+    def next_frame(
+        self, head_len: int, frame_len: Callable[[bytes], int]
+    ) -> bytes | None:
+        """The next whole frame, or None until it is all here. `frame_len` gets
+        the first `head_len` bytes and returns the frame's length, header
+        included, at least `head_len` (it raises ParseError for a length the
+        protocol forbids)."""
+        if len(self._buf) < head_len:
+            return None
+        size = frame_len(bytes(self._buf[:head_len]))
+        return self.take(size) if len(self._buf) >= size else None
 
     def rest(self) -> bytes:
         return self.take(len(self._buf))

@@ -97,6 +97,14 @@ def _principal(value: Cursor) -> str:
     return "/".join(parts)
 
 
+def _frame_len(head: bytes) -> int:
+    """Kerberos over TCP: a 4-byte big-endian length, then the message."""
+    size = int.from_bytes(head, "big")
+    if size > MAX_MESSAGE:
+        raise ParseError(f"krb5 over tcp message of {size} bytes")
+    return 4 + size
+
+
 class Krb5Parser(Parser):
     name = "krb5"
 
@@ -111,13 +119,8 @@ class Krb5Parser(Parser):
             return
         buf = self._bufs[direction]
         buf.add(data)
-        while len(buf) >= 4 and not self.done:
-            size = int.from_bytes(buf.peek(4), "big")
-            if size > MAX_MESSAGE:
-                raise ParseError(f"krb5 over tcp message of {size} bytes")
-            if len(buf) < 4 + size:
-                break
-            self._on_message(buf.take(4 + size)[4:])
+        while not self.done and (frame := buf.next_frame(4, _frame_len)) is not None:
+            self._on_message(frame[4:])
 
     def _on_message(self, msg: bytes) -> None:
         self._messages += 1

@@ -60,6 +60,17 @@ def message_type(value: int) -> str:
     return f"{METHODS.get(method, f'0x{method:03x}')} {CLASSES[kind]}"
 
 
+def _frame_len(head: bytes) -> int:
+    """STUN over TCP: a message (20-byte header + length), or a ChannelData
+    frame (4-byte header + length, padded to 4)."""
+    size = int.from_bytes(head[2:4], "big")
+    if size > MAX_MESSAGE:
+        raise ParseError(f"stun frame of {size} bytes (max {MAX_MESSAGE})")
+    if head[0] & 0xC0 == 0x40:
+        return 4 + (size + 3) // 4 * 4
+    return HDR_LEN + size
+
+
 class StunParser(Parser):
     name = "stun"
 
@@ -74,19 +85,8 @@ class StunParser(Parser):
             return
         buf = self._bufs[direction]
         buf.add(data)
-        while len(buf) >= 4 and not self.done:
-            head = buf.peek(4)
-            size = int.from_bytes(head[2:4], "big")
-            if head[0] & 0xC0 == 0x40:  # ChannelData: skip it
-                needed = 4 + (size + 3) // 4 * 4
-            else:
-                needed = HDR_LEN + size
-            if size > MAX_MESSAGE:
-                raise ParseError(f"stun frame of {size} bytes (max {MAX_MESSAGE})")
-            if len(buf) < needed:
-                break
-            frame = buf.take(needed)
-            if head[0] & 0xC0 == 0:
+        while not self.done and (frame := buf.next_frame(4, _frame_len)) is not None:
+            if frame[0] & 0xC0 == 0:  # a STUN message; ChannelData is skipped
                 self._on_message(frame)
 
     def _on_message(self, msg: bytes) -> None:

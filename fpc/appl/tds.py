@@ -54,6 +54,14 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
     return Verdict.YES if ok else Verdict.NO
 
 
+def _frame_len(head: bytes) -> int:
+    """A TDS packet: its 8-byte header holds the whole packet's length."""
+    size = int.from_bytes(head[2:4], "big")
+    if size < HDR_LEN:
+        raise ParseError(f"tds packet length {size}")
+    return size
+
+
 class TdsParser(Parser):
     name = "tds"
 
@@ -68,15 +76,12 @@ class TdsParser(Parser):
             return
         buf = self._bufs[direction]
         buf.add(data)
-        while len(buf) >= HDR_LEN and self._packets[direction] < MAX_PACKETS:
-            head = buf.peek(HDR_LEN)
-            size = int.from_bytes(head[2:4], "big")
-            if size < HDR_LEN:
-                raise ParseError(f"tds packet length {size}")
-            if len(buf) < size:
+        while self._packets[direction] < MAX_PACKETS:
+            frame = buf.next_frame(HDR_LEN, _frame_len)
+            if frame is None:
                 break
             self._packets[direction] += 1
-            packet = buf.take(size)[HDR_LEN:]
+            head, packet = frame[:HDR_LEN], frame[HDR_LEN:]
             if direction == 0:
                 self._on_packet(head[0], head[1], packet)
             elif ntlm.SIGNATURE in packet:  # an NTLM challenge in the login reply
