@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from conftest import CORPUS as _CORPUS  # noqa: E402
 from fpc.appl import new_app_state, registered_names
+from fpc.appl.dns import SECTION_FIELDS
 from fpc.appl.fields import APP_FIELDS
 from fpc.appl.state import MAX_HANDOFFS
 
@@ -131,25 +132,47 @@ def test_http_corpus_session_fields_match_arkime(name: str) -> None:
         assert set(fields["http.version"]) == set(versions)
 
 
-def _dpkt_answers(name: str, body: dict) -> tuple[list[str], list[str]]:
-    """Answer-section data and addresses of the session, decoded by dpkt."""
-    data: list[str] = []
-    ips: list[str] = []
+def _dpkt_records(name: str, body: dict) -> dict[str, list[str]]:
+    """Data of each section's records in the session, decoded by dpkt."""
+    out: dict[str, list[str]] = {f: [] for f in SECTION_FIELDS}
     for _direction, payload, _seq, _flags in session_packets(name, body):
         msg = dpkt.dns.DNS(payload)
-        for rr in msg.an:
-            if rr.type in (dpkt.dns.DNS_A, dpkt.dns.DNS_AAAA):
-                ips.append(_addr(rr.ip if rr.type == dpkt.dns.DNS_A else rr.ip6))
-                data.append(ips[-1])
-            elif rr.type == dpkt.dns.DNS_CNAME:
-                data.append(rr.cname)
-            elif rr.type == dpkt.dns.DNS_NS:
-                data.append(rr.nsname)
-            elif rr.type == dpkt.dns.DNS_PTR:
-                data.append(rr.ptrname)
-            elif rr.type == dpkt.dns.DNS_MX:
-                data.append(rr.mxname)
-    return list(dict.fromkeys(data)), list(dict.fromkeys(ips))
+        for field, records in zip(
+            SECTION_FIELDS, (msg.an, msg.ns, msg.ar), strict=True
+        ):
+            out[field] += [d for rr in records if (d := _dpkt_data(rr)) is not None]
+    return {f: list(dict.fromkeys(data)) for f, data in out.items() if data}
+
+
+def _dpkt_data(rr: dpkt.dns.DNS.RR) -> str | None:
+    if rr.type in (dpkt.dns.DNS_A, dpkt.dns.DNS_AAAA):
+        return _addr(rr.ip if rr.type == dpkt.dns.DNS_A else rr.ip6)
+    names = {dpkt.dns.DNS_CNAME: "cname", dpkt.dns.DNS_NS: "nsname",
+             dpkt.dns.DNS_PTR: "ptrname", dpkt.dns.DNS_MX: "mxname"}  # fmt: skip
+    if rr.type in names:
+        return str(getattr(rr, names[rr.type])).lower()
+    if rr.type == dpkt.dns.DNS_TXT:
+        return "".join(t.decode() if isinstance(t, bytes) else t for t in rr.text)
+    return None
+
+
+def _arkime_records(expect: list[dict]) -> set[str]:
+    """Arkime's record data (every section, parseDNSRecordAll), canonical."""
+    out = set()
+    for e in expect:
+        for a in e.get("answers", []):
+            for key in ("ip", "cname", "mx", "nameserver", "txt", "caa"):
+                if key in a:
+                    value = "".join(a[key]) if key == "txt" else a[key]
+                    out.add(_canonical(str(value).removeprefix("CAA ")))
+    return out
+
+
+def _canonical(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return _idna(value.lower())
 
 
 @pytest.mark.parametrize(
@@ -186,9 +209,39 @@ def test_dns_corpus_session_fields_match_arkime_and_dpkt(name: str) -> None:
         arkime_ips = {_addr(ipaddress.ip_address(ip).packed) for e in expect
                       for ip in e.get("ip", [])}  # fmt: skip
         assert set(fields.get("dns.resolved_ip", [])) == arkime_ips
-        data, ips = _dpkt_answers(name, body)
-        assert fields.get("dns.answers.data", []) == data
-        assert fields.get("dns.resolved_ip", []) == ips
+        records = _dpkt_records(name, body)
+        assert {f: fields[f] for f in SECTION_FIELDS if f in fields} == records
+        ours = {v for f in records for v in fields[f]} - set(
+            fields.get("fpc.dns.ptr", [])
+        )
+        assert ours == _arkime_records(expect)
+
+
+def test_dns_caa_records_as_flags_tag_value() -> None:
+    (body,) = arkime_sessions("dns-caa", "dns")
+    fields = run_session("dns-caa", body).fields()
+    assert set(fields["dns.answers.data"]) == _arkime_records(body["dns"])
+    assert "0 issue letsencrypt.org" in fields["dns.answers.data"]
+
+
+def test_dns_mdns_announcement_resolves_no_ip_but_keeps_records() -> None:
+    # Responses without a question (mDNS announcements) answer no query.
+    body = next(b for b in arkime_sessions("v6-http", "udp")
+                if b["source"]["port"] == 5353)  # fmt: skip
+    fields = run_session("v6-http", body).fields()
+    assert "dns.resolved_ip" not in fields
+    assert "2001:6f8:102d:0:999:39d7:ce98:6e1" in fields["dns.answers.data"]
+    assert fields["fpc.dns.ptr"] == ["linux.local"]
+
+
+def test_dns_glue_records_kept_apart_from_answers() -> None:
+    body = next(b for b in arkime_sessions("dns-udp", "dns")
+                if b["source"]["port"] == 62563)  # fmt: skip
+    fields = run_session("dns-udp", body).fields()
+    assert fields["dns.answers.data"] == ["github.com", "192.30.252.128"]
+    assert fields["dns.resolved_ip"] == ["192.30.252.128"]
+    assert "ns1.p16.dynect.net" in fields["fpc.dns.authority.data"]
+    assert fields["fpc.dns.additional.data"] == ["10.2.95.12"]
 
 
 def _idna(name: str) -> str:
@@ -221,6 +274,21 @@ def test_tls_corpus_session_fields_match_arkime(name: str) -> None:
         assert fields.get("tls.client.server_name", []) == sni
         if "http2" in body["protocol"]:  # Arkime labels ALPN h2 sessions http2
             assert fields["tls.next_protocol"] == ["h2"]
+        assert ("http2" in state.protocols()) == ("http2" in body["protocol"])
+
+
+def test_http2_cleartext_streams_match_arkime() -> None:
+    (body,) = arkime_sessions("http2-nghttp2", "http2")
+    expect = body["http"]
+    state = run_session("http2-nghttp2", body)
+    fields = state.fields()
+    assert state.errors == 0 and set(state.protocols()) == {"http", "http2"}
+    # Arkime's HTTP/1 parser also reads the preface as a request 'PRI *'.
+    assert set(fields["http.request.method"]) == set(expect["method"]) - {"PRI"}
+    assert set(fields["url.path"]) == set(expect["path"])  # one path is pushed
+    assert fields["url.domain"] == expect["host"]
+    assert fields["user_agent.original"] == expect["useragent"]
+    assert set(fields["http.response.status_code"]) == set(expect["statuscode"])
 
 
 def test_ssh_corpus_banners_match_arkime() -> None:

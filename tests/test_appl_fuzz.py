@@ -10,6 +10,7 @@ import struct
 import time
 
 import dpkt
+import hpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +32,21 @@ def _dns_seed() -> bytes:
     rr = dpkt.dns.DNS.RR(name="a.example.net", type=dpkt.dns.DNS_AAAA)
     rr.ip6 = bytes(16)
     msg.an = [rr]
+    ns = dpkt.dns.DNS.RR(
+        name="example.net", type=dpkt.dns.DNS_NS, nsname="ns.example.net"
+    )
+    txt = dpkt.dns.DNS.RR(name="example.net", type=dpkt.dns.DNS_TXT, text=[b"v=1"])
+    caa = dpkt.dns.DNS.RR(
+        name="example.net", type=257, rdata=b"\x00\x05issueca.example"
+    )
+    msg.ns, msg.ar = [ns], [txt, caa]
     return bytes(msg)
+
+
+def _http2_seed() -> bytes:
+    block = hpack.Encoder().encode([(":method", "GET"), (":path", "/p")])
+    head = len(block).to_bytes(3, "big") + b"\x01\x04\x00\x00\x00\x01"
+    return b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + head + block
 
 
 SEEDS = [
@@ -42,6 +57,7 @@ SEEDS = [
     + b"\x00\x00\x02\x13\x01\x01\x00\x00\x04\x00\x17\x00\x00",
     b"SSH-2.0-OpenSSH_9.0\r\n",
     _dns_seed(),
+    _http2_seed(),
 ]  # fmt: skip
 
 
@@ -60,9 +76,9 @@ def check_invariants(state: AppState) -> None:
 def test_fuzz_seeds_are_valid_messages() -> None:
     for seed, port, field in zip(
         SEEDS,
-        [80, 80, 443, 22, 53],
+        [80, 80, 443, 22, 53, 8080],
         ["url.path", "http.response.status_code", "tls.client.ja3",
-         "fpc.ssh.client", "dns.resolved_ip"],
+         "fpc.ssh.client", "fpc.dns.additional.data", "url.path"],
         strict=True,
     ):  # fmt: skip
         transport = "udp" if port == 53 else "tcp"

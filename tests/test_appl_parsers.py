@@ -10,6 +10,7 @@ import hashlib
 import struct
 
 import dpkt
+import hpack
 import pytest
 
 from fpc.appl import AppState, new_app_state, registered_names
@@ -406,3 +407,62 @@ def test_state_fin_on_both_sides_stops_wanting_data() -> None:
 
 def test_state_every_registered_parser_is_importable() -> None:
     assert {"http", "dns", "tls", "ssh"} <= set(registered_names())
+
+
+# HTTP/2 -------------------------------------------------------------------
+
+
+def h2_frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return (
+        len(payload).to_bytes(3, "big")
+        + bytes([ftype, flags])
+        + (stream.to_bytes(4, "big") + payload)
+    )
+
+
+def h2_session(client_frames: bytes, server_frames: bytes, seg: int = 7) -> AppState:
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    return tcp_session(preface + client_frames, server_frames, seg=seg)
+
+
+def test_http2_headers_across_frames_and_segments_become_http_fields() -> None:
+    enc = hpack.Encoder()
+    request = enc.encode(
+        [(":method", "POST"), (":scheme", "http"), (":authority", "h2.example:8080"),
+         (":path", "/up?x=1"), ("user-agent", "ua/1"), ("content-type", "text/plain")]
+    )  # fmt: skip
+    client = h2_frame(0x4, 0, 0, b"") + h2_frame(0x1, 0x20, 1, bytes(5) + request[:9])
+    client += h2_frame(0x9, 0x4, 1, request[9:]) + h2_frame(0x0, 0x1, 1, bytes(40000))
+    response = hpack.Encoder().encode([(":status", "201")])
+    pushed = hpack.Encoder().encode([(":method", "GET"), (":path", "/pushed.css")])
+    server = h2_frame(0x4, 0, 0, b"") + h2_frame(
+        0x1, 0x4 | 0x8, 1, b"\x02" + response + b"\0\0"
+    )
+    server += h2_frame(0x5, 0x4, 1, bytes(4) + pushed)  # fmt: skip
+    state = h2_session(client, server)
+    f = state.fields()
+    assert state.errors == 0 and state.protocols() == ["http2", "http"]
+    assert set(f["http.request.method"]) == {"POST", "GET"}
+    assert f["url.domain"] == ["h2.example"] and f["url.query"] == ["x=1"]
+    assert set(f["url.path"]) == {"/up", "/pushed.css"}
+    assert f["user_agent.original"] == ["ua/1"] and f["http.version"] == ["2"]
+    assert f["http.request.mime_type"] == ["text/plain"]
+    assert f["http.response.status_code"] == [201]
+
+
+def test_http2_oversized_header_block_ends_only_http2() -> None:
+    block = h2_frame(0x1, 0, 1, bytes(60000)) + h2_frame(0x9, 0, 1, bytes(10000))
+    state = h2_session(block, b"")
+    assert state.errors == 1 and "http.request.method" not in state.fields()
+
+
+def test_http2_undecodable_header_block_is_an_error() -> None:
+    state = h2_session(h2_frame(0x1, 0x4, 1, b"\xff\xff\xff\xff\xff\xff\x7f"), b"")
+    assert state.errors == 1 and state.protocols() == ["http2", "http"]
+
+
+def test_http_connect_target_is_not_a_domain() -> None:
+    state = tcp_session(b"CONNECT Tunnel.example:443 HTTP/1.1\r\n\r\n", b"", dport=3128)
+    fields = state.fields()
+    assert fields["fpc.http.connect_target"] == ["tunnel.example:443"]
+    assert "url.domain" not in fields and "url.path" not in fields

@@ -21,6 +21,20 @@ def test_stun_message_types_and_user_match_arkime() -> None:
         assert got.get("fpc.stun.user", []) == want.get("username", [])
 
 
+def test_stun_text_variant_on_3478_is_named_stun_without_errors() -> None:
+    body = next(b for b in arkime_sessions("stun", "stun")
+                if b["source"]["port"] == 53633)  # fmt: skip
+    state = run_session("stun", body)
+    assert state.protocols() == ["stun"] and state.errors == 0
+    assert not state.fields()  # "RSP/2.0 STUN" carries no binary attributes
+
+
+def test_stun_text_variant_off_port_is_not_stun() -> None:
+    state = new_app_state("udp", 40000, 40001)
+    state.feed(0, b"RSP/2.0 STUN\r\ntoken:1\r\n\r\n", None, 0)
+    assert "stun" not in state.protocols()
+
+
 def test_turn_over_tcp_matches_arkime() -> None:
     (body,) = arkime_sessions("turn", "stun")
     state = run_session("turn", body)

@@ -1,8 +1,10 @@
 """DNS parser, over UDP (one message per datagram) and TCP (length-prefixed).
 
 In: datagrams or in-order stream bytes from `fpc.appl.state`. Out: query
-names and types, response codes and the answer section (A/AAAA addresses,
-CNAME/NS/PTR/MX/DNAME names) in the `dns.*` SPI fields.
+names and types, response codes and the data of the records of every section
+(A/AAAA addresses, CNAME/NS/PTR/MX/DNAME names, TXT text, CAA properties):
+the answer section in `dns.answers.data`, the others in
+`fpc.dns.authority.data` and `fpc.dns.additional.data`.
 
 Message layout (RFC 1035 section 4.1; over TCP each message is preceded by
 its length as a 16-bit number, RFC 1035 section 4.2.2)::
@@ -27,7 +29,7 @@ DNS_HDR_LEN = 12
 MAX_NAME_LEN = 255  # RFC 1035 section 2.3.4, in wire bytes
 MAX_POINTERS = 64  # compression pointers followed in one name
 MAX_QUESTIONS = 16
-MAX_RECORDS = 256  # answer records read per message; the rest are skipped
+MAX_RECORDS = 256  # records read per message (all sections); the rest are skipped
 MAX_MESSAGES = 256  # messages parsed per session before the parser stops
 MAX_TCP_MESSAGE = 65535
 
@@ -51,7 +53,14 @@ _RCODES = {
     10: "NOTZONE",
 }  # fmt: skip
 _NAME_TYPES = frozenset({2, 5, 12, 39})  # rdata is one domain name
-TYPE_A, TYPE_AAAA, TYPE_MX = 1, 28, 15
+TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_PTR, TYPE_MX = 1, 28, 5, 12, 15
+TYPE_TXT, TYPE_CAA = 16, 257
+ANSWER, AUTHORITY, ADDITIONAL = range(3)  # record sections, in message order
+SECTION_FIELDS = (
+    "dns.answers.data",
+    "fpc.dns.authority.data",
+    "fpc.dns.additional.data",
+)
 OPCODE_UPDATE = 5  # RFC 2136
 CLASS_IN, CLASS_ANY = 1, 255
 
@@ -113,7 +122,7 @@ class DnsMessage:
     """The parts of one DNS message that become SPI fields."""
 
     __slots__ = (
-        "is_response", "opcode", "rcode", "flags", "questions", "answers", "ips"
+        "is_response", "opcode", "rcode", "flags", "questions", "records"
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -122,8 +131,21 @@ class DnsMessage:
         self.rcode = 0
         self.flags = 0
         self.questions: list[tuple[str, int, int]] = []  # name, type, class
-        self.answers: list[str] = []
-        self.ips: list[str] = []
+        # (section, owner name, type, data) of each record with data fpc decodes
+        self.records: list[tuple[int, str, int, str]] = []
+
+    def resolved_ips(self) -> list[str]:
+        """Answer addresses of a question's name or of a CNAME on its chain."""
+        names = {q[0] for q in self.questions}
+        ips = []
+        for section, owner, rtype, data in self.records:
+            if section != ANSWER:
+                continue
+            if rtype == TYPE_CNAME and owner in names:
+                names.add(data)
+            elif rtype in (TYPE_A, TYPE_AAAA) and owner in names:
+                ips.append(data)
+        return ips
 
 
 def parse_message(msg: bytes) -> DnsMessage:
@@ -131,7 +153,7 @@ def parse_message(msg: bytes) -> DnsMessage:
     c.skip(2, "dns id")
     flags = c.u16("dns flags")
     qdcount, ancount = c.u16("dns qdcount"), c.u16("dns ancount")
-    c.skip(4, "dns nscount/arcount")
+    nscount, arcount = c.u16("dns nscount"), c.u16("dns arcount")
     out = DnsMessage()
     out.is_response = bool(flags & 0x8000)
     out.opcode = (flags >> 11) & 0xF
@@ -145,32 +167,59 @@ def parse_message(msg: bytes) -> DnsMessage:
         out.questions.append((name, qtype, c.u16("dns qclass")))
     if out.opcode == OPCODE_UPDATE:
         return out  # its second section holds prerequisites, not answers
-    for _ in range(min(ancount, MAX_RECORDS)):
-        _read_answer(msg, c, out)
+    budget = MAX_RECORDS
+    for section, count in enumerate((ancount, nscount, arcount)):
+        for _ in range(min(count, budget)):
+            _read_record(msg, c, out, section)
+        budget -= min(count, budget)
     return out
 
 
-def _read_answer(msg: bytes, c: Cursor, out: DnsMessage) -> None:
-    _, c.pos = read_name(msg, c.pos)
+def _read_record(msg: bytes, c: Cursor, out: DnsMessage, section: int) -> None:
+    owner, c.pos = read_name(msg, c.pos)
     rtype = c.u16("dns type")
     c.skip(6, "dns class/ttl")
     rdata = c.sub(c.u16("dns rdlength"), "dns rdata")
+    data = _rdata_text(msg, rtype, rdata)
+    if data is not None:
+        out.records.append((section, owner, rtype, data))
+
+
+def _rdata_text(msg: bytes, rtype: int, rdata: Cursor) -> str | None:
+    """The data of a record as text, None for the types fpc does not decode."""
     if rtype in (TYPE_A, TYPE_AAAA):
         want = 4 if rtype == TYPE_A else 16
         if rdata.remaining != want:
             raise ParseError(
                 f"dns {type_name(rtype)} rdata has {rdata.remaining} bytes"
             )
-        ip = str(ipaddress.ip_address(rdata.take(want)))
-        out.ips.append(ip)
-        out.answers.append(ip)
-    elif rtype in _NAME_TYPES or rtype == TYPE_MX:
+        return str(ipaddress.ip_address(rdata.take(want)))
+    if rtype in _NAME_TYPES or rtype == TYPE_MX:
         if rtype == TYPE_MX:
             rdata.skip(2, "dns mx preference")
         name, end = read_name(msg, rdata.pos)
         if end > rdata.end:
             raise ParseError(f"dns {type_name(rtype)} name runs past its rdata")
-        out.answers.append(name)
+        return name
+    if rtype == TYPE_TXT:
+        return _txt_text(rdata)
+    if rtype == TYPE_CAA:
+        flags, tag = rdata.u8("dns caa flags"), rdata.take(rdata.u8("dns caa tag"))
+        value = rdata.take(rdata.remaining, "dns caa value")
+        return f"{flags} {_text(tag)} {_text(value)}"
+    return None
+
+
+def _txt_text(rdata: Cursor) -> str:
+    """The character-strings of a TXT record joined (RFC 7208 3.3 reads SPF so)."""
+    parts = []
+    while rdata.remaining:
+        parts.append(rdata.take(rdata.u8("dns txt length"), "dns txt string"))
+    return _text(b"".join(parts))
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
@@ -254,9 +303,11 @@ class DnsParser(Parser):
                 add("dns.header_flags", flag)
         if parsed.is_response:
             add("dns.response_code", _RCODES.get(parsed.rcode, f"RCODE{parsed.rcode}"))
-        for data in parsed.answers:
-            add("dns.answers.data", data)
-        for ip in parsed.ips:
+        for section, _owner, rtype, data in parsed.records:
+            add(SECTION_FIELDS[section], data)
+            if rtype == TYPE_PTR:
+                add("fpc.dns.ptr", data)
+        for ip in parsed.resolved_ips():
             add("dns.resolved_ip", ip)
         self._messages += 1
         if self._messages >= MAX_MESSAGES:

@@ -21,6 +21,11 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("url.domain", "keyword", "HTTP Host header values."),
     Field("url.path", "keyword", "HTTP request paths, without the query."),
     Field("url.query", "keyword", "HTTP request query strings, without the '?'."),
+    Field(
+        "fpc.http.connect_target",
+        "keyword",
+        "host:port of HTTP CONNECT requests (the tunnel a proxy was asked for).",
+    ),
     Field("http.response.status_code", "integer", "HTTP response status codes."),
     Field("http.version", "keyword", "HTTP versions of requests and responses."),
     Field(
@@ -60,8 +65,28 @@ APP_FIELDS: tuple[Field, ...] = (
     ),
     Field("dns.op_code", "keyword", "DNS operation codes (QUERY, UPDATE, ...)."),
     Field("dns.header_flags", "keyword", "DNS header flags set (AA, TC, RD, ...)."),
-    Field("dns.answers.data", "keyword", "DNS answer data (addresses, names)."),
-    Field("dns.resolved_ip", "ip", "Addresses from DNS A/AAAA answers."),
+    Field(
+        "dns.answers.data",
+        "keyword",
+        "Data of DNS answer-section records: addresses, names (CNAME, NS, PTR, "
+        "MX, DNAME), TXT text, CAA as 'flags tag value'.",
+    ),
+    Field(
+        "fpc.dns.authority.data",
+        "keyword",
+        "Data of DNS authority-section records, as dns.answers.data.",
+    ),
+    Field(
+        "fpc.dns.additional.data",
+        "keyword",
+        "Data of DNS additional-section records (glue), as dns.answers.data.",
+    ),
+    Field("fpc.dns.ptr", "keyword", "Names of PTR records (reverse lookups' results)."),
+    Field(
+        "dns.resolved_ip",
+        "ip",
+        "Addresses of A/AAAA answers for a question's name or a CNAME on its chain.",
+    ),
     Field("tls.version", "keyword", "Negotiated TLS version, e.g. '1.2'."),
     Field(
         "tls.version_protocol", "keyword", "Protocol of tls.version: 'tls' or 'ssl'."

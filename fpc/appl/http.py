@@ -195,7 +195,7 @@ class HttpParser(Parser):
         self.sink.add("http.request.method", method.decode("latin-1"))
         _add_target(self.sink, method, target)
         for host in headers.get(b"host", ()):
-            _add_domain(self.sink, host)
+            add_domain(self.sink, host)
         for agent in headers.get(b"user-agent", ()):
             self.sink.add("user_agent.original", agent.decode("latin-1"))
         _add_media_type(self.sink, "http.request.mime_type", headers)
@@ -303,14 +303,14 @@ def _add_media_type(sink: FieldSink, field: str, headers: _Headers) -> None:
 
 
 def _add_target(sink: FieldSink, method: bytes, target: bytes) -> None:
-    if method == b"CONNECT":
-        _add_domain(sink, target)
+    if method == b"CONNECT":  # authority-form: the tunnel's host:port, no path
+        sink.add("fpc.http.connect_target", target.decode("latin-1").lower())
         return
     lower = target[:8].lower()
     if lower.startswith((b"http://", b"https://")):
         rest = target.split(b"://", 1)[1]
         authority, slash, path = rest.partition(b"/")
-        _add_domain(sink, authority)
+        add_domain(sink, authority)
         target = slash + path if slash else b"/"
     path, _, query = target.partition(b"?")
     sink.add("url.path", path.decode("latin-1"))
@@ -318,7 +318,7 @@ def _add_target(sink: FieldSink, method: bytes, target: bytes) -> None:
         sink.add("url.query", query.decode("latin-1"))
 
 
-def _add_domain(sink: FieldSink, host: bytes) -> None:
+def add_domain(sink: FieldSink, host: bytes) -> None:
     """Adds a Host value without its port (and without IPv6 brackets)."""
     host = host.rsplit(b"@", 1)[-1]
     if host.startswith(b"["):

@@ -1,20 +1,43 @@
-"""HTTP/2 recognizer: the client connection preface of cleartext HTTP/2.
+"""HTTP/2 parser (cleartext): request and response headers of every stream.
 
 In: the first bytes of a TCP session (prior knowledge) or of the bytes after
-an HTTP/1.1 `101 Switching Protocols` (h2c upgrade), from `fpc.appl.state`.
-Out: the protocol name "http2" only; HTTP/2 over TLS is seen as TLS.
+an HTTP/1.1 `101 Switching Protocols` (h2c upgrade), from `fpc.appl.state`;
+HTTP/2 over TLS is seen as TLS (ALPN `h2` names it). Out: the same fields as
+HTTP/1.x (`http.request.method`, `url.domain`, `url.path`, `url.query`,
+`http.response.status_code`, `user_agent.original`, media types) and
+`http.version` "2". Header blocks are decoded with the `hpack` package, one
+decoder per direction since each keeps its peer's dynamic table; DATA and
+other frames are skipped without being buffered.
 
-Preface (RFC 9113 section 3.4)::
+Connection (RFC 9113 sections 3.4, 4.1, 6.2, 6.10)::
 
-    "PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n"  then a SETTINGS frame
+    client: "PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n"  frame*      server: frame*
+    frame   = length(24) type(8) flags(8) R(1) stream-id(31)  payload
+    HEADERS = [pad-length(8)] [E(1) dependency(31) weight(8)] block [padding]
+              flags: END_HEADERS 0x4, PADDED 0x8, PRIORITY 0x20
+    PUSH_PROMISE = [pad-length(8)] R(1) promised-stream-id(31) block [padding]
+              (a request the server pushes; flags END_HEADERS, PADDED)
+    CONTINUATION = block (until END_HEADERS)
 """
 
 from __future__ import annotations
 
+import hpack
+from hpack.exceptions import HPACKError
+
+from fpc.appl.cursor import Cursor, ParseError
+from fpc.appl.http import add_domain
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
 from fpc.appl.sink import FieldSink
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+FRAME_HDR_LEN = 9
+TYPE_HEADERS, TYPE_PUSH_PROMISE, TYPE_CONTINUATION = 0x1, 0x5, 0x9
+_HEADER_TYPES = (TYPE_HEADERS, TYPE_PUSH_PROMISE, TYPE_CONTINUATION)
+FLAG_END_HEADERS, FLAG_PADDED, FLAG_PRIORITY = 0x4, 0x8, 0x20
+MAX_BLOCK_BYTES = 64 * 1024  # longest header block (CONTINUATIONs included)
+MAX_TABLE_BYTES = 64 * 1024  # dynamic table size a peer may ask the decoder for
+MAX_HEADER_BLOCKS = 128  # header blocks decoded per session; then the parser stops
 
 
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
@@ -23,17 +46,130 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
     return Verdict.MORE if PREFACE.startswith(data) else Verdict.NO
 
 
+class _Direction:
+    """Frame reader and HPACK decoder of one direction."""
+
+    __slots__ = ("buf", "skip", "block", "pushed", "decoder", "started")
+
+    def __init__(self, started: bool) -> None:
+        self.buf = b""
+        self.skip = 0  # payload bytes of a frame fpc does not read, still to come
+        self.block = bytearray()  # header block being collected
+        self.pushed = False  # the block is a PUSH_PROMISE's: a request's headers
+        self.decoder = hpack.Decoder()
+        self.decoder.max_allowed_table_size = MAX_TABLE_BYTES
+        self.started = started  # the client's preface has been seen
+
+
 class Http2Parser(Parser):
-    # TODO: frames are not decoded (HPACK needs per-session dynamic tables), so
-    # HTTP/2 requests give no method, path or status fields.
     name = "http2"
 
     def __init__(self, sink: FieldSink, transport: str) -> None:
         super().__init__(sink, transport)
-        self.done = True
+        self.extra_protocols = ["http"]  # cleartext HTTP/2 is HTTP
+        self._sides = (_Direction(started=False), _Direction(started=True))
+        self._blocks = 0
 
     def feed(self, direction: int, data: bytes) -> None:
-        return
+        side = self._sides[direction]
+        if side.skip:
+            used = min(side.skip, len(data))
+            side.skip -= used
+            data = data[used:]
+        buf = side.buf + data if side.buf else data
+        if not side.started:
+            if len(buf) < len(PREFACE):
+                side.buf = buf
+                return
+            if not buf.startswith(PREFACE):
+                raise ParseError("http2 client did not start with the preface")
+            buf, side.started = buf[len(PREFACE) :], True
+        side.buf = self._frames(direction, side, buf)
+
+    def _frames(self, direction: int, side: _Direction, buf: bytes) -> bytes:
+        """Reads the whole frames in `buf`; returns what is left of it."""
+        pos = 0
+        while len(buf) - pos >= FRAME_HDR_LEN and not self.done:
+            c = Cursor(buf, pos)
+            length, ftype, flags = c.u24("http2 length"), c.u8(), c.u8()
+            c.skip(4, "http2 stream id")
+            if ftype not in _HEADER_TYPES:
+                pos = c.pos + length
+                if pos > len(buf):
+                    side.skip = pos - len(buf)
+                    return b""
+                continue
+            if length > MAX_BLOCK_BYTES:
+                raise ParseError(f"http2 header frame of {length} bytes is too long")
+            if c.remaining < length:
+                break
+            self._on_header_frame(direction, side, ftype, flags, c.sub(length))
+            pos = c.pos
+        return buf[pos:]
+
+    def _on_header_frame(
+        self, direction: int, side: _Direction, ftype: int, flags: int, c: Cursor
+    ) -> None:
+        pad = 0
+        if ftype != TYPE_CONTINUATION:
+            side.pushed = ftype == TYPE_PUSH_PROMISE
+            if flags & FLAG_PADDED:
+                pad = c.u8("http2 pad length")
+            if side.pushed:
+                c.skip(4, "http2 promised stream id")
+            elif flags & FLAG_PRIORITY:
+                c.skip(5, "http2 priority")
+        if pad > c.remaining:
+            raise ParseError(f"http2 padding {pad} exceeds the frame")
+        side.block += c.take(c.remaining - pad, "http2 header block")
+        if len(side.block) > MAX_BLOCK_BYTES:
+            raise ParseError("http2 header block longer than 64 KiB")
+        if flags & FLAG_END_HEADERS:
+            block, side.block = bytes(side.block), bytearray()
+            self._on_block(0 if side.pushed else direction, side, block)
+
+    def _on_block(self, role: int, side: _Direction, block: bytes) -> None:
+        """Decodes a block; role 0: a request's headers, 1: a response's."""
+        try:
+            headers = side.decoder.decode(block, raw=True)
+        except HPACKError as exc:
+            raise ParseError(f"http2 header block does not decode: {exc}") from exc
+        self.sink.add("http.version", "2")
+        for name, value in headers:
+            _add_header(self.sink, role, bytes(name), bytes(value))
+        self._blocks += 1
+        self.done = self._blocks >= MAX_HEADER_BLOCKS
+
+    def end(self, direction: int) -> None:
+        self._sides[direction].buf = b""
+
+
+def _add_header(sink: FieldSink, role: int, name: bytes, value: bytes) -> None:
+    text = value.decode("latin-1")
+    if role == 0:
+        if name == b":method":
+            sink.add("http.request.method", text)
+        elif name == b":authority":
+            add_domain(sink, value)
+        elif name == b":path":
+            path, _, query = text.partition("?")
+            sink.add("url.path", path)
+            if query:
+                sink.add("url.query", query)
+        elif name == b"user-agent":
+            sink.add("user_agent.original", text)
+        elif name == b"content-type":
+            _add_media_type(sink, "http.request.mime_type", text)
+    elif name == b":status" and text.isdigit():
+        sink.add("http.response.status_code", int(text))
+    elif name == b"content-type":
+        _add_media_type(sink, "http.response.mime_type", text)
+
+
+def _add_media_type(sink: FieldSink, field: str, value: str) -> None:
+    media = value.split(";", 1)[0].strip().lower()
+    if media:
+        sink.add(field, media)
 
 
 register(

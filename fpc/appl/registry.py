@@ -41,6 +41,8 @@ class Parser:
         # an Upgrade, SOCKS, STARTTLS): the bytes of each direction already
         # received past the switch. The session is then classified again.
         self.handoff: tuple[bytes, bytes] | None = None
+        # Protocols the session carries besides this one (ALPN h2 in TLS).
+        self.extra_protocols: list[str] = []
 
     def feed(self, direction: int, data: bytes) -> None:
         raise NotImplementedError

@@ -56,7 +56,10 @@ class AppState:
         return any(not p.done for p in self._parsers)
 
     def protocols(self) -> list[str]:
-        return list(self._protocols)
+        names = list(self._protocols)
+        for parser in self._parsers:
+            names += [n for n in parser.extra_protocols if n not in names]
+        return names
 
     def fields(self) -> dict[str, list[object]]:
         return self._sink.as_dict()

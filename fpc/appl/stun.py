@@ -15,6 +15,8 @@ Layout (RFC 8489 sections 5, 14; RFC 8656 sections 12, 14)::
               M11-M7 C1 M6-M4 C0 M3-M0
     XOR addr  0(8) family(8) port(16)^0x2112 address^cookie[^transaction]
     channel   number(16) 0x4000..0x7FFF length(16) data (TCP: padded to 4)
+    text      "RSP/<version> STUN" CRLF headers CRLF CRLF  (a text variant seen
+              on UDP 3478; named STUN, no fields taken)
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ CLASSES = ("Request", "Indication", "Response", "Error")
 ATTR_USERNAME, ATTR_ERROR, ATTR_REALM, ATTR_SOFTWARE = 0x0006, 0x0009, 0x0014, 0x8022
 XOR_ADDRESSES = {0x0020: "mapped", 0x0012: "peer", 0x0016: "relayed"}
 _TEXT = {ATTR_USERNAME: "user", ATTR_REALM: "realm", ATTR_SOFTWARE: "software"}
+TEXT_START = b"RSP/"
 
 
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
     """A STUN header with the magic cookie; on the STUN ports, also a classic
     (RFC 3489) header whose length fills the datagram."""
+    if port_hint and transport == "udp" and data.startswith(TEXT_START):
+        line = data.split(b"\r\n", 1)[0]
+        return Verdict.YES if line.endswith(b" STUN") else Verdict.NO
     if len(data) < HDR_LEN:
         return (
             Verdict.MORE if transport == "tcp" and data[4:8] in COOKIE else Verdict.NO
@@ -81,7 +87,8 @@ class StunParser(Parser):
 
     def feed(self, direction: int, data: bytes) -> None:
         if self.transport != "tcp":
-            self._on_message(data)
+            if not data.startswith(TEXT_START):
+                self._on_message(data)
             return
         buf = self._bufs[direction]
         buf.add(data)

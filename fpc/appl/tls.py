@@ -219,6 +219,8 @@ class TlsParser(Parser):
             elif etype == EXT_ALPN:
                 for proto in alpn_names(data):
                     self.sink.add("tls.next_protocol", _text(proto).lower())
+                    if proto == b"h2" and "http2" not in self.extra_protocols:
+                        self.extra_protocols.append("http2")
         name, protocol = version_name(selected)
         self.sink.add("tls.version", name)
         self.sink.add("tls.version_protocol", protocol)
