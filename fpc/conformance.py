@@ -317,12 +317,35 @@ ANSWER_KEYS = ("ip", "cname", "mx", "nameserver", "txt", "caa")
 
 
 def arkime_dns_answers(doc: Record) -> object:
-    """Data of every DNS record Arkime keeps (address, name, text, ...)."""
+    """Data of every DNS record Arkime keeps (address, name, text, ...).
+
+    A TXT record's strings are joined, as fpc joins them; a CAA record drops
+    Arkime's leading 'CAA '.
+    """
     out: set[object] = set()
     for query in as_list(doc.get("dns")):
         for answer in as_list(query.get("answers")):
-            out |= {norm_answer(answer[k]) for k in ANSWER_KEYS if k in answer}
+            for key in ANSWER_KEYS:
+                value = answer.get(key)
+                if key == "txt" and isinstance(value, list):
+                    value = "".join(map(str, value))
+                elif key == "caa" and value is not None:
+                    value = str(value).removeprefix("CAA ")
+                if value is not None:
+                    out.add(norm_answer(value))
     return frozenset(out)
+
+
+DNS_RECORD_FIELDS = ("dns.answers.data", "fpc.dns.authority.data",
+                     "fpc.dns.additional.data")  # fmt: skip
+
+
+def fpc_dns_records(doc: Record) -> object:
+    """Data of the records of every section, as Arkime's regression config
+    keeps them (parseDNSRecordAll), less PTR names (Arkime keeps no PTR data)."""
+    records = f_sets(*DNS_RECORD_FIELDS, norm=norm_answer)(doc)
+    assert isinstance(records, frozenset)
+    return records - value_set(get_path(doc, "fpc.dns.ptr"), norm_answer)
 
 
 def norm_answer(value: object) -> str:
@@ -340,6 +363,20 @@ def arkime_uri(part: int) -> Getter:
         return frozenset(p for u in uris if (p := uri_parts(str(u))[part]))
 
     return get
+
+
+def arkime_http_methods(doc: Record) -> object:
+    """Arkime's methods, less the 'PRI' its HTTP/1 parser reads in the
+    connection preface of cleartext HTTP/2 (fpc does not count it a request)."""
+    methods = value_set(get_path(doc, "http.method"))
+    if "http2" in as_list(doc.get("protocol")):
+        methods -= {"PRI"}
+    return methods
+
+
+def not_http2(arkime: Record, ours: Record) -> bool:
+    """Arkime keeps no http.uri from HTTP/2 streams (only the preface's '*')."""
+    return "http2" not in as_list(arkime.get("protocol"))
 
 
 def arkime_protocol_names(doc: Record) -> frozenset[str]:
@@ -451,12 +488,13 @@ def app_specs() -> list[FieldSpec]:
     # Arkime keeps the TLS SNI in http.host, next to the Host header values.
     hosts = f_sets(*host_fields, norm=norm_host)
     return [
-        s("http.method", APP, a_set("http.method"), a_set("http.request.method"),
+        s("http.method", APP, arkime_http_methods, a_set("http.request.method"),
           ("http.request.method",)),
         s("http.host", APP, a_set("http.host", norm_host), hosts, host_fields,
           has_protocol("http")),
         s("http.path", APP, a_set("http.path"), a_set("url.path"), ("url.path",)),
-        s("http.uri", APP, arkime_uri(0), a_set("url.path"), ("url.path",)),
+        s("http.uri", APP, arkime_uri(0), a_set("url.path"), ("url.path",),
+          not_http2),
         s("http.uri.query", APP, arkime_uri(1), a_set("url.query"), ("url.query",)),
         s("http.statuscode", APP, a_set("http.statuscode", int),
           a_set("http.response.status_code", int), ("http.response.status_code",)),
@@ -471,8 +509,8 @@ def app_specs() -> list[FieldSpec]:
           ("dns.response_code",)),
         s("dns.ip", APP, arkime_dns("ip", norm_ip), a_set("dns.resolved_ip", norm_ip),
           ("dns.resolved_ip",)),
-        s("dns.answers", APP, arkime_dns_answers,
-          a_set("dns.answers.data", norm_answer), ("dns.answers.data",)),
+        s("dns.answers", APP, arkime_dns_answers, fpc_dns_records,
+          (*DNS_RECORD_FIELDS, "fpc.dns.ptr")),
         s("tls.version", APP, a_set("tls.version"), fpc_tls_versions,
           ("tls.version", "tls.version_protocol")),
         s("tls.cipher", APP, a_set("tls.cipher"), a_set("tls.cipher"),
