@@ -24,6 +24,7 @@ fastpath = Extension(
     sources=sorted(glob.glob("csrc/*.c")),
     include_dirs=["csrc", numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    libraries=["pcap", "pthread"],  # libpcap-dev (apt) for live capture, csrc/capture.c
     extra_compile_args=extra_compile,
     extra_link_args=extra_link,
 )

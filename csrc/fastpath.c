@@ -138,7 +138,10 @@ fastpath_exec(PyObject *module)
     if (fpc_session_type_register(module) < 0) {
         return -1;
     }
-    return fpc_ring_type_register(module);
+    if (fpc_ring_type_register(module) < 0) {
+        return -1;
+    }
+    return fpc_capture_type_register(module);
 }
 
 static PyModuleDef_Slot fastpath_slots[] = {

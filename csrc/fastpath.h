@@ -10,6 +10,7 @@
 #include <Python.h>
 
 #include "decode.h"
+#include "ring.h"
 
 #define FPC_LAYOUT_FIELDS 28
 
@@ -54,5 +55,14 @@ int fpc_session_type_register(PyObject *module);
 
 /* ring.c: adds the Ring type to the module; -1 with an exception on failure. */
 int fpc_ring_type_register(PyObject *module);
+/*
+ * ring.c: copies the view of the Ring object `obj` into `ring`; -1 and TypeError
+ * if `obj` is not a Ring. The caller keeps a reference to `obj` while it uses
+ * the view, and is the ring's only producer meanwhile.
+ */
+int fpc_ring_borrow(PyObject *obj, FpcRing *ring);
+
+/* capture.c: adds the Capture type and the PACKET_FANOUT_* constants to the module. */
+int fpc_capture_type_register(PyObject *module);
 
 #endif /* FPC_FASTPATH_H */

@@ -24,7 +24,10 @@
 #define NS_PER_S 1000000000LL
 #define PUBLISH_EVERY 256 /* packets pushed between two publications of head */
 #define SPIN_YIELDS 32    /* waits that only yield the CPU before sleeping */
-#define SLEEP_NS 100000   /* then sleep 100 us per wait */
+/* Then sleep, 50 us at first and twice as long each time up to 2 ms: a side
+ * that waits long (an idle interface) wakes 500 times a second, not 10000. */
+#define SLEEP_MIN_NS 50000L
+#define SLEEP_MAX_NS 2000000L
 
 /* ------------------------------------------------------------------------ */
 /* The ring itself: no Python objects, GIL not needed.                      */
@@ -86,31 +89,38 @@ now_s(void)
 }
 
 typedef struct {
-    double deadline; /* < 0: none */
+    double timeout_s; /* < 0: wait for ever */
+    double deadline;  /* set at the first wait: a call that never waits reads no clock */
     int waits;
+    long sleep_ns;
 } FpcRingWaiter;
 
 static void
 waiter_start(FpcRingWaiter *w, double timeout_s)
 {
-    w->deadline = timeout_s < 0 ? -1.0 : now_s() + timeout_s;
+    w->timeout_s = timeout_s;
     w->waits = 0;
+    w->sleep_ns = SLEEP_MIN_NS;
 }
 
 /* Waits a little; 0 once the deadline has passed. */
 static int
 waiter_step(FpcRingWaiter *w)
 {
-    struct timespec pause = {0, SLEEP_NS};
+    struct timespec pause = {0, w->sleep_ns};
 
-    if (w->deadline >= 0 && now_s() >= w->deadline) {
+    if (w->waits == 0) {
+        w->deadline = w->timeout_s < 0 ? -1.0 : now_s() + w->timeout_s;
+    }
+    if (w->deadline >= 0 && (w->timeout_s == 0 || now_s() >= w->deadline)) {
         return 0;
     }
     if (w->waits++ < SPIN_YIELDS) {
         sched_yield();
-    } else {
-        nanosleep(&pause, NULL);
+        return 1;
     }
+    nanosleep(&pause, NULL);
+    w->sleep_ns = w->sleep_ns * 2 > SLEEP_MAX_NS ? SLEEP_MAX_NS : w->sleep_ns * 2;
     return 1;
 }
 
@@ -532,6 +542,18 @@ ring_stats(FpcRingObject *self, PyObject *unused)
         (unsigned long long)atomic_load(&h->dropped), "queued", in - out, "bytes_queued",
         (unsigned long long)(atomic_load(&h->head_bytes) - atomic_load(&h->tail_bytes)), "closed",
         atomic_load(&h->closed) ? Py_True : Py_False);
+}
+
+int
+fpc_ring_borrow(PyObject *obj, FpcRing *ring)
+{
+    if (Py_TYPE(obj)->tp_dealloc != (destructor)ring_dealloc) {
+        PyErr_Format(PyExc_TypeError, "expected a fpc._fastpath.Ring, got %s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *ring = ((FpcRingObject *)obj)->ring;
+    return 0;
 }
 
 static PyObject *

@@ -129,3 +129,41 @@ class Ring:
     @staticmethod
     def layout_size(data_bytes: int, slots: int) -> int:
         """Bytes of the block a ring of this size needs."""
+
+PACKET_FANOUT_HASH: int
+PACKET_FANOUT_LB: int
+PACKET_FANOUT_CPU: int
+PACKET_FANOUT_ROLLOVER: int
+PACKET_FANOUT_RND: int
+
+class Capture:
+    """A libpcap handle on an interface (csrc/capture.c), not yet activated,
+    whose packets a native thread pushes into a Ring once started."""
+
+    def __new__(
+        cls,
+        interface: str,
+        snaplen: int,
+        promisc: int,
+        timeout_ms: int,
+        buffer_bytes: int,
+    ) -> Self: ...
+    def activate(self) -> tuple[int, str]:
+        """(status, libpcap's message) of pcap_activate: < 0 failed, > 0 a warning."""
+    def setfilter(self, expression: str, /) -> None:
+        """Compile and set a BPF filter; ValueError with libpcap's reason."""
+    def set_fanout(self, group: int, mode: int, /) -> None:
+        """Join PACKET_FANOUT group `group` in `mode`; OSError on failure."""
+    def datalink(self) -> int:
+        """The DLT_* of the activated handle."""
+    def start(self, ring: Ring, linktype: int, /) -> None:
+        """Start the capture thread; it is `ring`'s only producer from now on."""
+    def stop(self) -> None:
+        """End the capture thread and wait for it (GIL released); closes the ring."""
+    def close(self) -> None:
+        """Stop, then release the interface; stats() keeps the last values."""
+    def stats(self) -> dict[str, int]:
+        """received, dropped, interface_dropped (libpcap's); captured,
+        captured_bytes, wire_bytes (packets put in the ring)."""
+    def failure(self) -> str | None:
+        """Why the capture thread ended by itself (libpcap's text), or None."""

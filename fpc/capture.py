@@ -1,49 +1,44 @@
 """Live capture: the first pipeline stage when reading from an interface.
 
-Packets come from the kernel through libpcap (pcapy-ng). `LiveCapture` reads
-them in batches with `next_batch` and hands each one on as a `PacketBatch`
-(fpc.packets) to the decoder. The capture thread that iterates `batches()`
-runs everything here; `stats()` may be read from another thread. The handle is
-non-blocking and waited on with poll(2), so setting the stop event ends the
-iteration within about `timeout_ms`, even on an idle interface.
+Packets come from the kernel through libpcap, driven from C
+(`fpc._fastpath.Capture`, csrc/capture.c): once `batches()` starts, a native
+thread runs pcap_dispatch and pushes every packet, with its wire length, into
+a `PacketRing` (fpc.ring) as a pcap record, without the GIL. The thread that
+iterates `batches()` pops spans of records from the ring as framed
+`PacketBatch`es (fpc.packets), which the PCAP writer writes as they are.
+`stats()` and `close()` may be called from another thread. Setting the stop
+event ends the native thread at once (it polls a wake-up pipe too), whether
+the interface is idle or busy; what the ring holds is still handed out.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import select
 import threading
 from collections.abc import Iterator
-from typing import Any
 
-import numpy as np
-import pcapy
-
+from fpc import _fastpath
 from fpc.errors import CaptureError, ConfigError
-from fpc.packets import PRECISION_US, PacketBatch
+from fpc.packets import PacketBatch
+from fpc.ring import PacketRing
 
 logger = logging.getLogger(__name__)
 
 MAX_SNAPLEN = 262144  # libpcap's own limit
 MAX_BUFFER_MB = 2047  # libpcap takes the size in bytes as a C int
 MAX_TIMEOUT_MS = 10_000
-NS_PER_S = 1_000_000_000
-NS_PER_US = 1_000
 
-# One record per packet from next_batch: four native-endian uint32.
-_META_DTYPE = np.dtype(
-    [("sec", "=u4"), ("usec", "=u4"), ("offset", "=u4"), ("caplen", "=u4")]
-)
+BATCH_PACKETS = 4096  # packets per batch popped from the ring, at most
+RING_BYTES = 128 << 20  # records queued between the capture thread and processing
+RING_SLOTS = 1 << 18
 
 # libpcap reports some link types with a DLT value that differs from the
-# LINKTYPE value written to PCAP files; all others are the same number.
-_DLT_TO_LINKTYPE = {pcapy.DLT_RAW: 101, pcapy.DLT_ATM_RFC1483: 100}
+# LINKTYPE value written to PCAP files: DLT_RAW (12 on Linux) and
+# DLT_ATM_RFC1483 (11); all others are the same number.
+_DLT_TO_LINKTYPE = {12: 101, 11: 100}
 
 # pcap_activate() status codes (pcap/pcap.h): reason text and fix for each.
-# TODO: pcapy-ng has no pcap_geterr(), so an activate() failure is reported by
-# its status code's meaning; libpcap's own detail (e.g. which ioctl failed) is
-# lost, which matters only for the generic status -1.
+# For the generic -1, libpcap's own message is the reason.
 _FIX_IFACE = "check 'ip link' and pass an existing interface with --iface"
 _FIX_PERM = "run as root or grant CAP_NET_RAW and CAP_NET_ADMIN to the program"
 _ACTIVATE_ERRORS = {
@@ -61,25 +56,14 @@ _ACTIVATE_WARNINGS = {
     3: "timestamp type not supported",
 }
 
+FANOUT_HASH = _fastpath.PACKET_FANOUT_HASH  # keeps each session on one worker
 FANOUT_MODES = (
-    pcapy.PACKET_FANOUT_HASH,
-    pcapy.PACKET_FANOUT_LB,
-    pcapy.PACKET_FANOUT_CPU,
-    pcapy.PACKET_FANOUT_ROLLOVER,
-    pcapy.PACKET_FANOUT_RND,
+    _fastpath.PACKET_FANOUT_HASH,
+    _fastpath.PACKET_FANOUT_LB,
+    _fastpath.PACKET_FANOUT_CPU,
+    _fastpath.PACKET_FANOUT_ROLLOVER,
+    _fastpath.PACKET_FANOUT_RND,
 )
-
-
-@contextlib.contextmanager
-def _pcap_errors(action: str, fix: str) -> Iterator[None]:
-    """Turn every pcapy failure inside the block into one CaptureError.
-
-    The message reads "<action> (<libpcap's reason>); <fix>".
-    """
-    try:
-        yield
-    except (pcapy.PcapError, ValueError, OSError) as exc:
-        raise CaptureError(f"{action} ({exc}); {fix}") from exc
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
@@ -94,7 +78,9 @@ class LiveCapture:
 
     `fanout` = (group_id, mode) joins a Linux PACKET_FANOUT group, so several
     worker processes opening the same interface and group share its packets
-    (mode PACKET_FANOUT_HASH keeps each session on one worker).
+    (mode FANOUT_HASH keeps each session on one worker). The native thread
+    starts with the first `batches()`: until then the kernel buffer holds
+    the packets.
     """
 
     def __init__(
@@ -119,15 +105,17 @@ class LiveCapture:
         self.bpf = bpf
         self.timeout_ms = timeout_ms
         self.fanout = fanout
-        self._pcap: Any = None
+        self._handle: _fastpath.Capture | None = None
+        self._ring: PacketRing | None = None
         self._linktype: int | None = None
-        # Held around every call on the handle: stats() and close() may come
-        # from another thread than the one iterating batches().
+        self._started = False
+        self._closing = False
+        self._final_stats = dict.fromkeys(_NATIVE_COUNTERS, 0)
+        # Our counters and the open/close state; the handle is thread-safe.
         self._lock = threading.Lock()
         self._packets = 0
         self._bytes = 0
         self._batches = 0
-        self._final_pcap_stats: tuple[int, int, int] | None = None
 
     @property
     def linktype(self) -> int:
@@ -141,23 +129,22 @@ class LiveCapture:
 
     def open(self) -> None:
         """Open and activate the interface, then apply the BPF filter and fanout."""
-        if self._pcap is not None:
+        if self._handle is not None:
             raise CaptureError(
                 f"capture on interface {self.interface!r} is already open; "
                 "open each LiveCapture only once"
             )
-        pcap = self._activate()
+        handle = self._activate()
         try:
-            self._apply_filter(pcap)
-            self._join_fanout(pcap)
-            action = self._where("cannot set non-blocking mode on")
-            with _pcap_errors(action, _FIX_IFACE):
-                pcap.setnonblock(1)
+            self._apply_filter(handle)
+            self._join_fanout(handle)
+            dlt = handle.datalink()
         except BaseException:
-            pcap.close()
+            handle.close()
             raise
-        self._pcap = pcap
-        self._linktype = _DLT_TO_LINKTYPE.get(pcap.datalink(), pcap.datalink())
+        self._handle = handle
+        self._ring = PacketRing(RING_BYTES, RING_SLOTS, shared=False)
+        self._linktype = _DLT_TO_LINKTYPE.get(dlt, dlt)
         logger.info(
             "capture started interface=%s linktype=%d snaplen=%d bpf=%r fanout=%s",
             self.interface,
@@ -168,60 +155,79 @@ class LiveCapture:
         )
 
     def batches(
-        self, stop: threading.Event, max_packets: int = 512
+        self,
+        stop: threading.Event,
+        max_packets: int = BATCH_PACKETS,
+        idle: bool = False,
     ) -> Iterator[PacketBatch]:
         """Yield batches of up to `max_packets` packets until `stop` is set.
 
-        Never yields an empty batch. Returns within about `timeout_ms` of
-        `stop` being set, whether packets are arriving or not.
+        With `idle`, an empty batch comes after each `timeout_ms` without
+        packets (a caller's chance for periodic work); else none is empty.
+        Once `stop` is set, the native thread ends at once and the packets
+        already in the ring are still yielded. Raises CaptureError if
+        libpcap fails (the interface went away).
         """
-        _check_range("max_packets", max_packets, 1, 1 << 20)
-        poller = select.poll()
-        poller.register(self._require_open().getfd(), select.POLLIN)
-        while not stop.is_set():
-            batch = self._read_batch(max_packets)
-            if batch is not None:
-                yield batch
-            elif self._pcap is None:
-                return  # closed by another thread
-            else:
-                poller.poll(self.timeout_ms)
+        _check_range("max_packets", max_packets, 1, RING_SLOTS)
+        ring = self._start()
+        try:
+            while True:
+                if stop.is_set():
+                    self._stop_thread()
+                batch = ring.pop(max_packets, self.timeout_ms / 1000)
+                if batch is None:
+                    break
+                if len(batch):
+                    self._count(batch)
+                    yield batch
+                elif idle:
+                    yield batch
+        finally:
+            self._stop_thread()
+        self._raise_failure()
 
     def stats(self) -> dict[str, int]:
         """Counters since open(): libpcap's and ours; final values after close().
 
         libpcap's `received` counts every packet that passed the BPF filter,
-        `dropped` ones included; ours count what `batches()` delivered.
+        `dropped` ones included; `ring_dropped` counts packets given up at a
+        stop because the ring was full; `packets`, `bytes` (captured) and
+        `batches` count what `batches()` delivered, `wire_bytes` the lengths
+        on the wire of the packets the native thread captured.
         """
         with self._lock:
-            received, dropped, interface_dropped = self._pcap_stats()
-            return {
-                "received": received,
-                "dropped": dropped,
-                "interface_dropped": interface_dropped,
-                "packets": self._packets,
-                "bytes": self._bytes,
-                "batches": self._batches,
-            }
+            handle, ring = self._handle, self._ring
+            ours = {"packets": self._packets, "bytes": self._bytes,
+                    "batches": self._batches}  # fmt: skip
+        if handle is None:
+            theirs = self._final_stats
+        else:
+            theirs = _native_stats(handle, ring)
+        return {**theirs, **ours}
 
     def close(self) -> None:
         """Release the interface; stats() keeps returning the final counters."""
         with self._lock:
-            if self._pcap is None:
+            handle = self._handle
+            if handle is None or self._closing:
                 return
-            with contextlib.suppress(CaptureError):
-                self._final_pcap_stats = self._pcap_stats()
-            self._pcap.close()
-            self._pcap = None
+            self._closing = True
+        handle.close()  # ends the thread; the ring is closed and drains
+        final_native = _native_stats(handle, self._ring)
+        with self._lock:
+            self._final_stats, self._handle = final_native, None
         final = self.stats()
         logger.info(
-            "capture stopped interface=%s packets=%d bytes=%d dropped=%d "
-            "interface_dropped=%d",
+            "capture stopped interface=%s packets=%d bytes=%d wire_bytes=%d "
+            "received=%d dropped=%d interface_dropped=%d ring_dropped=%d",
             self.interface,
             final["packets"],
             final["bytes"],
+            final["wire_bytes"],
+            final["received"],
             final["dropped"],
             final["interface_dropped"],
+            final["ring_dropped"],
         )
 
     def __enter__(self) -> LiveCapture:
@@ -234,90 +240,114 @@ class LiveCapture:
     def _where(self, what: str) -> str:
         return f"{what} interface {self.interface!r}"
 
-    def _activate(self) -> Any:
-        """Create, configure and activate a pcap handle; the handle or CaptureError."""
+    def _activate(self) -> _fastpath.Capture:
+        """Create, configure and activate a handle; the handle or CaptureError."""
         action = self._where("cannot open")
-        with _pcap_errors(action, _FIX_IFACE):
-            pcap = pcapy.create(self.interface)
-            statuses = [
-                pcap.set_snaplen(self.snaplen),
-                pcap.set_promisc(int(self.promisc)),
-                pcap.set_timeout(self.timeout_ms),
-                pcap.set_buffer_size(self.buffer_mb << 20),
-            ]
-            statuses.append(pcap.activate())
-        failures = [s for s in statuses if s is not None and s < 0]
-        if failures:
-            pcap.close()
-            reason, fix = _ACTIVATE_ERRORS.get(
-                failures[0], (f"libpcap status {failures[0]}", _FIX_IFACE)
+        try:
+            handle = _fastpath.Capture(
+                self.interface,
+                self.snaplen,
+                int(self.promisc),
+                self.timeout_ms,
+                self.buffer_mb << 20,
             )
+        except OSError as exc:
+            raise CaptureError(f"{action} ({exc}); {_FIX_IFACE}") from exc
+        status, detail = handle.activate()
+        if status < 0:
+            handle.close()
+            reason, fix = _ACTIVATE_ERRORS.get(
+                status, (f"libpcap status {status}", _FIX_IFACE)
+            )
+            if status == -1 and detail:
+                reason = detail
             fix = fix.format(interface=self.interface)
             raise CaptureError(f"{action} ({reason}); {fix}")
-        self._log_warnings(statuses)
-        return pcap
+        if status > 0:
+            logger.warning(
+                "capture degraded interface=%s warning=%r detail=%r",
+                self.interface,
+                _ACTIVATE_WARNINGS.get(status, f"libpcap status {status}"),
+                detail,
+            )
+        return handle
 
-    def _log_warnings(self, statuses: list[int | None]) -> None:
-        for status in statuses:
-            if status is not None and status > 0:
-                logger.warning(
-                    "capture degraded interface=%s warning=%r",
-                    self.interface,
-                    _ACTIVATE_WARNINGS.get(status, f"libpcap status {status}"),
-                )
-
-    def _apply_filter(self, pcap: Any) -> None:
+    def _apply_filter(self, handle: _fastpath.Capture) -> None:
         if self.bpf is None:
             return
-        action = f"invalid BPF filter {self.bpf!r} on interface {self.interface!r}"
-        with _pcap_errors(action, "fix the expression; see 'man pcap-filter'"):
-            pcap.setfilter(self.bpf)
+        try:
+            handle.setfilter(self.bpf)
+        except ValueError as exc:
+            raise CaptureError(
+                f"invalid BPF filter {self.bpf!r} on interface {self.interface!r} "
+                f"({exc}); fix the expression; see 'man pcap-filter'"
+            ) from exc
 
-    def _join_fanout(self, pcap: Any) -> None:
+    def _join_fanout(self, handle: _fastpath.Capture) -> None:
         if self.fanout is None:
             return
         group_id, mode = self.fanout
-        action = self._where(f"cannot join fanout group {group_id} mode {mode} on")
-        fix = "give every worker on this interface the same group id and mode"
-        with _pcap_errors(action, fix):
-            pcap.set_fanout(group_id, mode)
-
-    def _require_open(self) -> Any:
-        if self._pcap is None:
+        try:
+            handle.set_fanout(group_id, mode)
+        except OSError as exc:
+            action = self._where(f"cannot join fanout group {group_id} mode {mode} on")
             raise CaptureError(
-                f"capture on interface {self.interface!r} is not open; "
-                "call open() before batches()"
-            )
-        return self._pcap
+                f"{action} ({exc.strerror}); give every worker on this interface "
+                "the same group id and mode"
+            ) from exc
 
-    def _read_batch(self, max_packets: int) -> PacketBatch | None:
-        """One next_batch call as a PacketBatch; None when none was ready or closed."""
-        action = self._where("capture failed on")
-        fix = "check that the interface still exists and is up"
-        with self._lock, _pcap_errors(action, fix):
-            if self._pcap is None:
-                return None
-            data, packed = self._pcap.next_batch(max_packets)
-        if not packed:
-            return None
-        batch = _to_batch(data, packed, self.linktype)
+    def _start(self) -> PacketRing:
+        """Start the native thread on first use; the ring it fills."""
+        with self._lock:
+            handle, ring = self._handle, self._ring
+            if handle is None or ring is None:
+                raise CaptureError(
+                    f"capture on interface {self.interface!r} is not open; "
+                    "call open() before batches()"
+                )
+            if not self._started:
+                handle.start(ring.native, self.linktype)
+                self._started = True
+        return ring
+
+    def _stop_thread(self) -> None:
+        with self._lock:
+            handle = self._handle
+        if handle is not None:
+            handle.stop()
+
+    def _count(self, batch: PacketBatch) -> None:
         with self._lock:
             self._packets += len(batch)
-            self._bytes += int(batch.caplen.sum(dtype=np.int64))
+            self._bytes += int(batch.caplen.sum())
             self._batches += 1
-        logger.debug(
-            "capture batch interface=%s packets=%d", self.interface, len(batch)
-        )
-        return batch
 
-    def _pcap_stats(self) -> tuple[int, int, int]:
-        """libpcap's (received, dropped, interface dropped); caller holds _lock."""
-        pcap = self._pcap
-        if pcap is None:
-            return self._final_pcap_stats or (0, 0, 0)
-        with _pcap_errors(self._where("cannot read counters of"), _FIX_IFACE):
-            received, dropped, interface_dropped = pcap.stats()
-        return int(received), int(dropped), int(interface_dropped)
+    def _raise_failure(self) -> None:
+        """CaptureError if the native thread ended because libpcap failed."""
+        with self._lock:
+            handle = self._handle
+        failure = handle.failure() if handle is not None else None
+        if failure is not None:
+            raise CaptureError(
+                f"capture failed on interface {self.interface!r} ({failure}); "
+                "check that the interface still exists and is up"
+            )
+
+
+_NATIVE_COUNTERS = (
+    "received", "dropped", "interface_dropped", "ring_dropped", "wire_bytes"
+)  # fmt: skip
+
+
+def _native_stats(handle: _fastpath.Capture, ring: PacketRing | None) -> dict[str, int]:
+    native = handle.stats()
+    return {
+        "received": native["received"],
+        "dropped": native["dropped"],
+        "interface_dropped": native["interface_dropped"],
+        "ring_dropped": ring.stats()["dropped"] if ring is not None else 0,
+        "wire_bytes": native["wire_bytes"],
+    }
 
 
 def _check_fanout(fanout: tuple[int, int]) -> None:
@@ -326,26 +356,5 @@ def _check_fanout(fanout: tuple[int, int]) -> None:
     if mode not in FANOUT_MODES:
         raise ConfigError(
             f"capture setting fanout mode = {mode} is unknown; use one of "
-            f"pcapy.PACKET_FANOUT_* {FANOUT_MODES}"
+            f"fpc.capture.FANOUT_MODES {FANOUT_MODES}"
         )
-
-
-def _to_batch(data: bytes, packed: bytes, linktype: int) -> PacketBatch:
-    """Build a PacketBatch from next_batch's bytes and 16-byte meta records."""
-    meta = np.frombuffer(packed, dtype=_META_DTYPE)
-    n = len(meta)
-    caplen = meta["caplen"].astype(np.uint32)
-    ts_ns = meta["sec"].astype(np.int64) * NS_PER_S
-    ts_ns += meta["usec"].astype(np.int64) * NS_PER_US
-    # TODO: pcapy-ng's next_batch reports no wire length, so wirelen is set to
-    # caplen; a packet cut by snaplen looks as long as its captured part, so PCAP
-    # records and byte counts understate it. Needs wirelen from pcapy-ng.
-    return PacketBatch(
-        data=data,
-        offset=meta["offset"].astype(np.int64),
-        caplen=caplen,
-        wirelen=caplen.copy(),
-        ts_ns=ts_ns,
-        linktype=np.full(n, linktype, dtype=np.uint16),
-        precision=np.full(n, PRECISION_US, dtype=np.uint8),
-    )

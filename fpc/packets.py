@@ -29,6 +29,10 @@ class PacketBatch:
     ts_ns: np.ndarray  # int64, nanoseconds since the Unix epoch
     linktype: np.ndarray  # uint16, LINKTYPE_* of each packet
     precision: np.ndarray  # uint8, PRECISION_US or PRECISION_NS
+    # True when `data` holds pcap records and each packet's 16-byte record
+    # header sits just before it (a batch popped from fpc.ring): the PCAP
+    # writer then writes spans of `data` as they are instead of packing them.
+    framed: bool = False
 
     def __len__(self) -> int:
         return len(self.offset)

@@ -49,11 +49,27 @@ class PacketRing:
     """One producer and one consumer; each side is used by one thread only."""
 
     def __init__(
-        self, data_bytes: int = DEFAULT_DATA_BYTES, slots: int = DEFAULT_SLOTS
+        self,
+        data_bytes: int = DEFAULT_DATA_BYTES,
+        slots: int = DEFAULT_SLOTS,
+        shared: bool = True,
     ) -> None:
+        """`shared`: the mapping is shared with processes forked later. Else
+        it is private to this process and its pages are allocated now, as the
+        kernel does for libpcap's buffer, instead of one page fault per 4 KiB
+        while the first packets arrive."""
         size = _fastpath.Ring.layout_size(data_bytes, slots)
-        self._map = mmap.mmap(-1, size, flags=mmap.MAP_SHARED)
+        if shared:
+            self._map = mmap.mmap(-1, size, flags=mmap.MAP_SHARED)
+        else:
+            flags = mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0)
+            self._map = mmap.mmap(-1, size, flags=flags)
         self._ring = _fastpath.Ring(self._map, data_bytes, slots)
+
+    @property
+    def native(self) -> _fastpath.Ring:
+        """The C ring, for a native producer (`fpc._fastpath.Capture.start`)."""
+        return self._ring
 
     @property
     def data_bytes(self) -> int:
@@ -120,6 +136,7 @@ class PacketRing:
             ts_ns=np.ascontiguousarray(meta["ts_ns"]),
             linktype=np.ascontiguousarray(meta["linktype"]),
             precision=np.ascontiguousarray(meta["precision"]),
+            framed=True,
         )
 
     def close(self) -> None:

@@ -228,9 +228,9 @@ def _collect(
 def _run_live(
     cfg: Config, args: argparse.Namespace, stop: threading.Event, shared: _Shared
 ) -> tuple[int, list[dict[str, int]]]:
-    import pcapy
+    from fpc.capture import FANOUT_HASH
 
-    fanout = (os.getpid() & 0xFFFF, pcapy.PACKET_FANOUT_HASH)
+    fanout = (os.getpid() & 0xFFFF, FANOUT_HASH)
     logger.info(
         "starting workers count=%d interface=%s fanout_group=%d",
         cfg.capture.workers, cfg.capture.interface, fanout[0],

@@ -119,6 +119,22 @@ def pack_records(batch: PacketBatch, lo: int, hi: int) -> bytes:
     )
 
 
+def record_span(batch: PacketBatch, lo: int, hi: int) -> memoryview | None:
+    """Packets lo..hi-1 as the pcap records already in a framed batch's buffer.
+
+    None when the batch is not framed or the records are not back to back.
+    """
+    if not batch.framed:
+        return None
+    offset = batch.offset[lo:hi]
+    caplen = batch.caplen[lo:hi]
+    follows = offset[:-1] + caplen[:-1] + RECORD_HEADER_BYTES
+    if not np.array_equal(offset[1:], follows):
+        return None
+    start = int(offset[0]) - RECORD_HEADER_BYTES
+    return memoryview(batch.data)[start : int(offset[-1]) + int(caplen[-1])]
+
+
 def file_name(node: str, file_num: int, ts_ns: int) -> str:
     """`<node>-<file_num:06d>-<YYYYmmdd-HHMMSS>.pcap`; first packet time, UTC."""
     try:
@@ -313,7 +329,8 @@ class PcapWriter:
     ) -> None:
         assert self._file is not None
         f = self._file
-        buf = pack_records(batch, lo, hi)
+        span = record_span(batch, lo, hi)
+        buf = pack_records(batch, lo, hi) if span is None else span
         start = f.row.size
         if not self._write_all(buf):
             self.packets_failed += hi - lo
@@ -338,7 +355,7 @@ class PcapWriter:
         self.packets += hi - lo
         self.bytes += nbytes
 
-    def _write_all(self, buf: bytes) -> bool:
+    def _write_all(self, buf: bytes | memoryview) -> bool:
         """Append `buf` to the current file; on error cut the file back and log."""
         assert self._file is not None
         f = self._file

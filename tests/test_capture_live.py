@@ -7,6 +7,7 @@ the same file with dpkt, never taken from fpc's own output.
 
 from __future__ import annotations
 
+import io
 import random
 import re
 import signal
@@ -26,6 +27,8 @@ from conftest import CORPUS
 from fpc.capture import LiveCapture
 from fpc.errors import CaptureError, ConfigError
 from fpc.packets import PRECISION_US, PacketBatch
+from fpc.pcapfile import pcap_file_header
+from fpc.writer import record_span
 from netns import VethPair
 
 SMTP_PCAP = CORPUS / "other" / "zeek-smtp.pcap"
@@ -227,13 +230,32 @@ def test_capture_bpf_tcp_port_25_keeps_only_smtp(veth_pair: VethPair) -> None:
 def test_capture_snaplen_truncates_packets(veth_pair: VethPair) -> None:
     source = read_source(SMTP_PCAP)
 
-    packets, _, batches, _ = capture_replay(
+    packets, stats, batches, _ = capture_replay(
         veth_pair, SMTP_PCAP, "--pps=5000", snaplen=96
     )
 
     assert packets == [p[:96] for p in source]
-    # Without a wire length from pcapy-ng, wirelen is the captured length.
-    assert all(np.array_equal(b.wirelen, b.caplen) for b in batches)
+    wirelen = np.concatenate([b.wirelen for b in batches])
+    assert wirelen.tolist() == [len(p) for p in source]
+    assert max(len(p) for p in source) > 96  # some packets were really cut
+    assert stats["wire_bytes"] == sum(len(p) for p in source)
+    assert stats["bytes"] == sum(len(p) for p in packets)
+    assert stats["ring_dropped"] == 0
+
+
+@pytest.mark.live
+def test_capture_batches_hold_pcap_records_for_the_writer(veth_pair: VethPair) -> None:
+    packets, _, batches, _ = capture_replay(veth_pair, SMTP_PCAP, "--pps=5000")
+
+    records = []
+    for batch in batches:
+        assert batch.framed
+        span = record_span(batch, 0, len(batch))
+        assert span is not None
+        records.append(bytes(span))
+    pcap = pcap_file_header(LINKTYPE_ETHERNET, PRECISION_US) + b"".join(records)
+    parsed = [bytes(buf) for _, buf in dpkt.pcap.Reader(io.BytesIO(pcap))]
+    assert parsed == packets == read_source(SMTP_PCAP)
 
 
 @pytest.mark.live

@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import dpkt
@@ -32,9 +33,10 @@ from fpc.pcapfile import (
     make_output,
     read_packets,
 )
+from fpc.ring import PacketRing
 from fpc.store import open_store
 from fpc.store.base import PcapFile, SessionQuery, Store
-from fpc.writer import PcapWriter, pack_records, pack_records_numpy
+from fpc.writer import PcapWriter, pack_records, pack_records_numpy, record_span
 
 NODE = "test-node"
 
@@ -274,6 +276,47 @@ def test_writer_scattered_batch_matches_contiguous(tmp_path):
     n = len(batch)
     assert pack_records_numpy(scattered, 0, n) == pack_records_numpy(batch, 0, n)
     assert pack_records(batch, 0, n) == pack_records_numpy(batch, 0, n)
+
+
+def framed(batch: PacketBatch, ring_bytes: int = 1 << 20) -> PacketBatch:
+    """`batch` pushed through a PacketRing and popped: pcap records in `data`."""
+    ring = PacketRing(ring_bytes, 1 << 12)
+    ring.push_all(batch, lambda: True)
+    ring.close()
+    parts = []
+    while (part := ring.pop(len(batch) + 1)) is not None:
+        parts.append(part)
+    assert len(parts) == 1 and parts[0].framed
+    return parts[0]
+
+
+def test_writer_framed_batch_is_written_span_for_span(tmp_path):
+    # Rotation by size cuts the span into several writes; both ways agree.
+    _, _, records = load_source("other/zeek-smtp.pcap")
+    batch = make_batch(records, 1, PRECISION_US)
+    results = []
+    for name, b in (("packed", batch), ("framed", framed(batch))):
+        store = MemoryStore()
+        w = writer(tmp_path / name, store, max_bytes=8192)
+        results.append(w.write(b))
+        w.close()
+        rows = assert_written_as_source(store, records)
+        assert len(rows) > 1
+    assert all(np.array_equal(a, b) for a, b in zip(*results, strict=True))
+
+
+def test_writer_record_span_only_for_back_to_back_records():
+    _, _, records = load_source("other/zeek-smtp.pcap")
+    batch = framed(make_batch(records, 1, PRECISION_US))
+    n = len(batch)
+    span = record_span(batch, 2, n)
+    assert span is not None and bytes(span) == pack_records(batch, 2, n)
+    assert record_span(make_batch(records, 1, PRECISION_US), 0, n) is None
+    keep = np.ones(n, dtype=bool)
+    keep[3] = False  # a hole: records 2 and 4 are no longer back to back
+    holed = replace(batch.subset(keep), framed=True)
+    assert record_span(holed, 0, n - 1) is None
+    assert record_span(holed, 0, 3) is not None
 
 
 def test_writer_unwritable_dir_raises_writer_error(tmp_path):
