@@ -65,7 +65,7 @@ typedef struct {
     uint32_t ack;
     uint8_t src[16];
     uint8_t dst[16];
-    uint8_t src_mac[6];
+    uint8_t src_mac[6]; /* innermost Ethernet header */
     uint8_t dst_mac[6];
     uint8_t key[FPC_KEY_LEN];
     uint32_t hash;
@@ -73,7 +73,6 @@ typedef struct {
 
 typedef struct {
     FpcDecoded row;
-    int has_mac; /* the outermost Ethernet header was seen */
 } FpcDecoder;
 
 /* link.c: decodes from the link-layer header of `linktype`; returns a status. */
@@ -82,6 +81,8 @@ int fpc_link_decode(FpcDecoder *d, FpcCursor *c, unsigned linktype);
 int fpc_link_ether(FpcDecoder *d, FpcCursor *c, int depth);
 /* link.c: decodes what follows an ethertype (VLAN tags, MPLS, PPPoE, IP). */
 int fpc_link_ethertype(FpcDecoder *d, FpcCursor *c, uint16_t type, int depth);
+/* link.c: records a VLAN id (802.1Q tag, or the original VLAN an ERSPAN header names). */
+void fpc_link_vlan(FpcDecoder *d, uint16_t id);
 /* link.c: decodes a PPP protocol field and what follows it (GRE/PPTP, PPPoE). */
 int fpc_link_ppp(FpcDecoder *d, FpcCursor *c, int depth);
 
@@ -95,7 +96,8 @@ int fpc_tunnel_udp(FpcDecoder *d, FpcCursor *c, uint16_t sport, uint16_t dport, 
 /* tunnel.c: whether UDP ports name a tunnel fpc_tunnel_udp decodes. */
 int fpc_tunnel_is_udp(uint16_t sport, uint16_t dport);
 
-/* key.c: fills key, reverse and hash from the addresses, ports and VLANs. */
-void fpc_key_build(FpcDecoded *row);
+/* key.c: fills key, reverse and hash from the addresses and ports, and the
+ * VLAN ids when `key_vlan` is set. */
+void fpc_key_build(FpcDecoded *row, int key_vlan);
 
 #endif /* FPC_DECODE_H */

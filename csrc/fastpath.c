@@ -16,7 +16,8 @@
 
 /* Decodes packet `pkt` of `caplen` bytes into `dst`; GIL not needed. */
 static void
-decode_one(const uint8_t *pkt, size_t caplen, unsigned linktype, char *dst, const FpcLayout *layout)
+decode_one(const uint8_t *pkt, size_t caplen, unsigned linktype, char *dst, const FpcLayout *layout,
+           int key_vlan)
 {
     FpcDecoder d;
     FpcCursor c = {pkt, 0, caplen, 0};
@@ -24,7 +25,7 @@ decode_one(const uint8_t *pkt, size_t caplen, unsigned linktype, char *dst, cons
     memset(&d, 0, sizeof(d));
     d.row.status = (uint8_t)fpc_link_decode(&d, &c, linktype);
     if (d.row.status == FPC_STATUS_IP) {
-        fpc_key_build(&d.row);
+        fpc_key_build(&d.row, key_vlan);
     }
     fpc_layout_write(dst, &d.row, layout);
 }
@@ -36,7 +37,7 @@ decode_one(const uint8_t *pkt, size_t caplen, unsigned linktype, char *dst, cons
 /* Decodes every packet; returns the index of the first one outside `data`, or -1. */
 static Py_ssize_t
 decode_all(const Py_buffer *data, const int64_t *offset, const uint32_t *caplen,
-           const uint16_t *linktype, char *out, Py_ssize_t n, const FpcLayout *layout)
+           const uint16_t *linktype, char *out, Py_ssize_t n, const FpcLayout *layout, int key_vlan)
 {
     const uint8_t *base = data->buf;
     const size_t len = (size_t)data->len;
@@ -51,7 +52,8 @@ decode_all(const Py_buffer *data, const int64_t *offset, const uint32_t *caplen,
         if (offset[i] < 0 || (size_t)offset[i] > len || caplen[i] > len - (size_t)offset[i]) {
             return i;
         }
-        decode_one(base + offset[i], caplen[i], linktype[i], out + i * layout->itemsize, layout);
+        decode_one(base + offset[i], caplen[i], linktype[i], out + i * layout->itemsize, layout,
+                   key_vlan);
     }
     return -1;
 }
@@ -63,9 +65,10 @@ decode_batch(PyObject *module, PyObject *args)
     PyObject *off_obj, *cap_obj, *lt_obj, *out_obj, *dtype = NULL, *result = NULL;
     FpcLayout layout;
     Py_ssize_t n, bad;
+    int key_vlan = 0;
 
-    if (!PyArg_ParseTuple(args, "y*OOOO:decode_batch", &data, &off_obj, &cap_obj, &lt_obj,
-                          &out_obj)) {
+    if (!PyArg_ParseTuple(args, "y*OOOO|p:decode_batch", &data, &off_obj, &cap_obj, &lt_obj,
+                          &out_obj, &key_vlan)) {
         return NULL;
     }
     if (fpc_array_get(off_obj, "offset", "lq", 8, -1, &offset) < 0) {
@@ -93,7 +96,7 @@ decode_batch(PyObject *module, PyObject *args)
     }
 
     Py_BEGIN_ALLOW_THREADS bad =
-        decode_all(&data, offset.buf, caplen.buf, linktype.buf, out.buf, n, &layout);
+        decode_all(&data, offset.buf, caplen.buf, linktype.buf, out.buf, n, &layout, key_vlan);
     Py_END_ALLOW_THREADS if (bad >= 0)
     {
         PyErr_Format(PyExc_ValueError,
@@ -116,9 +119,10 @@ cleanup:
 }
 
 PyDoc_STRVAR(decode_batch_doc,
-             "decode_batch(data, offset, caplen, linktype, out)\n--\n\n"
+             "decode_batch(data, offset, caplen, linktype, out, key_vlan=False)\n--\n\n"
              "Decode packet i = data[offset[i]:offset[i] + caplen[i]] of link type\n"
-             "linktype[i] into out[i] (dtype fpc.decode.DECODED), for every i.");
+             "linktype[i] into out[i] (dtype fpc.decode.DECODED), for every i.\n"
+             "With key_vlan, the session key holds the outer two VLAN ids.");
 
 PyDoc_STRVAR(pack_records_doc,
              "pack_records(data, offset, caplen, wirelen, ts_ns, precision)\n--\n\n"

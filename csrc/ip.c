@@ -293,7 +293,6 @@ static int
 decode_inner(FpcDecoder *d, FpcCursor inner, int depth)
 {
     FpcDecoded outer = d->row;
-    int outer_has_mac = d->has_mac;
     int status;
 
     switch (outer.proto) {
@@ -313,8 +312,15 @@ decode_inner(FpcDecoder *d, FpcCursor inner, int depth)
         break;
     }
     if (status != FPC_STATUS_IP) {
+        /* The session is the outer packet's, but an inner frame's MACs and
+         * VLANs still name the hosts mirrored or bridged (ERSPAN of CDP). */
+        FpcDecoded inner_row = d->row;
+
         d->row = outer;
-        d->has_mac = outer_has_mac;
+        memcpy(d->row.src_mac, inner_row.src_mac, 6);
+        memcpy(d->row.dst_mac, inner_row.dst_mac, 6);
+        d->row.vlan_count = inner_row.vlan_count;
+        memcpy(d->row.vlan, inner_row.vlan, sizeof(d->row.vlan));
     }
     return FPC_STATUS_IP;
 }

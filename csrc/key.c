@@ -7,6 +7,10 @@
  *   | lower address (16) | higher address (16) | lower port (2) | higher port (2) |
  *   | IP protocol (1) | IP version (1) | outer VLAN (2) | inner VLAN (2) | zero (2) |
  *
+ * The VLAN ids are zero unless the caller keys sessions by VLAN too (for
+ * networks whose VLANs reuse addresses); by default the same conversation
+ * mirrored from two VLANs is one session.
+ *
  * "Lower" compares (address bytes, port) as a tuple, so both directions of a
  * session give the same key; `reverse` is 1 when the packet was sent by the
  * higher endpoint. The hash is 32-bit MurmurHash3 (x86_32, seed 0) over the
@@ -56,7 +60,7 @@ murmur3(const uint8_t *p, size_t n)
 }
 
 void
-fpc_key_build(FpcDecoded *row)
+fpc_key_build(FpcDecoded *row, int key_vlan)
 {
     int cmp = memcmp(row->src, row->dst, 16);
     int reverse = cmp > 0 || (cmp == 0 && row->sport > row->dport);
@@ -68,8 +72,8 @@ fpc_key_build(FpcDecoded *row)
     put_be16(k + 34, reverse ? row->sport : row->dport);
     k[36] = row->proto;
     k[37] = row->ip_version;
-    put_be16(k + 38, row->vlan_count > 0 ? row->vlan[0] : 0);
-    put_be16(k + 40, row->vlan_count > 1 ? row->vlan[1] : 0);
+    put_be16(k + 38, key_vlan && row->vlan_count > 0 ? row->vlan[0] : 0);
+    put_be16(k + 40, key_vlan && row->vlan_count > 1 ? row->vlan[1] : 0);
     k[42] = k[43] = 0;
     row->reverse = (uint8_t)reverse;
     row->hash = murmur3(k, FPC_KEY_LEN);

@@ -166,15 +166,21 @@ pop_vlan_tags(FpcDecoder *d, FpcCursor *c, uint16_t type)
     while (!c->err && (type == ETH_VLAN || type == ETH_QINQ || type == ETH_QINQ_OLD)) {
         tci = fpc_cursor_be16(c);
         type = fpc_cursor_be16(c);
-        if (d->row.vlan_count < 2) {
-            d->row.vlan[d->row.vlan_count] = tci & 0x0fff;
-        }
-        if (d->row.vlan_count < UINT8_MAX) {
-            d->row.vlan_count++;
-        }
+        fpc_link_vlan(d, tci & 0x0fff);
         d->row.tunnel |= FPC_TUNNEL_VLAN;
     }
     return type;
+}
+
+void
+fpc_link_vlan(FpcDecoder *d, uint16_t id)
+{
+    if (d->row.vlan_count < 2) {
+        d->row.vlan[d->row.vlan_count] = id;
+    }
+    if (d->row.vlan_count < UINT8_MAX) {
+        d->row.vlan_count++;
+    }
 }
 
 int
@@ -223,11 +229,10 @@ fpc_link_ether(FpcDecoder *d, FpcCursor *c, int depth)
     if (c->err) {
         return FPC_STATUS_MALFORMED;
     }
-    if (!d->has_mac) {
-        memcpy(d->row.dst_mac, macs, 6);
-        memcpy(d->row.src_mac, macs + 6, 6);
-        d->has_mac = 1;
-    }
+    /* The innermost frame's MACs are the hosts'; outer ones belong to the
+     * tunnel or mirror that carried them. */
+    memcpy(d->row.dst_mac, macs, 6);
+    memcpy(d->row.src_mac, macs + 6, 6);
     return fpc_link_ethertype(d, c, type, depth);
 }
 

@@ -44,6 +44,9 @@
 #define PROTO_UDP 17
 #define PROTO_ICMPV6 58
 #define PROTO_SCTP 132
+#define PROTO_ESP 50
+
+#define ICMP_HEADER 8 /* type, code, checksum, and the 4 bytes that depend on the type */
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -77,17 +80,21 @@ typedef struct {
     uint64_t serial;
     int64_t session_ts;
     FpcPositions pos;
-    uint32_t app_bytes[2]; /* payload offered to the parsers, per client direction */
-    uint32_t syn_seq[2];   /* per client direction, of SYNs seen before app_started */
-    uint32_t prev, next;   /* LRU links; `next` links the free list too */
-    uint8_t lru;           /* LRU_* list the slot is on */
-    uint8_t client;        /* key side of the client */
+    uint32_t app_bytes[2];   /* payload offered to the parsers, per client direction */
+    uint32_t syn_seq[2];     /* per client direction, of SYNs seen before app_started */
+    uint32_t tcp_next[2];    /* per key side: next stream byte expected (see stream_take) */
+    uint32_t tcp_held[2][2]; /* per key side: [start, end) of bytes seen past a gap */
+    uint32_t prev, next;     /* LRU links; `next` links the free list too */
+    uint8_t lru;             /* LRU_* list the slot is on */
+    uint8_t client;          /* key side of the client */
     uint8_t vlan_count;
     uint8_t app_done;    /* the parsers want no more packets */
     uint8_t app_started; /* a packet was listed for the parsers */
     uint8_t syn_seen;    /* bit d: syn_seq[d] is set */
     uint8_t fin;         /* bit s: FIN seen from key side s */
     uint8_t rst;
+    uint8_t tcp_known; /* bit s: tcp_next[s] is set */
+    uint8_t tcp_holds; /* bit s: tcp_held[s] is set */
 } FpcSlot;
 
 typedef struct {
@@ -124,9 +131,9 @@ struct FpcSessionTable {
 
 /* What the table reads of one decoded packet. */
 typedef struct {
-    const uint8_t *key, *mac;
-    uint32_t hash, payload_len, seq;
-    uint16_t tunnel;
+    const uint8_t *key, *src_mac, *dst_mac;
+    uint32_t hash, payload_len, seq, ack;
+    uint16_t tunnel, vlan[2];
     uint8_t proto, flags, ttl, reverse, vlan_count, icmp_type, icmp_code;
 } FpcPacket;
 
@@ -145,7 +152,9 @@ const FpcEndedField fpc_session_ended_fields[] = {
     {"nmac", "(2,)u1", offsetof(FpcEnded, c.nmac)},
     {"nttl", "(2,)u1", offsetof(FpcEnded, c.nttl)},
     {"nicmp", "u1", offsetof(FpcEnded, c.nicmp)},
+    {"nvlan", "(2,)u1", offsetof(FpcEnded, c.nvlan)},
     {"macs", "(2,4,6)u1", offsetof(FpcEnded, c.macs)},
+    {"vlans", "(2,4)u2", offsetof(FpcEnded, c.vlans)},
     {"ttls", "(2,8)u1", offsetof(FpcEnded, c.ttls)},
     {"icmp", "(8,2)u1", offsetof(FpcEnded, c.icmp)},
     {"segment", "u4", offsetof(FpcEnded, segment)},
@@ -156,7 +165,8 @@ const FpcEndedField fpc_session_ended_fields[] = {
     {NULL, NULL, 0},
 };
 
-_Static_assert(FPC_SESSION_MACS == 4 && FPC_SESSION_TTLS == 8 && FPC_SESSION_ICMP == 8,
+_Static_assert(FPC_SESSION_MACS == 4 && FPC_SESSION_TTLS == 8 && FPC_SESSION_ICMP == 8 &&
+                   FPC_SESSION_VLANS == 4,
                "update the formats of fpc_session_ended_fields");
 
 /* --- hashing ------------------------------------------------------------- */
@@ -647,10 +657,13 @@ static void
 packet_read(const char *row, const FpcRowLayout *L, FpcPacket *p)
 {
     p->key = (const uint8_t *)row + L->key;
-    p->mac = (const uint8_t *)row + L->src_mac;
+    p->src_mac = (const uint8_t *)row + L->src_mac;
+    p->dst_mac = (const uint8_t *)row + L->dst_mac;
+    memcpy(p->vlan, row + L->vlan, 4);
     memcpy(&p->hash, row + L->hash, 4);
     memcpy(&p->payload_len, row + L->payload_len, 4);
     memcpy(&p->seq, row + L->seq, 4);
+    memcpy(&p->ack, row + L->ack, 4);
     memcpy(&p->tunnel, row + L->tunnel, 2);
     p->proto = (uint8_t)row[L->proto];
     p->flags = (uint8_t)row[L->tcp_flags];
@@ -758,24 +771,55 @@ session_find(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
     return i != NIL ? i : session_start(t, p, tag, ts);
 }
 
+/* Adds `mac` to the MACs of key side `side` unless it is there or all zero. */
 static void
-add_mac_ttl(FpcCounts *c, const FpcPacket *p)
+add_mac(FpcCounts *c, int side, const uint8_t *mac)
+{
+    static const uint8_t zero[6] = {0};
+    int k;
+
+    for (k = 0; k < c->nmac[side] && memcmp(c->macs[side][k], mac, 6) != 0; k++) {
+    }
+    if (k == c->nmac[side] && k < FPC_SESSION_MACS && memcmp(mac, zero, 6) != 0) {
+        memcpy(c->macs[side][c->nmac[side]++], mac, 6);
+    }
+}
+
+/* Adds `id` to the outer (layer 0) or inner (1) VLAN ids unless it is there. */
+static void
+add_vlan(FpcCounts *c, int layer, uint16_t id)
+{
+    int k;
+
+    for (k = 0; k < c->nvlan[layer] && c->vlans[layer][k] != id; k++) {
+    }
+    if (k == c->nvlan[layer] && k < FPC_SESSION_VLANS) {
+        c->vlans[layer][c->nvlan[layer]++] = id;
+    }
+}
+
+/*
+ * A side's MACs are those its packets came from and those the other side's
+ * packets were sent to: the analyst looking for a host finds it by either,
+ * and a gateway's or a multicast group's address shows on the side it serves.
+ */
+static void
+add_link(FpcCounts *c, const FpcPacket *p)
 {
     int side = p->reverse, k;
-    static const uint8_t zero[6] = {0};
 
     for (k = 0; k < c->nttl[side] && c->ttls[side][k] != p->ttl; k++) {
     }
     if (k == c->nttl[side] && k < FPC_SESSION_TTLS) {
         c->ttls[side][c->nttl[side]++] = p->ttl;
     }
-    if (memcmp(p->mac, zero, 6) == 0) {
-        return;
+    add_mac(c, side, p->src_mac);
+    add_mac(c, side ^ 1, p->dst_mac);
+    if (p->vlan_count > 0) {
+        add_vlan(c, 0, p->vlan[0]);
     }
-    for (k = 0; k < c->nmac[side] && memcmp(c->macs[side][k], p->mac, 6) != 0; k++) {
-    }
-    if (k == c->nmac[side] && k < FPC_SESSION_MACS) {
-        memcpy(c->macs[side][c->nmac[side]++], p->mac, 6);
+    if (p->vlan_count > 1) {
+        add_vlan(c, 1, p->vlan[1]);
     }
 }
 
@@ -804,7 +848,7 @@ add_tcp(FpcSlot *s, const FpcPacket *p)
 
     tcp[0] += (f & (TCP_SYN | TCP_ACK)) == TCP_SYN;
     tcp[1] += (f & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK);
-    tcp[2] += (f & TCP_ACK) && !(f & (TCP_SYN | TCP_FIN | TCP_RST | TCP_PSH | TCP_URG));
+    tcp[2] += (f & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST | TCP_PSH)) == TCP_ACK;
     tcp[3] += (f & TCP_PSH) != 0;
     tcp[4] += (f & TCP_FIN) != 0;
     tcp[5] += (f & TCP_RST) != 0;
@@ -814,6 +858,124 @@ add_tcp(FpcSlot *s, const FpcPacket *p)
     }
     if (f & TCP_RST) {
         s->rst = 1;
+    }
+}
+
+/* Sequence number a is after b, modulo 2^32 (RFC 793). */
+static int
+seq_after(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) > 0;
+}
+
+/* Keeps [start, end) of `side` for when the gap before it fills: merged with
+ * the range held already when they touch, else the lower one is kept. */
+static void
+stream_hold(FpcSlot *s, int side, uint32_t start, uint32_t end)
+{
+    uint32_t *held = s->tcp_held[side];
+
+    if (!(s->tcp_holds & (1u << side)) || seq_after(held[0], end)) {
+        held[0] = start;
+        held[1] = end;
+    } else if (!seq_after(start, held[1])) {
+        held[0] = seq_after(held[0], start) ? start : held[0];
+        held[1] = seq_after(end, held[1]) ? end : held[1];
+    }
+    s->tcp_holds |= (uint8_t)(1u << side);
+}
+
+/*
+ * Bytes [seq, seq + len) of `side` that extend its stream, as a receiver
+ * would take them: a byte counts once, when every byte before it has been
+ * seen. Bytes past a gap are held (one range per side) until the gap fills;
+ * bytes whose place is unknown yet are held until the stream starts.
+ */
+static uint32_t
+stream_take(FpcSlot *s, int side, uint32_t seq, uint32_t len)
+{
+    uint32_t *next = &s->tcp_next[side], *held = s->tcp_held[side];
+    uint32_t end = seq + len, got = 0;
+
+    if (!(s->tcp_known & (1u << side)) || seq_after(seq, *next)) {
+        if (len > 0) {
+            stream_hold(s, side, seq, end);
+        }
+        return 0;
+    }
+    if (seq_after(end, *next)) {
+        got = end - *next;
+        *next = end;
+    }
+    if ((s->tcp_holds & (1u << side)) && !seq_after(held[0], *next)) {
+        if (seq_after(held[1], *next)) {
+            got += held[1] - *next;
+            *next = held[1];
+        }
+        s->tcp_holds &= (uint8_t)~(1u << side);
+    }
+    return got;
+}
+
+/* Starts the stream of `side` at sequence number `next`, if not started,
+ * and counts the bytes held for it. */
+static void
+stream_start(FpcSlot *s, int side, uint32_t next)
+{
+    if (s->tcp_known & (1u << side)) {
+        return;
+    }
+    s->tcp_known |= (uint8_t)(1u << side);
+    s->tcp_next[side] = next;
+    s->c.payload[side] += stream_take(s, side, next, 0);
+}
+
+/*
+ * Counts the TCP payload bytes of p that advance its side's stream
+ * (stream_take). A side's stream starts at its SYN; without one, at the ACK
+ * of the other side's SYN-ACK or, once the session has had a SYN, at the
+ * side's first packet. A session without any SYN counts nothing: where its
+ * bytes sit in the stream is unknown. Data on a RST is not stream data.
+ */
+static void
+tcp_count(FpcSlot *s, const FpcPacket *p)
+{
+    int side = p->reverse;
+    uint32_t seq = p->seq;
+
+    if (p->flags & TCP_SYN) {
+        stream_start(s, side, seq + 1);
+        if (p->flags & TCP_ACK) {
+            stream_start(s, side ^ 1, p->ack);
+        }
+        seq += 1; /* the SYN takes one sequence number */
+    } else if (s->tcp_known) {
+        stream_start(s, side, seq);
+    }
+    if (!(p->flags & TCP_RST)) {
+        s->c.payload[side] += stream_take(s, side, seq, p->payload_len);
+    }
+}
+
+/*
+ * Payload bytes of p as fpc.source/destination.payload_bytes count them, but
+ * for TCP (tcp_count): the L4 payload for UDP, SCTP and ESP; the ICMP
+ * message after its type, code and checksum words (the 8-byte header counts,
+ * as in Arkime); nothing for other protocols, whose payload fpc does not parse.
+ */
+static uint32_t
+payload_of(const FpcPacket *p)
+{
+    switch (p->proto) {
+    case PROTO_UDP:
+    case PROTO_SCTP:
+    case PROTO_ESP:
+        return p->payload_len;
+    case PROTO_ICMP:
+    case PROTO_ICMPV6:
+        return p->payload_len + ICMP_HEADER;
+    default:
+        return 0;
     }
 }
 
@@ -839,9 +1001,13 @@ session_count(FpcSessionTable *t, uint32_t i, const FpcPacket *p, int64_t ts, Fp
     }
     c->packets[p->reverse]++;
     c->bytes[p->reverse] += wirelen;
-    c->payload[p->reverse] += p->payload_len;
+    if (p->proto == PROTO_TCP) {
+        tcp_count(s, p);
+    } else {
+        c->payload[p->reverse] += payload_of(p);
+    }
     c->tunnel |= p->tunnel;
-    add_mac_ttl(c, p);
+    add_link(c, p);
     if (p->proto == PROTO_TCP) {
         add_tcp(s, p);
     } else if (p->proto == PROTO_ICMP || p->proto == PROTO_ICMPV6) {

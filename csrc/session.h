@@ -15,9 +15,10 @@
 
 #include "decode.h"
 
-#define FPC_SESSION_MACS 4 /* distinct source MACs kept per side */
-#define FPC_SESSION_TTLS 8 /* distinct TTLs kept per side */
-#define FPC_SESSION_ICMP 8 /* distinct (type, code) pairs kept per session */
+#define FPC_SESSION_MACS 4  /* distinct MACs kept per side */
+#define FPC_SESSION_VLANS 4 /* distinct outer and inner VLAN ids kept per session */
+#define FPC_SESSION_TTLS 8  /* distinct TTLs kept per side */
+#define FPC_SESSION_ICMP 8  /* distinct (type, code) pairs kept per session */
 
 /* Why a session (or a segment of it) ended; fpc/session.py names them. */
 #define FPC_END_IDLE 1
@@ -49,12 +50,13 @@ typedef struct {
 typedef struct {
     int64_t first_ts, last_ts;
     uint64_t bytes[2];
-    uint64_t payload[2];
+    uint64_t payload[2]; /* see payload_of() in session.c */
     uint32_t packets[2];
-    uint32_t tcp[7]; /* syn, syn_ack, ack (nothing else counted set), psh, fin, rst, urg */
+    uint32_t tcp[7]; /* syn, syn_ack, ack (no SYN/FIN/RST/PSH), psh, fin, rst, urg */
     uint16_t tunnel; /* FPC_TUNNEL_* bits of any packet */
-    uint8_t nmac[2], nttl[2], nicmp;
-    uint8_t macs[2][FPC_SESSION_MACS][6];
+    uint8_t nmac[2], nttl[2], nicmp, nvlan[2];
+    uint8_t macs[2][FPC_SESSION_MACS][6]; /* sent from or to this side */
+    uint16_t vlans[2][FPC_SESSION_VLANS]; /* outer ids, inner ids */
     uint8_t ttls[2][FPC_SESSION_TTLS];
     uint8_t icmp[FPC_SESSION_ICMP][2];
 } FpcCounts;
@@ -99,7 +101,7 @@ typedef struct {
 typedef struct {
     ptrdiff_t itemsize;
     ptrdiff_t status, proto, tcp_flags, ttl, reverse, vlan_count, icmp_type, icmp_code;
-    ptrdiff_t tunnel, payload_len, seq, src_mac, key, hash;
+    ptrdiff_t tunnel, payload_len, seq, ack, src_mac, dst_mac, vlan, key, hash;
 } FpcRowLayout;
 
 /* The arrays of one batch; packet i is row i of `rows`. */

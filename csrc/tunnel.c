@@ -22,6 +22,8 @@
 #define GRE_ERSPAN_2 0x88be
 #define GRE_ERSPAN_3 0x22eb
 
+#define ERSPAN_EN_TAG_KEPT 3 /* En: the original VLAN tag is kept in the frame */
+
 #define PORT_GTP_U 2152
 #define PORT_VXLAN 4789
 #define PORT_VXLAN_GPE 4790
@@ -39,8 +41,10 @@ static int
 decode_erspan3(FpcDecoder *d, FpcCursor *c, int depth)
 {
     uint32_t word3;
+    uint16_t vlan;
 
-    fpc_cursor_skip(c, 8);
+    vlan = fpc_cursor_be16(c) & 0x0fff;
+    fpc_cursor_skip(c, 6);
     word3 = fpc_cursor_be32(c);
     if (word3 & 1) {
         fpc_cursor_skip(c, 8);
@@ -49,6 +53,9 @@ decode_erspan3(FpcDecoder *d, FpcCursor *c, int depth)
         return FPC_STATUS_MALFORMED;
     }
     d->row.tunnel |= FPC_TUNNEL_ERSPAN;
+    if (vlan != 0) {
+        fpc_link_vlan(d, vlan);
+    }
     return fpc_link_ether(d, c, depth);
 }
 
@@ -62,13 +69,23 @@ decode_erspan3(FpcDecoder *d, FpcCursor *c, int depth)
 static int
 decode_erspan2(FpcDecoder *d, FpcCursor *c, int has_seq, int depth)
 {
+    uint16_t vlan = 0, word2;
+
     if (has_seq) {
-        fpc_cursor_skip(c, 8);
+        vlan = fpc_cursor_be16(c) & 0x0fff;
+        word2 = fpc_cursor_be16(c);
+        fpc_cursor_skip(c, 4);
+        if ((word2 >> 11 & 3) == ERSPAN_EN_TAG_KEPT) {
+            vlan = 0; /* the mirrored frame carries its tag itself */
+        }
     }
     if (c->err) {
         return FPC_STATUS_MALFORMED;
     }
     d->row.tunnel |= FPC_TUNNEL_ERSPAN;
+    if (vlan != 0) {
+        fpc_link_vlan(d, vlan);
+    }
     return fpc_link_ether(d, c, depth);
 }
 

@@ -12,11 +12,13 @@ def decode_batch(
     caplen: npt.NDArray[np.uint32],
     linktype: npt.NDArray[np.uint16],
     out: npt.NDArray[np.void],
+    key_vlan: bool = False,
 ) -> None:
     """Decode packet i = data[offset[i]:offset[i] + caplen[i]] into out[i].
 
     `out` has the dtype fpc.decode.DECODED (checked: a layout mismatch raises
-    ValueError). The GIL is released while the packets are decoded.
+    ValueError). The GIL is released while the packets are decoded. With
+    `key_vlan` the session key holds the outer two VLAN ids, else zeros.
     """
 
 def pack_records(

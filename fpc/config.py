@@ -48,6 +48,9 @@ class SessionConfig:
     segment_packets: int = 10_000
     max_sessions: int = 1_000_000
     app_layer: bool = True
+    # Key sessions by VLAN id too: for networks whose VLANs reuse addresses.
+    # Off, the same conversation mirrored from two VLANs is one session.
+    key_vlan: bool = False
 
 
 @dataclass(frozen=True)

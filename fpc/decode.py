@@ -52,7 +52,8 @@ TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG, TCP_ECE, TCP_CWR = (
 
 # Byte layout of `key` (big-endian numbers): lower address (16), higher address
 # (16), port of the lower endpoint (2), port of the higher (2), IP protocol (1),
-# IP version (1), outer VLAN id (2), inner VLAN id (2), zero (2). "Lower" compares
+# IP version (1), outer VLAN id (2), inner VLAN id (2), zero (2); the VLAN ids are
+# zero unless decode_batch keys by VLAN. "Lower" compares
 # (address bytes, port) as a tuple. numpy strips trailing zero bytes of "S"
 # fields when they are read as `bytes`; pad with ljust() before slicing.
 KEY_LAYOUT = "16s16sHHBBHH2x"
@@ -87,7 +88,7 @@ DECODED = np.dtype(
         ("ack", np.uint32),
         ("src", "S16"),
         ("dst", "S16"),
-        ("src_mac", "S6"),  # outermost Ethernet header; zeros if none
+        ("src_mac", "S6"),  # innermost Ethernet header; zeros if none
         ("dst_mac", "S6"),
         ("key", "S44"),  # see KEY_LAYOUT
         ("hash", np.uint32),  # symmetric hash of key, same in both directions
@@ -95,8 +96,14 @@ DECODED = np.dtype(
 )
 
 
-def decode_batch(batch: PacketBatch) -> np.ndarray:
-    """Decode every packet of `batch`; returns an array of `DECODED` rows."""
+def decode_batch(batch: PacketBatch, key_vlan: bool = False) -> np.ndarray:
+    """Decode every packet of `batch`; returns an array of `DECODED` rows.
+
+    With `key_vlan` the session key holds the VLAN ids (outer two), so the
+    same 5-tuple on two VLANs is two sessions; by default it is one.
+    """
     out = np.zeros(len(batch), dtype=DECODED)
-    _fastpath.decode_batch(batch.data, batch.offset, batch.caplen, batch.linktype, out)
+    _fastpath.decode_batch(
+        batch.data, batch.offset, batch.caplen, batch.linktype, out, key_vlan
+    )
     return out

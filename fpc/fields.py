@@ -26,13 +26,19 @@ CORE_FIELDS: tuple[Field, ...] = (
     Field("observer.name", "keyword", "Node (capture instance) that saw the session."),
     Field("source.ip", "ip", "Address of the client (initiator)."),
     Field("source.port", "integer", "Port of the client; 0 without ports."),
-    Field("source.mac", "keyword", "MAC addresses the client's packets came from."),
+    Field(
+        "source.mac",
+        "keyword",
+        "MACs the client's packets came from or the server's were sent to.",
+    ),
     Field("source.packets", "long", "Packets sent by the client."),
     Field("source.bytes", "long", "Bytes on the wire sent by the client."),
     Field("destination.ip", "ip", "Address of the server (responder)."),
     Field("destination.port", "integer", "Port of the server; 0 without ports."),
     Field(
-        "destination.mac", "keyword", "MAC addresses the server's packets came from."
+        "destination.mac",
+        "keyword",
+        "MACs the server's packets came from or the client's were sent to.",
     ),
     Field("destination.packets", "long", "Packets sent by the server."),
     Field("destination.bytes", "long", "Bytes on the wire sent by the server."),
@@ -43,8 +49,12 @@ CORE_FIELDS: tuple[Field, ...] = (
     Field("network.community_id", "keyword", "Community ID flow hash, version 1."),
     Field("network.packets", "long", "Packets in both directions."),
     Field("network.bytes", "long", "Bytes on the wire in both directions."),
-    Field("network.vlan.id", "keyword", "Outer 802.1Q/802.1ad VLAN id."),
-    Field("network.inner.vlan.id", "keyword", "Inner VLAN id (QinQ)."),
+    Field(
+        "network.vlan.id",
+        "keyword",
+        "Outer 802.1Q/802.1ad VLAN id, or ERSPAN's; a list when seen on several.",
+    ),
+    Field("network.inner.vlan.id", "keyword", "Inner VLAN ids (QinQ)."),
     Field("fpc.session", "keyword", "Session id shared by every segment of a session."),
     Field("fpc.protocols", "keyword", "Every protocol seen: transport, tunnels, apps."),
     Field(
@@ -52,15 +62,26 @@ CORE_FIELDS: tuple[Field, ...] = (
     ),
     Field("fpc.segment", "integer", "Segment number of a long session, from 0."),
     Field("fpc.end_reason", "keyword", "idle, tcp_close, segment, evicted, shutdown."),
-    Field("fpc.source.payload_bytes", "long", "L4 payload bytes sent by the client."),
     Field(
-        "fpc.destination.payload_bytes", "long", "L4 payload bytes sent by the server."
+        "fpc.source.payload_bytes",
+        "long",
+        "Payload bytes sent by the client. TCP: bytes that advance the stream"
+        " (a retransmitted or overlapping byte counts once, nothing is counted"
+        " before that side's SYN); UDP, SCTP, ESP: the L4 payload; ICMP, ICMPv6:"
+        " the message including its 8-byte header; other protocols: 0.",
+    ),
+    Field(
+        "fpc.destination.payload_bytes",
+        "long",
+        "Payload bytes sent by the server, counted as fpc.source.payload_bytes.",
     ),
     Field("fpc.source.ttl", "integer", "TTL / hop limits seen from the client."),
     Field("fpc.destination.ttl", "integer", "TTL / hop limits seen from the server."),
     Field("fpc.tcp.syn", "integer", "TCP packets with SYN and without ACK."),
     Field("fpc.tcp.syn_ack", "integer", "TCP packets with SYN and ACK."),
-    Field("fpc.tcp.ack", "integer", "TCP packets with only ACK of the flags counted."),
+    Field(
+        "fpc.tcp.ack", "integer", "TCP packets with ACK and none of SYN, FIN, RST, PSH."
+    ),
     Field("fpc.tcp.psh", "integer", "TCP packets with PSH."),
     Field("fpc.tcp.fin", "integer", "TCP packets with FIN."),
     Field("fpc.tcp.rst", "integer", "TCP packets with RST."),

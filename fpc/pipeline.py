@@ -77,7 +77,8 @@ class Pipeline:
         self.packets += len(batch)
         self.bytes += int(batch.caplen.sum())
         files, pos = self.writer.write(batch)
-        self.sessions.add_batch(batch, decode_batch(batch), files, pos)
+        dec = decode_batch(batch, self.cfg.sessions.key_vlan)
+        self.sessions.add_batch(batch, dec, files, pos)
         self._save_done()
 
     def tick(self, now_ns: int) -> None:

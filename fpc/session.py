@@ -123,7 +123,7 @@ class Session:
     hash: int
     proto: int
     ip_version: int
-    vlan: tuple[int, int, int]  # outer id, inner id, tags seen
+    vlan: tuple[list[int], list[int]]  # outer VLAN ids, inner (QinQ) ids
     client: int
     segment: int
     first_ts: int
@@ -380,6 +380,8 @@ def _sessions(
         s.end_reason = END_REASONS.get(reason, flush_reason)
         s.app = apps.get(serial) if reason == END_SEGMENT else apps.pop(serial, None)
         nmac, nttl, ttls = cols["nmac"][i], cols["nttl"][i], cols["ttls"][i]
+        nvlan, vlans = cols["nvlan"][i], cols["vlans"][i]
+        s.vlan = (vlans[0][: nvlan[0]], vlans[1][: nvlan[1]])
         s.macs = (_macs(macs, i * 48, nmac[0]), _macs(macs, i * 48 + 24, nmac[1]))
         s.ttls = (set(ttls[0][: nttl[0]]), set(ttls[1][: nttl[1]]))
         nicmp = cols["nicmp"][i]
@@ -416,8 +418,6 @@ def _fill_scalars(s: Session, cols: dict[str, list[Any]], i: int) -> None:
     s.key = key
     s.hash = cols["hash"][i]
     s.proto, s.ip_version = key[36], key[37]
-    s.vlan = (int.from_bytes(key[38:40], "big"), int.from_bytes(key[40:42], "big"),
-              cols["vlan_count"][i])  # fmt: skip
     s.client = cols["client"][i]
     s.segment = cols["segment"][i]
     s.session_ts = cols["session_ts"][i]

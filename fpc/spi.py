@@ -128,11 +128,20 @@ def _network(
     }
     if apps:
         net["protocol"] = apps[0]
-    if sess.vlan[2] >= 1:
-        net["vlan"] = {"id": str(sess.vlan[0])}
-    if sess.vlan[2] >= 2:
-        net["inner"] = {"vlan": {"id": str(sess.vlan[1])}}
+    outer, inner = sess.vlan
+    if outer:
+        net["vlan"] = {"id": _vlan_ids(outer)}
+    if inner:
+        net["inner"] = {"vlan": {"id": _vlan_ids(inner)}}
     return net
+
+
+def _vlan_ids(ids: list[int]) -> str | list[str]:
+    """One VLAN id as a string; several (one session seen on several VLANs)
+    as a sorted list."""
+    if len(ids) == 1:
+        return str(ids[0])
+    return [str(i) for i in sorted(ids)]
 
 
 def _community_id(sess: Session, ends: tuple[Any, ...]) -> str:

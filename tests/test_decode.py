@@ -126,9 +126,9 @@ def inner_tcp4() -> bytes:
 # --- decoding and independent expectations ----------------------------------
 
 
-def decode_one(pkt: bytes, linktype: int = 1) -> np.void:
+def decode_one(pkt: bytes, linktype: int = 1, key_vlan: bool = False) -> np.void:
     batch = PacketBatch.from_list([(0, len(pkt), pkt)], linktype)
-    return decode.decode_batch(batch)[0]
+    return decode.decode_batch(batch, key_vlan)[0]
 
 
 def murmur3_32(data: bytes, seed: int = 0) -> int:
@@ -354,23 +354,33 @@ def test_decode_sctp_ports():
 # --- VLAN, MPLS, PPPoE, LLC ------------------------------------------------
 
 
-def test_decode_single_vlan_goes_in_key():
+def test_decode_single_vlan_goes_in_key_when_asked():
     pkt = eth(0x8100, vlan_tag(ETH_IP4, 100) + ipv4(17, udp(1, 2)))
-    row = decode_one(pkt)
+    row = decode_one(pkt, key_vlan=True)
     check_ip(row, V4_A, V4_B, 17, 1, 2, vlans=(100, 0))
     assert row["vlan_count"] == 1 and row["tunnel"] == decode.TUNNEL_VLAN
     assert row["l3_offset"] == 18
 
 
+def test_decode_vlan_left_out_of_key_by_default():
+    tagged = decode_one(eth(0x8100, vlan_tag(ETH_IP4, 100) + ipv4(17, udp(1, 2))))
+    plain = decode_one(eth(ETH_IP4, ipv4(17, udp(1, 2))))
+    check_ip(tagged, V4_A, V4_B, 17, 1, 2)
+    assert tagged["key"] == plain["key"] and tagged["hash"] == plain["hash"]
+    assert tagged["vlan_count"] == 1 and tagged["vlan"][0] == 100
+
+
 def test_decode_three_tags_keep_first_two_ids():
     tags = vlan_tag(0x8100, 10) + vlan_tag(0x8100, 20) + vlan_tag(ETH_IP4, 30)
-    row = decode_one(eth(0x88A8, tags + ipv4(6, tcp(1, 2))))
+    row = decode_one(eth(0x88A8, tags + ipv4(6, tcp(1, 2))), key_vlan=True)
     check_ip(row, V4_A, V4_B, 6, 1, 2, vlans=(10, 20))
     assert row["vlan_count"] == 3 and list(row["vlan"]) == [10, 20]
 
 
 def test_decode_9100_tag():
-    row = decode_one(eth(0x9100, vlan_tag(ETH_IP6, 7) + ipv6(17, udp(1, 2))))
+    row = decode_one(
+        eth(0x9100, vlan_tag(ETH_IP6, 7) + ipv6(17, udp(1, 2))), key_vlan=True
+    )
     check_ip(row, V6_A, V6_B, 17, 1, 2, vlans=(7, 0))
 
 
@@ -390,7 +400,7 @@ def test_decode_mpls_pseudowire_ethernet():
     pkt = eth(0x8847, mpls(99, True) + b"\0\0\0\0" + inner)
     row = decode_one(pkt)
     check_ip(row, V6_A, V6_B, 17, 7, 8)
-    assert row["src_mac"] == MAC_A  # outermost Ethernet header
+    assert row["src_mac"] == b"\x08" * 6  # innermost Ethernet header: the host's
     assert row["l3_offset"] == 14 + 4 + 4 + 14
 
 
@@ -572,7 +582,7 @@ def test_decode_gre_transparent_ethernet():
     inner = eth(ETH_IP4, inner_tcp4(), src=b"\x0a" * 6, dst=b"\x0b" * 6)
     row = decode_one(outer4(47, gre(0x6558, inner)))
     check_inner_tcp4(row, decode.TUNNEL_GRE)
-    assert row["src_mac"] == MAC_A
+    assert (row["src_mac"], row["dst_mac"]) == (b"\x0a" * 6, b"\x0b" * 6)
 
 
 @pytest.mark.parametrize(
@@ -595,13 +605,42 @@ def test_decode_pptp_lcp_stays_on_outer_gre():
 def test_decode_erspan_type2_and_type1():
     inner = eth(0x8100, vlan_tag(ETH_IP4, 12) + inner_tcp4())
     erspan2 = struct.pack(">II", 0x1000_0000 | 12, 5)
-    row = decode_one(outer4(47, gre(0x88BE, erspan2 + inner, 0x1000, b"\0\0\0\1")))
+    pkt = outer4(47, gre(0x88BE, erspan2 + inner, 0x1000, b"\0\0\0\1"))
+    row = decode_one(pkt, key_vlan=True)
     check_ip(row, "172.16.0.5", "172.16.0.9", 6, 40000, 80, vlans=(12, 0))
     assert (
         row["tunnel"] == decode.TUNNEL_GRE | decode.TUNNEL_ERSPAN | decode.TUNNEL_VLAN
     )
     row = decode_one(outer4(47, gre(0x88BE, eth(ETH_IP4, inner_tcp4()))))
     check_inner_tcp4(row, decode.TUNNEL_GRE | decode.TUNNEL_ERSPAN)
+
+
+MAC_C, MAC_D = bytes.fromhex("0a0000000003"), bytes.fromhex("0a0000000004")
+
+
+def test_decode_erspan_type2_header_vlan_and_inner_macs():
+    inner = eth(ETH_IP4, inner_tcp4(), dst=MAC_D, src=MAC_C)
+    erspan2 = struct.pack(">II", 0x1000_0000 | (23 << 16) | (1 << 11) | 7, 5)
+    row = decode_one(outer4(47, gre(0x88BE, erspan2 + inner, 0x1000, b"\0\0\0\1")))
+    check_inner_tcp4(row, decode.TUNNEL_GRE | decode.TUNNEL_ERSPAN)
+    assert row["vlan_count"] == 1 and row["vlan"][0] == 23
+    assert (row["src_mac"], row["dst_mac"]) == (MAC_C, MAC_D)
+
+
+def test_decode_erspan_type2_tag_kept_in_frame_counts_once():
+    inner = eth(0x8100, vlan_tag(ETH_IP4, 23) + inner_tcp4())
+    erspan2 = struct.pack(">II", 0x1000_0000 | (23 << 16) | (3 << 11) | 7, 5)
+    row = decode_one(outer4(47, gre(0x88BE, erspan2 + inner, 0x1000, b"\0\0\0\1")))
+    assert row["vlan_count"] == 1 and row["vlan"][0] == 23
+
+
+def test_decode_erspan_of_non_ip_frame_keeps_its_macs_on_the_outer_session():
+    cdp = eth(0x0800 - 0x700, b"\xaa\xaa\x03" + b"\0" * 40, dst=MAC_D, src=MAC_C)
+    erspan2 = struct.pack(">II", 0x1000_0000 | (23 << 16) | (1 << 11) | 7, 5)
+    row = decode_one(outer4(47, gre(0x88BE, erspan2 + cdp, 0x1000, b"\0\0\0\1")))
+    check_ip(row, "198.51.100.1", "198.51.100.2", 47)
+    assert (row["src_mac"], row["dst_mac"]) == (MAC_C, MAC_D)
+    assert row["vlan_count"] == 1 and row["vlan"][0] == 23
 
 
 @pytest.mark.parametrize("subheader", [False, True])

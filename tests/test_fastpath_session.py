@@ -69,8 +69,8 @@ def take(t):
 
 def conversation(t0=0.0, sport=40000):
     return [
-        (t0, tcp(A, B, sport, 80, SYN)),
-        (t0 + 0.1, tcp(B, A, 80, sport, SYN | ACK)),
+        (t0, tcp(A, B, sport, 80, SYN, seq=0)),  # data then starts at seq 1
+        (t0 + 0.1, tcp(B, A, 80, sport, SYN | ACK, seq=0)),
         (t0 + 0.2, tcp(A, B, sport, 80, ACK)),
         (t0 + 0.3, tcp(A, B, sport, 80, PSH | ACK, b"GET / HTTP/1.0\r\n\r\n")),
         (t0 + 0.4, tcp(B, A, 80, sport, PSH | ACK, b"HTTP/1.0 200 OK\r\n\r\n")),
@@ -92,9 +92,108 @@ def test_table_counts_per_side_in_key_orientation():
     assert r["first_ts"] == 0 and r["last_ts"] == int(0.4 * NS)
     key = r["key"].tobytes()
     assert key[36] == 6 and key[37] == 4
-    assert r["nmac"].tolist() == [1, 1] and r["macs"][0, 0].tobytes() == b"\x02" * 6
+    # each side: the MAC its packets came from and the one the other's went to
+    assert r["nmac"].tolist() == [2, 2]
+    assert {m.tobytes() for m in r["macs"][0, :2]} == {b"\x02" * 6, b"\x04" * 6}
     assert r["nttl"].tolist() == [1, 1]
     assert len(t) == 0
+
+
+def one_record(packets):
+    t = table()
+    Feeder(t).add(packets)
+    t.flush()
+    [(r, _)] = take(t)
+    return r
+
+
+def data(src, dst, sport, dport, seq, payload, flags=ACK):
+    return tcp(src, dst, sport, dport, flags, payload, seq=seq)
+
+
+def test_table_tcp_payload_counts_retransmitted_bytes_once():
+    r = one_record([
+        (0.0, tcp(A, B, 5000, 80, SYN, seq=99)),
+        (0.1, tcp(B, A, 80, 5000, SYN | ACK, seq=499)),
+        (0.2, data(A, B, 5000, 80, 100, b"x" * 10)),
+        (0.3, data(A, B, 5000, 80, 100, b"x" * 10)),  # retransmitted
+        (0.4, data(A, B, 5000, 80, 105, b"x" * 10)),  # overlaps by 5
+        (0.5, data(B, A, 80, 5000, 500, b"y" * 7)),
+    ])  # fmt: skip
+    assert r["payload"].tolist() == [15, 7]
+
+
+def test_table_tcp_payload_counts_reordered_bytes_when_the_gap_fills():
+    r = one_record([
+        (0.0, tcp(A, B, 5000, 80, SYN, seq=99)),
+        (0.1, data(A, B, 5000, 80, 110, b"b" * 10)),  # ahead of a gap
+        (0.2, data(A, B, 5000, 80, 100, b"a" * 10)),  # fills it
+        (0.3, data(A, B, 5000, 80, 110, b"b" * 10)),  # retransmitted
+    ])  # fmt: skip
+    assert r["payload"].tolist() == [20, 0]
+
+
+def test_table_tcp_payload_without_any_syn_counts_nothing():
+    r = one_record([(0.0, data(A, B, 5000, 80, 100, b"x" * 10))])
+    assert r["payload"].tolist() == [0, 0] and r["packets"].tolist() == [1, 0]
+
+
+def test_table_tcp_payload_side_without_syn_starts_at_its_first_packet():
+    r = one_record([
+        (0.0, tcp(A, B, 5000, 80, SYN, seq=99)),  # the SYN-ACK was not captured
+        (0.1, data(A, B, 5000, 80, 100, b"x" * 4)),
+        (0.2, data(B, A, 80, 5000, 700, b"y" * 6)),
+        (0.3, data(B, A, 80, 5000, 700, b"y" * 6)),
+    ])  # fmt: skip
+    assert r["payload"].tolist() == [4, 6]
+
+
+def test_table_tcp_payload_client_starts_at_ack_of_syn_ack_when_syn_missed():
+    syn_ack = dpkt.tcp.TCP(sport=80, dport=5000, flags=SYN | ACK, seq=499, ack=100)
+    r = one_record([
+        (0.0, ip_frame(B, A, syn_ack)),
+        (0.1, data(A, B, 5000, 80, 100, b"x" * 4)),
+        (0.2, data(A, B, 5000, 80, 100, b"x" * 4)),
+    ])  # fmt: skip
+    assert r["payload"].tolist() == [4, 0]
+
+
+def test_table_tcp_data_on_rst_is_not_payload():
+    r = one_record([
+        (0.0, tcp(A, B, 5000, 80, SYN, seq=99)),
+        (0.1, data(A, B, 5000, 80, 100, b"bye", RST | ACK)),
+    ])  # fmt: skip
+    assert r["payload"].tolist() == [0, 0]
+
+
+def test_table_icmp_payload_counts_its_8_byte_header():
+    echo = dpkt.icmp.ICMP(type=8, data=dpkt.icmp.ICMP.Echo(id=1, seq=1, data=b"p" * 20))
+    r = one_record([(0.0, ip_frame(A, B, echo, proto=1))])
+    assert r["payload"].tolist() == [28, 0]
+
+
+def test_table_unparsed_ip_protocol_has_no_payload():
+    r = one_record([(0.0, ip_frame(A, B, b"\x01" * 40, proto=89))])  # OSPF
+    assert r["payload"].tolist() == [0, 0] and r["bytes"][0] > 40
+
+
+def test_table_session_on_two_vlans_is_one_with_both_ids():
+    plain = bytes(dpkt.ip.IP(src=A, dst=B, p=17, data=dpkt.udp.UDP(sport=1, dport=2)))
+    tagged = [vlan_frame(vid, plain) for vid in (300, 50, 300)]
+    r = one_record([(0.0, tagged[0]), (0.1, tagged[1]), (0.2, tagged[2])])
+    assert r["packets"].tolist() == [3, 0]
+    assert r["nvlan"].tolist() == [2, 0] and r["vlans"][0, :2].tolist() == [300, 50]
+
+
+def ip_frame(src, dst, l4, proto=6):
+    ip = dpkt.ip.IP(src=src, dst=dst, p=proto, data=l4)
+    ip.len = len(bytes(ip))
+    return bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip))
+
+
+def vlan_frame(vid, ip_bytes):
+    tag = (vid & 0x0FFF).to_bytes(2, "big") + b"\x08\x00"
+    return b"\x04" * 6 + b"\x02" * 6 + b"\x81\x00" + tag + ip_bytes
 
 
 def test_table_client_is_receiver_of_syn_ack_and_higher_side():

@@ -52,3 +52,20 @@ def test_pipeline_record_ids_are_unique_even_for_repeated_captures(tmp_path):
     ids = [r["event"]["id"] for r in records]
     assert len(ids) == len(set(ids))
     assert len(store.search_sessions(SessionQuery(limit=100_000))) == len(records)
+
+
+@pytest.mark.parametrize("key_vlan", [False, True])
+def test_pipeline_session_mirrored_on_two_vlans_is_one_unless_keyed_by_vlan(
+    key_vlan, tmp_path, corpus
+):
+    """mongo.pcap holds each TCP session twice, once tagged 300 and once 50."""
+    cfg = {"sessions.key_vlan": key_vlan}
+    _summary, records, _store = run_pipeline(
+        [corpus / "arkime" / "mongo.pcap"], tmp_path, **cfg
+    )
+    port = [r for r in records if r["source"]["port"] == 51822]
+    vlans = [r["network"]["vlan"]["id"] for r in port]
+    if key_vlan:
+        assert sorted(vlans) == ["300", "50"]
+    else:
+        assert vlans == [["50", "300"]]

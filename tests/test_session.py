@@ -47,8 +47,8 @@ def run(packets, limits=None, batch_size=1000):
 
 def handshake(t=0.0, sport=40000):
     return [
-        (t, tcp(A, B, sport, 80, SYN)),
-        (t + 0.1, tcp(B, A, 80, sport, SYN | ACK)),
+        (t, tcp(A, B, sport, 80, SYN, seq=0)),  # data then starts at seq 1
+        (t + 0.1, tcp(B, A, 80, sport, SYN | ACK, seq=0)),
         (t + 0.2, tcp(A, B, sport, 80, ACK)),
         (
             t + 0.3,
