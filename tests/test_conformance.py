@@ -17,6 +17,7 @@ from fpc.conformance import (
     compare_pair,
     fpc_side,
     iso_to_ms,
+    join_parts,
     load_explanations,
     main,
     match_sessions,
@@ -35,7 +36,7 @@ from fpc.conformance import (
 # Measured on the visible arkime/ corpus (rounded down). The targets are 99 %
 # of sessions matched, 99 % of L3/L4 values and 95 % of each app-layer field.
 SESSIONS_MEASURED = 94  # sessions.arkime agreed %
-L3L4_MEASURED = 90
+L3L4_MEASURED = 96
 APP_FIELDS_MET = (
     "http.method", "http.host", "http.path", "http.uri", "http.statuscode",
     "http.useragent", "dns.qt", "dns.status", "ssh.version", "socks.host",
@@ -88,13 +89,15 @@ def test_conformance_report_well_formed(report: dict) -> None:
 
 def test_conformance_sessions_matched_at_least_measured(report: dict) -> None:
     # TODO: 94 % of Arkime's sessions matched against a 99 % target; most of the
-    # rest are explained (VLAN in the key, non-IP frames, timeouts).
+    # rest are explained (non-IP frames, IGMP/PIM/DHCP keys, timeouts).
     assert report["fields"]["sessions.arkime"]["agree_pct"] >= SESSIONS_MEASURED
 
 
 def test_conformance_l3l4_at_least_measured(report: dict) -> None:
-    # TODO: 90 % of L3/L4 values agree against a 99 % target (98 % with the
-    # explained ones); the payload byte definitions and MAC lists cost most.
+    # TODO: 96 % of L3/L4 values agree against a 99 % target (99 % with the
+    # explained ones); Community ID without ports (fpc follows the
+    # specification), sessions Arkime keys or times out differently, and its
+    # test setup's cut packet lists cost most.
     assert report["summary"]["l3l4"] >= L3L4_MEASURED
 
 
@@ -160,6 +163,22 @@ def test_match_sessions_outside_window_leaves_both_unmatched() -> None:
     f = fpc_side(fpc_record("10.0.0.1", 1, "10.0.0.2", 2, "1970-01-01T00:05:00Z"))
     m = match_sessions([a], [f])
     assert not m.pairs and m.arkime_only == [a] and m.fpc_only == [f]
+
+
+def test_join_parts_sums_the_documents_of_one_saved_session() -> None:
+    first = arkime_body("10.0.0.1", 1000, "10.0.0.2", 80, 1_000)
+    first.update(packetLen=[70, 70, 70], tcpflags={"syn": 1, "psh": 0})
+    later = arkime_body("10.0.0.1", 1000, "10.0.0.2", 80, 1_000)
+    later.update(lastPacket=9_000, packetLen=[80, 80, 80])
+    later["tcpflags"] = {"syn": 0, "psh": 2}
+    other = arkime_body("10.0.0.1", 1001, "10.0.0.2", 80, 1_000)
+    [joined, alone] = join_parts([first, later, other])
+    assert joined["source"]["packets"] == 4 and joined["destination"]["bytes"] == 120
+    assert joined["packetLen"] == [70, 70, 70, 80, 80, 80]
+    assert joined["tcpflags"] == {"syn": 1, "psh": 2}
+    assert (joined["firstPacket"], joined["lastPacket"]) == (1_000, 9_000)
+    assert joined["source"]["port"] == 1000 and joined["protocol"] == ["tcp"]
+    assert alone == other
 
 
 def test_orient_swaps_sides_to_arkime_client() -> None:
