@@ -11,7 +11,8 @@ non-first IP fragments (a loop over fragments), feeds the app-layer parsers
 the packets the C table lists for them (payload of sessions whose parsers
 still want data, within `app_bytes` per direction), and turns ended sessions
 into `Session` objects. An app-layer state is made at a session's first
-payload packet, so idle sessions hold no Python object.
+payload packet, so idle sessions hold no Python object; a UDP session whose
+datagrams no classifier recognized keeps only a count (`fpc.parked`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from fpc import decode as dc
 from fpc.appl import new_app_state
 from fpc.appl.state import AppState
 from fpc.packets import PacketBatch
+from fpc.parked import ParkedProbes
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +168,8 @@ class SessionTable:
         )
         # session serial -> app-layer state, from its first payload packet on
         self._apps: dict[int, AppState | FinishedApp] = {}
+        # datagrams tried by UDP sessions no classifier recognized yet
+        self._parked = ParkedProbes()
         # serial -> first packet position, for sessions with more segments to come
         self._first_pos: dict[int, tuple[int, int]] = {}
         # (src, dst, proto, IP id) of a first fragment -> its key and direction
@@ -293,9 +297,25 @@ class SessionTable:
                 continue
             app.feed(direction, data[starts[k] : ends[k]], seqs[k] if tcp[k] else None,
                      flags[k])  # fmt: skip
-            if not app.wants_more:
+            if not self._keep_app(serial, app):
                 finished.add(serial)
-                self._finish_app(serial, app)
+
+    def _keep_app(self, serial: int, app: AppState) -> bool:
+        """After a packet: whether `app` still wants packets. A parked UDP state
+        leaves a count, one past `max_app_states` is dropped (it was let in to
+        be parked), finished parsers leave their results."""
+        if app.parked:
+            self._parked.park(serial, app.tried)
+            del self._apps[serial]
+            return True
+        if len(self._apps) > self.limits.max_app_states:
+            del self._apps[serial]
+            self._skip_app(serial)
+            return False
+        if not app.wants_more:
+            self._finish_app(serial, app)
+            return False
+        return True
 
     def _finish_app(self, serial: int, app: AppState) -> None:
         """Keep only what the parsers of `serial` found, nothing if they found
@@ -308,26 +328,32 @@ class SessionTable:
         self._table.app_done(serial)
 
     def _new_app(self, serial: int, row: np.void, direction: int) -> AppState | None:
-        """App-layer state of a session whose first payload packet is `row`;
-        None when `max_app_states` are held already.
+        """App-layer state of a session whose payload packet `row` is the first
+        since it had none (or was parked); None for a TCP session when
+        `max_app_states` are held already. A UDP one is let in, as it may
+        end up parked, which costs no state.
 
         The C table kept the sequence numbers of the session's SYNs; the TCP
         streams get them first, as if they had seen the SYNs themselves.
         """
-        if len(self._apps) >= self.limits.max_app_states:
-            self._counts["app_skipped"] += 1
-            self._table.app_done(serial)
+        proto = int(row["proto"])
+        if len(self._apps) >= self.limits.max_app_states and proto != PROTO_UDP:
+            self._skip_app(serial)
             return None
         sport, dport = int(row["sport"]), int(row["dport"])
         if direction:  # sent by the server: the client's port is the destination
             sport, dport = dport, sport
-        app = self._apps[serial] = new_app_state(
-            TRANSPORTS[int(row["proto"])], sport, dport
-        )
+        tried = self._parked.tried(serial)
+        app = self._apps[serial] = new_app_state(TRANSPORTS[proto], sport, dport, tried)
         for d, seq in enumerate(self._table.syn_seqs(serial)):
             if seq is not None:
                 app.feed(d, b"", seq, dc.TCP_SYN)
         return app
+
+    def _skip_app(self, serial: int) -> None:
+        """No parsing for `serial`: `max_app_states` are held."""
+        self._counts["app_skipped"] += 1
+        self._table.app_done(serial)
 
     # -- ending sessions ---------------------------------------------------
 

@@ -42,6 +42,7 @@ from fpc.appl.state import AppState
 __all__ = ["AppState", "new_app_state", "registered_names"]
 
 
-def new_app_state(transport: str, sport: int, dport: int) -> AppState:
-    """App-layer state of a new session; sport is the client's port."""
-    return AppState(transport, sport, dport)
+def new_app_state(transport: str, sport: int, dport: int, tried: int = 0) -> AppState:
+    """App-layer state of a new session; sport is the client's port; `tried`
+    datagrams were classified by a parked state of it already."""
+    return AppState(transport, sport, dport, tried)

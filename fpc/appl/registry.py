@@ -72,6 +72,7 @@ class ParserSpec:
 
 _SPECS: list[ParserSpec] = []
 _BY_TRANSPORT: dict[str, tuple[ParserSpec, ...]] = {}
+_PAIRS: dict[str, tuple[tuple[ParserSpec, ...], tuple[ParserSpec, ...]]] = {}
 
 
 def register(spec: ParserSpec) -> None:
@@ -79,6 +80,7 @@ def register(spec: ParserSpec) -> None:
         raise ValueError(f"app-layer parser {spec.name!r} is registered twice")
     _SPECS.append(spec)
     _BY_TRANSPORT.clear()
+    _PAIRS.clear()
 
 
 def specs_for(transport: str) -> tuple[ParserSpec, ...]:
@@ -87,6 +89,18 @@ def specs_for(transport: str) -> tuple[ParserSpec, ...]:
         specs = tuple(s for s in _SPECS if transport in s.transports)
         _BY_TRANSPORT[transport] = specs
     return specs
+
+
+def pending_pair(
+    transport: str,
+) -> tuple[tuple[ParserSpec, ...], tuple[ParserSpec, ...]]:
+    """`specs_for(transport)` for each direction, one shared object, so a new
+    session's list of protocols still possible costs nothing."""
+    pair = _PAIRS.get(transport)
+    if pair is None:
+        specs = specs_for(transport)
+        pair = _PAIRS[transport] = (specs, specs)
+    return pair
 
 
 def registered_names() -> list[str]:

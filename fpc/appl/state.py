@@ -5,6 +5,12 @@ order, with direction 0 = client->server and 1 = server->client. TCP payload
 goes through one `TcpStream` per direction first; UDP datagrams go straight
 to the parsers. Out: `protocols()` and `fields()` for the SPI record. Runs on
 the processing thread; one instance per session, so nothing is shared.
+
+Memory: a million sessions may be active, so a state allocates nothing until
+it needs it (sink, prelude, parser lists) and a UDP session that no
+classifier recognized keeps nothing but the count of datagrams tried
+(`parked`, `tried`): the session table may drop the state and make a new one
+with that count for the next datagram.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 from collections.abc import Callable
 
 from fpc.appl.cursor import ParseError
-from fpc.appl.registry import Parser, ParserSpec, Verdict, specs_for
+from fpc.appl.registry import Parser, ParserSpec, Verdict, pending_pair, specs_for
 from fpc.appl.sink import FieldSink
 from fpc.appl.stream import TcpStream
 
@@ -26,26 +32,54 @@ LATE_CHUNKS = 32  # chunks of an unrecognized TCP session tried by late classifi
 
 
 class AppState:
-    """Classifiers, parsers and TCP reassembly of one session."""
+    """Classifiers, parsers and TCP reassembly of one session.
 
-    def __init__(self, transport: str, sport: int, dport: int) -> None:
+    `tried` is the number of UDP datagrams a parked state of the same session
+    had classified already (see the module docstring).
+    """
+
+    __slots__ = (
+        "transport", "errors", "_ports", "_sink", "_pending", "_prelude",
+        "_prelude_bytes", "_samples", "_tried", "_parsers", "_protocols",
+        "_streams", "_classifying", "_handoffs", "_broken", "_late_left",
+    )  # fmt: skip
+
+    def __init__(self, transport: str, sport: int, dport: int, tried: int = 0) -> None:
         self.transport = transport
         self.errors = 0
         self._ports = (sport, dport)
-        self._sink = FieldSink()
-        specs = specs_for(transport)
-        self._pending: list[list[ParserSpec]] = [list(specs), list(specs)]
-        self._prelude: list[tuple[int, bytes]] = []
+        self._sink: FieldSink | None = None  # made when a parser starts
+        # Specs not ruled out yet, per direction; the registry's shared pair
+        # until a TCP classifier says NO.
+        self._pending = pending_pair(transport)
+        self._prelude: list[tuple[int, bytes]] | None = None  # replayed on a match
         self._prelude_bytes = 0
-        self._samples = [bytearray(), bytearray()]  # TCP prelude per direction
-        self._tried = 0
-        self._parsers: list[Parser] = []
-        self._protocols: list[str] = []
+        self._samples: tuple[bytearray, bytearray] | None = None  # TCP, per direction
+        self._tried = tried
+        self._parsers: tuple[Parser, ...] = ()
+        self._protocols: tuple[str, ...] = ()
         self._streams = (TcpStream(), TcpStream()) if transport == "tcp" else None
-        self._classifying = bool(specs)
+        self._classifying = bool(self._pending[0])
         self._handoffs = 0
         self._broken = False  # an internal error stopped all parsing
         self._late_left = 0  # chunks still to try with the `late` classifiers
+
+    @property
+    def tried(self) -> int:
+        return self._tried
+
+    @property
+    def parked(self) -> bool:
+        """A UDP session still classifying that holds nothing worth keeping but
+        `tried`: no parser, no datagram to replay, no error."""
+        return (
+            self._streams is None
+            and self._classifying
+            and not self._prelude
+            and not self._parsers
+            and not self._handoffs
+            and not self.errors
+        )
 
     @property
     def wants_more(self) -> bool:
@@ -62,7 +96,7 @@ class AppState:
         return names
 
     def fields(self) -> dict[str, list[object]]:
-        return self._sink.as_dict()
+        return self._sink.as_dict() if self._sink is not None else {}
 
     def feed(
         self, direction: int, payload: bytes, seq: int | None, tcp_flags: int
@@ -99,7 +133,7 @@ class AppState:
         if self._late_left:
             self._try_late(direction, data)
             return
-        for parser in tuple(self._parsers):
+        for parser in self._parsers:
             if not parser.done:
                 self._run(parser, parser.feed, direction, data)
             if parser.handoff is not None:
@@ -107,7 +141,9 @@ class AppState:
                 return
 
     def _on_end(self, direction: int) -> None:
-        self._pending[direction].clear()
+        pair = list(self._pending)
+        pair[direction] = ()
+        self._pending = (pair[0], pair[1])
         if self._classifying and not any(self._pending):
             self._give_up()
         for parser in self._parsers:
@@ -129,15 +165,20 @@ class AppState:
         logger.debug("app parse error parser=%s reason=%s", parser.name, exc)
 
     def _classify(self, direction: int, data: bytes) -> None:
-        self._prelude.append((direction, data))
-        self._prelude_bytes += len(data)
         if self._streams is None:
             self._tried += 1
             sample = data
         else:
-            self._samples[direction] += data
+            if self._samples is None:
+                self._samples = (bytearray(), bytearray())
+            self._samples[direction].extend(data)
             sample = bytes(self._samples[direction][:MAX_PRELUDE_BYTES])
-        matched = self._match(direction, sample)
+        matched, keep = self._match(direction, sample)
+        if keep or matched:
+            if self._prelude is None:
+                self._prelude = []
+            self._prelude.append((direction, data))
+            self._prelude_bytes += len(data)
         if matched:
             self._start(matched)
         elif self._streams is not None and self._start_late(direction, data, True):
@@ -149,30 +190,46 @@ class AppState:
         ):
             self._give_up()
 
-    def _match(self, direction: int, sample: bytes) -> list[ParserSpec]:
-        matched = []
-        for spec in list(self._pending[direction]):
+    def _match(self, direction: int, sample: bytes) -> tuple[list[ParserSpec], bool]:
+        """Specs that say YES, and whether `sample` is worth replaying to a
+        parser that starts later: always for TCP (the bytes of a stream); for a
+        UDP datagram only when a classifier said MORE or the port is one a
+        pending parser registered (content unknown to every classifier on an
+        unclaimed port is not worth keeping across a million sessions)."""
+        matched, keep, ruled_out = [], self._streams is not None, []
+        for spec in self._pending[direction]:
             verdict = self._verdict(spec, direction, sample)
             if verdict == Verdict.YES:
                 matched.append(spec)
-            elif verdict == Verdict.NO and self._streams is not None:
-                self._pending[direction].remove(spec)
-        return matched
+            elif verdict == Verdict.MORE or self._hinted(spec):
+                keep = True
+            elif self._streams is not None:
+                ruled_out.append(spec)
+        if ruled_out:
+            left = tuple(s for s in self._pending[direction] if s not in ruled_out)
+            pair = list(self._pending)
+            pair[direction] = left
+            self._pending = (pair[0], pair[1])
+        return matched, keep
+
+    def _hinted(self, spec: ParserSpec) -> bool:
+        return self._ports[0] in spec.ports or self._ports[1] in spec.ports
 
     def _verdict(self, spec: ParserSpec, direction: int, sample: bytes) -> Verdict:
-        port_hint = self._ports[0] in spec.ports or self._ports[1] in spec.ports
         try:
-            return spec.classify(self.transport, direction, sample, port_hint)
+            return spec.classify(self.transport, direction, sample, self._hinted(spec))
         except Exception:  # a classifier bug counts as "not this protocol"
             logger.debug("app classifier failed parser=%s", spec.name, exc_info=True)
             return Verdict.NO
 
     def _start(self, specs: list[ParserSpec]) -> None:
+        if self._sink is None:
+            self._sink = FieldSink()
         for spec in specs:
-            self._parsers.append(spec.create(self._sink, self.transport))
+            self._parsers += (spec.create(self._sink, self.transport),)
             if spec.name not in self._protocols:
-                self._protocols.append(spec.name)
-        prelude = self._prelude
+                self._protocols += (spec.name,)
+        prelude = self._prelude or ()
         self._stop_classifying()
         for direction, chunk in prelude:
             self._on_data(direction, chunk)
@@ -210,9 +267,9 @@ class AppState:
 
     def _stop_classifying(self) -> None:
         self._classifying = False
-        self._prelude = []
+        self._prelude = None
         self._prelude_bytes = 0
-        self._samples = [bytearray(), bytearray()]
+        self._samples = None
 
     def _restart(self, parser: Parser) -> None:
         """Classifies the session again from where `parser` handed it off."""
@@ -223,10 +280,8 @@ class AppState:
         if self._handoffs > MAX_HANDOFFS:
             return
         specs = specs_for(self.transport)
-        self._pending = [
-            [] if self._streams and self._streams[d].ended else list(specs)
-            for d in (0, 1)
-        ]
+        ended = [bool(self._streams and self._streams[d].ended) for d in (0, 1)]
+        self._pending = (() if ended[0] else specs, () if ended[1] else specs)
         self._classifying = True
         self._tried = 0
         for direction in (0, 1):

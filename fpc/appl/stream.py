@@ -39,7 +39,7 @@ class TcpStream:
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
-        self.held: dict[int, bytes] = {}
+        self.held: dict[int, bytes] | None = None  # made when a segment is early
         self.held_bytes = 0
         self.fin_seq: int | None = None
         self.ended: str | None = None  # END_* once the stream is over
@@ -87,6 +87,8 @@ class TcpStream:
         if off > MAX_AHEAD_BYTES:
             self.dropped += len(payload)
             return
+        if self.held is None:
+            self.held = {}
         old = self.held.get(seq)
         if old is not None and len(old) >= len(payload):
             self.dropped += len(payload)
@@ -119,5 +121,5 @@ class TcpStream:
 
     def _end(self, reason: str) -> None:
         self.ended = reason
-        self.held.clear()
+        self.held = None
         self.held_bytes = 0
