@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections import deque
 
 from fpc.appl import ntlm
 from fpc.appl.cursor import ParseError
@@ -81,7 +80,9 @@ class HttpParser(Parser):
     def __init__(self, sink: FieldSink, transport: str) -> None:
         super().__init__(sink, transport)
         self._sides = (_Side(), _Side())
-        self._methods: deque[bytes] = deque()
+        # a list, not a deque: a deque's first block alone is 600 bytes, and
+        # at most 64 requests wait here
+        self._methods: list[bytes] = []
         self._switched = False
 
     def _hand_off(self, direction: int, rest: bytes) -> None:
@@ -214,7 +215,7 @@ class HttpParser(Parser):
         self.sink.add("http.response.status_code", status)
         if 100 <= status < 200 and status != 101:
             return  # interim response: the final one follows, body-less
-        method = self._methods.popleft() if self._methods else b""
+        method = self._methods.pop(0) if self._methods else b""
         if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
             self._switched = True  # a tunnel or another protocol follows
             return

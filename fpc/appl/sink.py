@@ -12,30 +12,32 @@ MAX_VALUE_CHARS = 1024  # longer strings are cut to this many characters
 
 
 class FieldSink:
-    """Distinct values per field name, at most MAX_VALUES_PER_FIELD each."""
+    """Distinct values per field name, at most MAX_VALUES_PER_FIELD each.
 
-    __slots__ = ("_values", "_seen", "dropped")
+    Distinctness is checked by a scan of the field's list, not a set beside
+    it: lists are short (at most 64), and a set per field would cost more
+    than the rest of a parsed session's state.
+    """
+
+    __slots__ = ("_values", "dropped")
 
     def __init__(self) -> None:
         self._values: dict[str, list[object]] = {}
-        self._seen: dict[str, set[object]] = {}
         self.dropped = 0  # values not kept because a field was full
 
     def add(self, name: str, value: object) -> None:
         if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
             value = value[:MAX_VALUE_CHARS]
-        seen = self._seen.get(name)
-        if seen is None:
-            self._seen[name] = {value}
+        values = self._values.get(name)
+        if values is None:
             self._values[name] = [value]
             return
-        if value in seen:
+        if value in values:
             return
-        if len(seen) >= MAX_VALUES_PER_FIELD:
+        if len(values) >= MAX_VALUES_PER_FIELD:
             self.dropped += 1
             return
-        seen.add(value)
-        self._values[name].append(value)
+        values.append(value)
 
     def as_dict(self) -> dict[str, list[object]]:
         return {name: list(values) for name, values in self._values.items()}
