@@ -71,9 +71,9 @@ def idle_sessions_capture(
 
 def write_idle_sessions(path: str, packets: int, distinct: bool) -> None:
     """Write `packets` UDP packets: one session each, or 16 sessions in all."""
-    # TODO: only UDP sessions with a 9-byte payload are generated, so each one
-    # gets app-layer state; TCP SYN-only sessions (a scan) carry no payload
-    # but TCP state, and are not measured yet.
+    # TODO: only UDP sessions with a 9-byte payload no parser claims are
+    # generated (each is parked, see fpc/parked.py); TCP SYN-only sessions (a
+    # scan) and sessions a parser claims are not measured yet.
     with open(path, "wb") as f:
         f.write(PCAP_HEADER)
         for i in range(packets):
