@@ -76,14 +76,21 @@ class OpenVpnParser(Parser):
             self._on_packet(direction, data)
             return
         buf = self._bufs[direction] + data
-        while len(buf) >= 2 and not self.done:
-            size = int.from_bytes(buf[:2], "big")
-            if size > MAX_PACKET and _opcode(buf[2] if len(buf) > 2 else 0) != 9:
+        at = 0  # an offset, not slicing `buf` per packet: many small packets
+        while len(buf) - at >= 2 and not self.done:
+            size = int.from_bytes(buf[at : at + 2], "big")
+            if size == 0:
+                raise ParseError("openvpn tcp packet of 0 bytes (no opcode)")
+            if (
+                size > MAX_PACKET
+                and _opcode(buf[at + 2] if len(buf) > at + 2 else 0) != 9
+            ):
                 raise ParseError(f"openvpn tcp packet of {size} bytes")
-            if len(buf) < 2 + size:
+            if len(buf) - at < 2 + size:
                 break
-            self._on_packet(direction, buf[2 : 2 + size])
-            buf = buf[2 + size :]
+            self._on_packet(direction, buf[at + 2 : at + 2 + size])
+            at += 2 + size
+        buf = buf[at:]
         self._bufs[direction] = buf[-MAX_PACKET:] if self.done else buf
 
     def _on_packet(self, direction: int, packet: bytes) -> None:

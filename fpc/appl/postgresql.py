@@ -64,6 +64,8 @@ class PostgresParser(Parser):
             # message is sealed with Kerberos keys fpc does not have.
             self.done = True
             return
+        if len(buf) > MAX_STARTUP:  # the server's answer to an SSLRequest is late
+            raise ParseError(f"postgresql client sent {len(buf)} bytes unanswered")
         self._client = buf
         if len(buf) >= 8 and not self._ssl_asked:
             self._on_startup(buf)
