@@ -262,6 +262,8 @@ def print_summary(s: dict[str, int], seconds: float) -> None:
     ]
     if s["pcap_write_failed"]:
         lines.append(f"NOT WRITTEN        {s['pcap_write_failed']:>12}")
+    if s.get("app_errors"):
+        lines.append(f"app parse errors   {s['app_errors']:>12}")
     if s["unsaved_records"]:
         lines.append(f"records not stored {s['unsaved_records']:>12}")
     print("\n".join(lines), file=sys.stderr)

@@ -149,6 +149,8 @@ class Pipeline:
             "records": self.records,
             "active_sessions": len(self.sessions),
             "evicted": c["evicted"],
+            "app_skipped": c["app_skipped"],
+            "app_errors": c["app_errors"],
             "pcap_packets": self.writer.packets,
             "pcap_bytes": self.writer.bytes,
             "pcap_files": self.writer.files,

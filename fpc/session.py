@@ -184,6 +184,7 @@ class SessionTable:
             "unsupported_link": 0,
             "orphan_fragments": 0,
             "app_skipped": 0,
+            "app_errors": 0,  # parsers ended by malformed data (or a parser bug)
         }
 
     def __len__(self) -> int:
@@ -295,8 +296,11 @@ class SessionTable:
             if app is None or isinstance(app, FinishedApp):
                 finished.add(serial)
                 continue
+            errors = app.errors
             app.feed(direction, data[starts[k] : ends[k]], seqs[k] if tcp[k] else None,
                      flags[k])  # fmt: skip
+            if app.errors != errors:
+                self._counts["app_errors"] += app.errors - errors
             if not self._keep_app(serial, app):
                 finished.add(serial)
 

@@ -199,3 +199,24 @@ def test_session_seen_mid_stream_takes_the_well_known_port_as_server():
         80,
     )
     assert records[0]["destination"]["packets"] == 1
+
+
+def test_session_parser_error_is_counted_and_ends_only_that_session_parser():
+    hello = (b"\x16\x03\x01\x00\x33\x01\x00\x00\x2f\x03\x03" + b"\x00" * 32
+             + b"\x00\x00\x02\x13\x01\x01\x00\x00\x04\x00\x17\x00\x00")  # fmt: skip
+    not_tls = b"\x00\x06\x00\x04\x00"
+    broken = [
+        (0.0, tcp(A, B, 40000, 443, SYN, seq=0)),
+        (0.1, tcp(A, B, 40000, 443, PSH | ACK, hello, seq=1)),
+        (0.15, tcp(B, A, 443, 40000, SYN | ACK, seq=0)),
+        (0.2, tcp(B, A, 443, 40000, PSH | ACK, not_tls, seq=1)),
+    ]
+    fine = [(0.3, tcp(A, B, 40001, 443, SYN, seq=0)),
+            (0.4, tcp(A, B, 40001, 443, PSH | ACK, hello, seq=1))]  # fmt: skip
+    records, table = run(broken + fine)
+    assert table.counters["app_errors"] == 1
+    by_port = {r["source"]["port"]: r for r in records}
+    # the broken session keeps what its parser read before the error
+    assert (
+        by_port[40000]["tls"]["client"]["ja3"] == by_port[40001]["tls"]["client"]["ja3"]
+    )
