@@ -105,3 +105,7 @@ def pending_pair(
 
 def registered_names() -> list[str]:
     return [s.name for s in _SPECS]
+
+
+def registered_specs() -> tuple[ParserSpec, ...]:
+    return tuple(_SPECS)
