@@ -56,8 +56,9 @@ class _Direction:
         self.skip = 0  # payload bytes of a frame fpc does not read, still to come
         self.block = bytearray()  # header block being collected
         self.pushed = False  # the block is a PUSH_PROMISE's: a request's headers
-        self.decoder = hpack.Decoder()
-        self.decoder.max_allowed_table_size = MAX_TABLE_BYTES
+        # made at the direction's first header block: an empty decoder is
+        # about 1 KB, held by every session that only sent its preface
+        self.decoder: hpack.Decoder | None = None
         self.started = started  # the client's preface has been seen
 
 
@@ -130,6 +131,9 @@ class Http2Parser(Parser):
 
     def _on_block(self, role: int, side: _Direction, block: bytes) -> None:
         """Decodes a block; role 0: a request's headers, 1: a response's."""
+        if side.decoder is None:
+            side.decoder = hpack.Decoder()
+            side.decoder.max_allowed_table_size = MAX_TABLE_BYTES
         try:
             headers = side.decoder.decode(block, raw=True)
         except HPACKError as exc:
