@@ -379,6 +379,7 @@ def _slice(batch: PacketBatch, lo: int, hi: int) -> PacketBatch:
         data=batch.data, offset=batch.offset[lo:hi], caplen=batch.caplen[lo:hi],
         wirelen=batch.wirelen[lo:hi], ts_ns=batch.ts_ns[lo:hi],
         linktype=batch.linktype[lo:hi], precision=batch.precision[lo:hi],
+        framed=batch.framed,
     )  # fmt: skip
 
 
@@ -398,6 +399,7 @@ def _concat(parts: list[PacketBatch]) -> PacketBatch:
         ts_ns=np.concatenate([p.ts_ns for p in parts]),
         linktype=np.concatenate([p.linktype for p in parts]),
         precision=np.concatenate([p.precision for p in parts]),
+        framed=all(p.framed for p in parts),  # each part's records stay whole
     )
 
 
