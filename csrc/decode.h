@@ -18,6 +18,7 @@
 #define FPC_STATUS_NON_IP 1
 #define FPC_STATUS_MALFORMED 2
 #define FPC_STATUS_UNSUPPORTED_LINK 3
+#define FPC_STATUS_LINK 4 /* a non-IP Ethernet frame, keyed by its MACs and ethertype */
 
 /* Bits of `tunnel`; must match TUNNEL_* in fpc/decode.py. */
 #define FPC_TUNNEL_VLAN (1u << 0)
@@ -99,5 +100,7 @@ int fpc_tunnel_is_udp(uint16_t sport, uint16_t dport);
 /* key.c: fills key, reverse and hash from the addresses and ports, and the
  * VLAN ids when `key_vlan` is set. */
 void fpc_key_build(FpcDecoded *row, int key_vlan);
+/* key.c: the same from the MACs and the ethertype of a non-IP Ethernet frame. */
+void fpc_key_build_link(FpcDecoded *row, int key_vlan);
 
 #endif /* FPC_DECODE_H */

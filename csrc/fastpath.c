@@ -14,6 +14,16 @@
 
 #include <string.h>
 
+/* An Ethernet header was decoded: frames without one (Linux cooked, raw)
+ * leave both MACs zero. */
+static int
+has_macs(const FpcDecoded *row)
+{
+    static const uint8_t zero[6] = {0};
+
+    return memcmp(row->src_mac, zero, 6) != 0 || memcmp(row->dst_mac, zero, 6) != 0;
+}
+
 /* Decodes packet `pkt` of `caplen` bytes into `dst`; GIL not needed. */
 static void
 decode_one(const uint8_t *pkt, size_t caplen, unsigned linktype, char *dst, const FpcLayout *layout,
@@ -26,6 +36,9 @@ decode_one(const uint8_t *pkt, size_t caplen, unsigned linktype, char *dst, cons
     d.row.status = (uint8_t)fpc_link_decode(&d, &c, linktype);
     if (d.row.status == FPC_STATUS_IP) {
         fpc_key_build(&d.row, key_vlan);
+    } else if (d.row.status == FPC_STATUS_NON_IP && has_macs(&d.row)) {
+        fpc_key_build_link(&d.row, key_vlan);
+        d.row.status = FPC_STATUS_LINK;
     }
     fpc_layout_write(dst, &d.row, layout);
 }

@@ -7,6 +7,12 @@
  *   | lower address (16) | higher address (16) | lower port (2) | higher port (2) |
  *   | IP protocol (1) | IP version (1) | outer VLAN (2) | inner VLAN (2) | zero (2) |
  *
+ * A non-IP Ethernet frame (fpc_key_build_link) is keyed the same way with its
+ * MACs as addresses (6 bytes, zero padded), no ports, IP version 0 and its
+ * ethertype (an 802.3 LLC frame without SNAP: its DSAP) in the last two bytes.
+ * A frame to a multicast group (LLDP, STP, IS-IS hellos) leaves its source
+ * out: every sender's announcements to the group are one session.
+ *
  * The VLAN ids are zero unless the caller keys sessions by VLAN too (for
  * networks whose VLANs reuse addresses); by default the same conversation
  * mirrored from two VLANs is one session.
@@ -59,15 +65,16 @@ murmur3(const uint8_t *p, size_t n)
     return h;
 }
 
-void
-fpc_key_build(FpcDecoded *row, int key_vlan)
+/* Fills the key from the addresses, ports, protocol and version in row. */
+static void
+key_fill(FpcDecoded *row, const uint8_t *src, const uint8_t *dst, int key_vlan)
 {
-    int cmp = memcmp(row->src, row->dst, 16);
+    int cmp = memcmp(src, dst, 16);
     int reverse = cmp > 0 || (cmp == 0 && row->sport > row->dport);
     uint8_t *k = row->key;
 
-    memcpy(k, reverse ? row->dst : row->src, 16);
-    memcpy(k + 16, reverse ? row->src : row->dst, 16);
+    memcpy(k, reverse ? dst : src, 16);
+    memcpy(k + 16, reverse ? src : dst, 16);
     put_be16(k + 32, reverse ? row->dport : row->sport);
     put_be16(k + 34, reverse ? row->sport : row->dport);
     k[36] = row->proto;
@@ -76,5 +83,36 @@ fpc_key_build(FpcDecoded *row, int key_vlan)
     put_be16(k + 40, key_vlan && row->vlan_count > 1 ? row->vlan[1] : 0);
     k[42] = k[43] = 0;
     row->reverse = (uint8_t)reverse;
-    row->hash = murmur3(k, FPC_KEY_LEN);
+}
+
+void
+fpc_key_build(FpcDecoded *row, int key_vlan)
+{
+    key_fill(row, row->src, row->dst, key_vlan);
+    row->hash = murmur3(row->key, FPC_KEY_LEN);
+}
+
+static int
+is_broadcast(const uint8_t *mac)
+{
+    static const uint8_t all[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+    return memcmp(mac, all, 6) == 0;
+}
+
+void
+fpc_key_build_link(FpcDecoded *row, int key_vlan)
+{
+    uint8_t src[16] = {0}, dst[16] = {0};
+
+    if (!(row->dst_mac[0] & 1) || is_broadcast(row->dst_mac)) {
+        memcpy(src, row->src_mac, 6);
+    }
+    memcpy(dst, row->dst_mac, 6);
+    row->proto = 0;
+    row->ip_version = 0;
+    row->sport = row->dport = 0;
+    key_fill(row, src, dst, key_vlan);
+    put_be16(row->key + 42, row->ethertype);
+    row->hash = murmur3(row->key, FPC_KEY_LEN);
 }

@@ -37,7 +37,9 @@ status_non_ip(FpcDecoder *d, uint16_t type)
  *
  *   | DSAP (1) | SSAP (1) | control (1) | [SNAP: OUI (3) | ethertype (2)]
  *
- * Only SNAP carries an ethertype; other LLC frames (STP, NetBIOS) are non-IP.
+ * Only SNAP carries an ethertype; other LLC frames (STP, IS-IS, NetBIOS) are
+ * non-IP, and their DSAP stands in for the ethertype (below 0x100, it cannot
+ * be confused with one).
  */
 static int
 decode_llc(FpcDecoder *d, FpcCursor *c, int depth)
@@ -49,7 +51,7 @@ decode_llc(FpcDecoder *d, FpcCursor *c, int depth)
         return FPC_STATUS_MALFORMED;
     }
     if (llc[0] != 0xaa || llc[1] != 0xaa || llc[2] != 0x03) {
-        return status_non_ip(d, 0);
+        return status_non_ip(d, llc[0]);
     }
     fpc_cursor_skip(c, 3);
     type = fpc_cursor_be16(c);

@@ -751,13 +751,16 @@ session_find(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
 {
     uint32_t i;
     const FpcSlot *s;
-    int64_t gap;
+    int64_t gap, timeout;
 
     i = bucket_find(t, tag, p->key);
     if (i != NIL) {
         s = slot_at(t, i);
         gap = ts_diff(ts, s->c.last_ts);
-        if (gap > t->lim.timeout_ns[lru_class(p->proto)]) {
+        timeout = t->lim.timeout_ns[lru_class(p->proto)];
+        /* A packet from long before the session began (files read one after
+         * another, times going back) is no more part of it than one long after. */
+        if (gap > timeout || ts_diff(s->session_ts, ts) > timeout) {
             session_end(t, i, FPC_END_IDLE);
             i = NIL;
         } else if (s->lru == LRU_CLOSING && gap > t->lim.close_ns) {
@@ -1084,10 +1087,13 @@ packet_add(FpcSessionTable *t, const FpcBatch *b, ptrdiff_t index, uint32_t tag,
     return 0;
 }
 
+/* The packet has a session key: an IP packet or a non-IP Ethernet frame. */
 static int
-is_ip(const FpcBatch *b, ptrdiff_t i)
+is_keyed(const FpcBatch *b, ptrdiff_t i)
 {
-    return b->rows[i * b->layout->itemsize + b->layout->status] == FPC_STATUS_IP;
+    char status = b->rows[i * b->layout->itemsize + b->layout->status];
+
+    return status == FPC_STATUS_IP || status == FPC_STATUS_LINK;
 }
 
 /* The slot in the home bucket of `tag`, or NULL; a hint only (it may be another key's). */
@@ -1119,7 +1125,7 @@ prefetch_ahead(const FpcSessionTable *t, const FpcBatch *b, ptrdiff_t i)
     }
 }
 
-/* Tags every IP packet of the batch; -1 when out of memory. */
+/* Tags every keyed packet of the batch; -1 when out of memory. */
 static int
 tag_batch(FpcSessionTable *t, const FpcBatch *b)
 {
@@ -1135,7 +1141,7 @@ tag_batch(FpcSessionTable *t, const FpcBatch *b)
         t->tags_cap = (size_t)b->n;
     }
     for (i = 0; i < b->n; i++) {
-        t->tags[i] = is_ip(b, i)
+        t->tags[i] = is_keyed(b, i)
                          ? (uint32_t)siphash_key(t, (const uint8_t *)b->rows +
                                                         i * b->layout->itemsize + b->layout->key)
                          : 0;
@@ -1158,7 +1164,7 @@ fpc_session_add(FpcSessionTable *t, const FpcBatch *b, FpcAppOut *app)
         if (b->ts_ns[i] > newest) {
             newest = b->ts_ns[i];
         }
-        if (!is_ip(b, i)) {
+        if (!is_keyed(b, i)) {
             continue;
         }
         if (ended_reserve(t, ENDS_PER_PACKET) < 0 || packet_add(t, b, i, t->tags[i], app) < 0) {

@@ -139,7 +139,7 @@ typedef struct FpcSessionTable FpcSessionTable;
 FpcSessionTable *fpc_session_new(const FpcSessionLimits *limits, uint64_t seed);
 void fpc_session_free(FpcSessionTable *t);
 /*
- * Accounts every packet of `b` whose status is FPC_STATUS_IP, then ends the
+ * Accounts every packet of `b` whose status is FPC_STATUS_IP or _LINK, then ends the
  * sessions idle as of the batch's newest packet. Returns -1 when done, else
  * the index of the packet where memory ran out (the packets before it were
  * accounted).

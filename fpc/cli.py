@@ -250,7 +250,7 @@ def print_summary(s: dict[str, int], seconds: float) -> None:
     lines = [
         f"packets read       {s['packets']:>12}  ({rate:,.0f}/s in {seconds:.1f} s)",
         f"bytes read         {s['bytes']:>12}",
-        f"decoded (IP)       {s['session_packets']:>12}",
+        f"in sessions        {s['session_packets']:>12}",
         f"non-IP frames      {s['non_ip']:>12}",
         f"malformed          {s['malformed']:>12}",
         f"unsupported link   {s['unsupported_link']:>12}",

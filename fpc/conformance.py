@@ -54,6 +54,9 @@ PROTOCOL_NAMES: dict[str, str | None] = {
     "ipip": None,  # IP-in-IP is not a protocol name in Arkime
     "erspan": None,  # Arkime lists only the GRE carrying it
 }
+# Names of non-IP Ethernet sessions Arkime has no name for (it lists them as
+# unknown-ether or corrupt-ether), nor has fpc's "ether-XXXX"/"llc-XX".
+FPC_ONLY_NAMES = frozenset({"loopback", "cdp", "slow", "ptp", "netbios", "stp"})
 # Arkime protocol names fpc does not tell apart from another one.
 ARKIME_PROTOCOL_NAMES: dict[str, str] = {
     "vxlan-gpe": "vxlan",  # fpc's decoder marks VXLAN and VXLAN-GPE alike
@@ -149,7 +152,11 @@ def norm_protocols(names: Iterable[str]) -> frozenset[str]:
     for name in names:
         # fpc names an IP protocol it has no name for by its number
         mapped = "unknown-ip" if name.isdigit() else PROTOCOL_NAMES.get(name, name)
-        if mapped is not None:
+        if (
+            mapped is not None
+            and mapped not in FPC_ONLY_NAMES
+            and not (mapped.startswith(("ether-", "llc-")))
+        ):
             out.add(mapped)
     return frozenset(out)
 
@@ -157,9 +164,10 @@ def norm_protocols(names: Iterable[str]) -> frozenset[str]:
 def fpc_protocol_names() -> frozenset[str]:
     """Every protocol name fpc can put in a record, in Arkime's spelling."""
     from fpc.appl import registered_names
-    from fpc.spi import TRANSPORTS, TUNNEL_NAMES
+    from fpc.spi import ETHER_NAMES, TRANSPORTS, TUNNEL_NAMES
 
     names = [*TRANSPORTS.values(), *(n for _, n in TUNNEL_NAMES), *registered_names()]
+    names += [n for n in ETHER_NAMES.values() if n not in FPC_ONLY_NAMES]
     return norm_protocols([*names, "0"])
 
 
@@ -204,8 +212,8 @@ def fpc_side(record: Record) -> Side:
     return Side(
         doc=record,
         proto=to_int(get_path(record, "network.iana_number")),
-        src=(norm_ip(src["ip"]), int(src.get("port", 0))),
-        dst=(norm_ip(dst["ip"]), int(dst.get("port", 0))),
+        src=(norm_ip(src.get("ip", "")), int(src.get("port", 0))),
+        dst=(norm_ip(dst.get("ip", "")), int(dst.get("port", 0))),
         first_ms=iso_to_ms(str(get_path(record, "event.start"))),
     )
 

@@ -19,9 +19,13 @@ from fpc.packets import PacketBatch
 
 # What became of a packet; every packet gets exactly one status.
 STATUS_IP = 0  # an IP packet with a session key
-STATUS_NON_IP = 1  # a valid frame that is not IP (ARP, LLDP, STP, ...)
+STATUS_NON_IP = 1  # a valid frame that is not IP and has no Ethernet header
 STATUS_MALFORMED = 2  # truncated or inconsistent headers
 STATUS_UNSUPPORTED_LINK = 3  # a link type fpc does not decode
+# A non-IP Ethernet frame (ARP, LLDP, STP, ...) with a session key: its MACs as
+# addresses, IP version 0, its ethertype (802.3 LLC without SNAP: its DSAP) in
+# the last 2 bytes.
+STATUS_LINK = 4
 
 # Bits of `tunnel`: which encapsulations were peeled off to reach the inner IP.
 TUNNEL_VLAN = 1 << 0
@@ -73,7 +77,7 @@ DECODED = np.dtype(
         ("reverse", np.uint8),
         ("vlan_count", np.uint8),
         ("vlan", np.uint16, (2,)),  # outermost two 802.1Q/802.1ad ids
-        ("ethertype", np.uint16),  # last ethertype seen (for non-IP frames)
+        ("ethertype", np.uint16),  # last ethertype seen; LLC without SNAP: DSAP
         ("sport", np.uint16),  # TCP/UDP/SCTP ports; 0 for other protocols
         ("dport", np.uint16),
         ("icmp_type", np.uint8),  # ICMP / ICMPv6 type and code

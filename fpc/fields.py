@@ -75,6 +75,12 @@ CORE_FIELDS: tuple[Field, ...] = (
         "long",
         "Payload bytes sent by the server, counted as fpc.source.payload_bytes.",
     ),
+    Field(
+        "fpc.ethertype",
+        "integer",
+        "Ethertype of a non-IP Ethernet session (802.3 LLC without SNAP: its"
+        " DSAP); such a session is keyed by MAC pair and ethertype, no IP fields.",
+    ),
     Field("fpc.source.ttl", "integer", "TTL / hop limits seen from the client."),
     Field("fpc.destination.ttl", "integer", "TTL / hop limits seen from the server."),
     Field("fpc.tcp.syn", "integer", "TCP packets with SYN and without ACK."),

@@ -239,11 +239,13 @@ class SessionTable:
         self._collect("")
 
     def _count_statuses(self, dec: np.ndarray) -> None:
-        counts = np.bincount(dec["status"], minlength=4)
+        counts = np.bincount(dec["status"], minlength=5)
         self._counts["non_ip"] += int(counts[dc.STATUS_NON_IP])
         self._counts["malformed"] += int(counts[dc.STATUS_MALFORMED])
         self._counts["unsupported_link"] += int(counts[dc.STATUS_UNSUPPORTED_LINK])
-        self._counts["session_packets"] += int(counts[dc.STATUS_IP])
+        self._counts["session_packets"] += int(
+            counts[dc.STATUS_IP] + counts[dc.STATUS_LINK]
+        )
 
     def _join_fragments(self, dec: np.ndarray) -> np.ndarray:
         """`dec`, where later fragments take the key of their first fragment."""

@@ -35,6 +35,11 @@ TUNNEL_NAMES = (
     (TUNNEL_PPP, "ppp"),
 )  # fmt: skip
 TCP_FLAG_NAMES = ("syn", "syn_ack", "ack", "psh", "fin", "rst", "urg")
+# Protocol names of non-IP Ethernet sessions by ethertype, or by DSAP for 802.3
+# LLC frames without SNAP (below 0x100); others are "ether-XXXX" or "llc-XX".
+ETHER_NAMES = {0x0806: "arp", 0x8035: "rarp", 0x88CC: "lldp", 0x2000: "cdp",
+               0x888E: "eapol", 0x9000: "loopback", 0x8809: "slow",
+               0x88F7: "ptp", 0x42: "stp", 0xFE: "isis", 0xF0: "netbios"}  # fmt: skip
 
 
 def iso_ns(ts_ns: int) -> str:
@@ -71,17 +76,27 @@ def _mac(raw: bytes) -> str:
 
 
 def _side(sess: Session, s: int, addr: bytes, port: int) -> dict[str, Any]:
+    return {"ip": str(ipaddress.ip_address(addr)), "port": port, **_link_side(sess, s)}
+
+
+def _link_side(sess: Session, s: int) -> dict[str, Any]:
     return {
-        "ip": str(ipaddress.ip_address(addr)),
-        "port": port,
         "mac": sorted(_mac(m) for m in sess.macs[s] if any(m)),
         "packets": sess.packets[s],
         "bytes": sess.bytes[s],
     }
 
 
+def ether_name(ethertype: int) -> str:
+    if ethertype in ETHER_NAMES:
+        return ETHER_NAMES[ethertype]
+    return f"llc-{ethertype:02x}" if ethertype < 0x100 else f"ether-{ethertype:04x}"
+
+
 def build_record(node: str, sess: Session) -> dict[str, Any]:
     """The SPI record of `sess` (see docs/FIELDS.md for every field)."""
+    if sess.ip_version == 0:
+        return _link_record(node, sess)
     ends = _endpoints(sess)
     c, s = sess.client, sess.client ^ 1
     transport = TRANSPORTS.get(sess.proto, str(sess.proto))
@@ -101,6 +116,28 @@ def build_record(node: str, sess: Session) -> dict[str, Any]:
         for name, values in app.fields().items():
             _put(record, name, values)
     return record
+
+
+def _link_record(node: str, sess: Session) -> dict[str, Any]:
+    """The record of a non-IP Ethernet session: MACs, counts, no IP fields."""
+    c, s = sess.client, sess.client ^ 1
+    ethertype = int.from_bytes(sess.key.ljust(44, b"\0")[42:44], "big")
+    net: dict[str, Any] = {
+        "packets": sum(sess.packets),
+        "bytes": sum(sess.bytes),
+        **_vlans(sess),
+    }
+    fpc = _fpc(node, sess, [ether_name(ethertype)])
+    fpc["ethertype"] = ethertype
+    return {
+        "@timestamp": iso_ns(sess.first_ts),
+        "event": _event(node, sess),
+        "observer": {"name": node},
+        "source": _link_side(sess, c),
+        "destination": _link_side(sess, s),
+        "network": net,
+        "fpc": fpc,
+    }
 
 
 def _event(node: str, sess: Session) -> dict[str, Any]:
@@ -128,12 +165,17 @@ def _network(
     }
     if apps:
         net["protocol"] = apps[0]
+    return {**net, **_vlans(sess)}
+
+
+def _vlans(sess: Session) -> dict[str, Any]:
     outer, inner = sess.vlan
+    out: dict[str, Any] = {}
     if outer:
-        net["vlan"] = {"id": _vlan_ids(outer)}
+        out["vlan"] = {"id": _vlan_ids(outer)}
     if inner:
-        net["inner"] = {"vlan": {"id": _vlan_ids(inner)}}
-    return net
+        out["inner"] = {"vlan": {"id": _vlan_ids(inner)}}
+    return out
 
 
 def _vlan_ids(ids: list[int]) -> str | list[str]:

@@ -349,7 +349,8 @@ class Splitter:
     def targets(self, dec: np.ndarray) -> np.ndarray:
         """The worker of each packet: its session hash modulo the workers."""
         is_ip = dec["status"] == dc.STATUS_IP
-        target = np.where(is_ip, dec["hash"] % len(self.rings), 0).astype(np.int64)
+        keyed = is_ip | (dec["status"] == dc.STATUS_LINK)
+        target = np.where(keyed, dec["hash"] % len(self.rings), 0).astype(np.int64)
         for j in np.flatnonzero((dec["frag"] != 0) & is_ip).tolist():
             target[j] = self._fragment_target(dec[j], int(target[j]))
         return target

@@ -417,9 +417,9 @@ def test_decode_pppoe_ipv4_and_ipv6():
     check_ip(row, V6_A, V6_B, 17, 1, 2)
 
 
-def test_decode_pppoe_lcp_is_non_ip():
+def test_decode_pppoe_lcp_is_a_link_frame():
     row = decode_one(eth(0x8864, pppoe(0xC021, b"\x01\x01\x00\x04")))
-    assert row["status"] == decode.STATUS_NON_IP and row["ethertype"] == 0x8864
+    assert row["status"] == decode.STATUS_LINK and row["ethertype"] == 0x8864
 
 
 def test_decode_llc_snap_ipv4():
@@ -435,14 +435,33 @@ def test_decode_llc_snap_ipv4():
     [
         (eth(0x0806, b"\0\x01\x08\x00\x06\x04\0\x01" + b"\0" * 20), 0x0806),
         (eth(0x88CC, b"\x02\x07\x04" + b"\0" * 20), 0x88CC),
-        (eth(38, b"\x42\x42\x03" + b"\0" * 35), 0),
+        (eth(38, b"\x42\x42\x03" + b"\0" * 35), 0x42),  # STP: LLC DSAP
         (eth(0x8863, b"\x11\x09\0\0\0\0"), 0x8863),
     ],
 )
-def test_decode_non_ip_frames_keep_ethertype_and_macs(pkt, ethertype):
+def test_decode_non_ip_frames_keyed_by_macs_and_ethertype(pkt, ethertype):
     row = decode_one(pkt)
-    assert row["status"] == decode.STATUS_NON_IP and row["ethertype"] == ethertype
+    assert row["status"] == decode.STATUS_LINK and row["ethertype"] == ethertype
     assert row["src_mac"] == MAC_A and row["dst_mac"] == MAC_B
+    key = row["key"].ljust(44, b"\0")
+    assert (key[:6], key[16:22]) == (MAC_A, MAC_B) and key[32:42] == b"\0" * 10
+    assert int.from_bytes(key[42:44], "big") == ethertype and row["reverse"] == 0
+    back = decode_one(pkt[6:12] + pkt[:6] + pkt[12:])  # the other direction
+    assert back["key"] == row["key"] and back["reverse"] == 1
+
+
+def test_decode_frame_to_multicast_group_keyed_without_its_sender():
+    lldp = b"\x02\x07\x04" + b"\0" * 20
+    group = bytes.fromhex("0180c200000e")
+    one = decode_one(eth(0x88CC, lldp, dst=group, src=MAC_A))
+    two = decode_one(eth(0x88CC, lldp, dst=group, src=MAC_B))
+    assert one["status"] == two["status"] == decode.STATUS_LINK
+    assert one["key"] == two["key"] and one["src_mac"] != two["src_mac"]
+    broadcast = b"\xff" * 6
+    arp = b"\0\x01\x08\x00\x06\x04\0\x01" + b"\0" * 20
+    one = decode_one(eth(0x0806, arp, dst=broadcast, src=MAC_A))
+    two = decode_one(eth(0x0806, arp, dst=broadcast, src=MAC_B))
+    assert one["key"] != two["key"]  # broadcast is not a group: one per sender
 
 
 # --- other link types -------------------------------------------------------

@@ -185,6 +185,29 @@ def test_table_session_on_two_vlans_is_one_with_both_ids():
     assert r["nvlan"].tolist() == [2, 0] and r["vlans"][0, :2].tolist() == [300, 50]
 
 
+def test_table_packet_from_long_before_the_session_starts_another():
+    t = table(udp_timeout_ns=60 * NS)
+    Feeder(t).add([(1000.0, udp(A, B, 1, 2)), (1001.0, udp(B, A, 2, 1)),
+                   (10.0, udp(A, B, 1, 2))])  # fmt: skip
+    t.flush()
+    got = sorted((r["first_ts"] // NS, r["packets"].sum()) for r, _ in take(t))
+    assert got == [(10, 1), (1000, 2)]
+
+
+def test_table_non_ip_frames_make_sessions_by_mac_pair():
+    arp = b"\0\x01\x08\x00\x06\x04\0\x01" + b"\0" * 20
+    ask = b"\xff" * 6 + b"\x02" * 6 + b"\x08\x06" + arp
+    answer = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x06" + arp
+    back = b"\x04" * 6 + b"\x02" * 6 + b"\x08\x06" + arp
+    t = table()
+    Feeder(t).add([(0.0, ask), (0.1, answer), (0.2, back)])
+    t.flush()
+    records = sorted(
+        (r["packets"].tolist(), r["key"].tobytes()[37]) for r, _ in take(t)
+    )
+    assert records == [([1, 0], 0), ([1, 1], 0)]  # IP version 0: no IP
+
+
 def ip_frame(src, dst, l4, proto=6):
     ip = dpkt.ip.IP(src=src, dst=dst, p=proto, data=l4)
     ip.len = len(bytes(ip))

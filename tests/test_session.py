@@ -220,3 +220,15 @@ def test_session_parser_error_is_counted_and_ends_only_that_session_parser():
     assert (
         by_port[40000]["tls"]["client"]["ja3"] == by_port[40001]["tls"]["client"]["ja3"]
     )
+
+
+def test_session_record_of_arp_frames_has_macs_and_no_ip_fields():
+    arp = b"\0\x01\x08\x00\x06\x04\0\x01" + b"\0" * 20
+    request = b"\xff" * 6 + b"\x02" * 6 + b"\x08\x06" + arp
+    [r], _ = run([(0.0, request), (0.5, request)])
+    assert r["fpc"]["protocols"] == ["arp"] and r["fpc"]["ethertype"] == 0x0806
+    assert "ip" not in r["source"] and "port" not in r["destination"]
+    assert r["source"]["mac"] == ["02-02-02-02-02-02"]
+    assert r["destination"]["mac"] == ["FF-FF-FF-FF-FF-FF"]
+    assert (r["source"]["packets"], r["network"]["packets"]) == (2, 2)
+    assert "community_id" not in r["network"] and "transport" not in r["network"]

@@ -87,7 +87,7 @@ def test_workers_two_give_the_sessions_and_packets_of_one(tmp_path, inputs):
     assert len(set(ids)) == len(ids)  # no two workers gave one id
     assert pcap_packets(two["dir"] / "pcap") == pcap_packets(one["dir"] / "pcap")
     s1, s2 = one["summary"], two["summary"]
-    for key in ("packets read", "bytes read", "decoded (IP)", "non-IP frames",
+    for key in ("packets read", "bytes read", "in sessions", "non-IP frames",
                 "malformed", "unsupported link", "sessions", "SPI records",
                 "PCAP packets"):  # fmt: skip
         assert s2[key] == s1[key], key
@@ -98,7 +98,7 @@ def test_workers_two_give_the_sessions_and_packets_of_one(tmp_path, inputs):
         == sum(
             s2[k]
             for k in (
-                "decoded (IP)",
+                "in sessions",
                 "non-IP frames",
                 "malformed",
                 "unsupported link",

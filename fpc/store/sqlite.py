@@ -149,8 +149,9 @@ def _session_row(r: dict[str, Any]) -> tuple[Any, ...]:
     return (
         r["event"]["id"], fpc["session"], r["observer"]["name"],
         _ns(r["event"]["start"]), _ns(r["event"]["end"]),
-        r["source"]["ip"], r["destination"]["ip"],
-        r["source"]["port"], r["destination"]["port"],
+        # a non-IP Ethernet session has no address or port: "" and 0
+        r["source"].get("ip", ""), r["destination"].get("ip", ""),
+        r["source"].get("port", 0), r["destination"].get("port", 0),
         protocols, json.dumps(r, separators=(",", ":")),
     )  # fmt: skip
 
