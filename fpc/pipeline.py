@@ -127,7 +127,8 @@ class Pipeline:
         return {
             "packets_received": live.get("received", self.packets),
             "packets_dropped": live.get("dropped", 0)
-            + live.get("interface_dropped", 0),
+            + live.get("interface_dropped", 0)
+            + live.get("ring_dropped", 0),
             "bytes": self.bytes,
             "sessions": self.sessions.counters["sessions"],
             "active_sessions": len(self.sessions),

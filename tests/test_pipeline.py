@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import corpus_files, run_pipeline
+from fpc.config import load_config
+from fpc.pipeline import Pipeline
+from fpc.store import open_store
 from fpc.store.base import SessionQuery
 
 ALL = corpus_files()
@@ -69,3 +72,16 @@ def test_pipeline_session_mirrored_on_two_vlans_is_one_unless_keyed_by_vlan(
         assert sorted(vlans) == ["300", "50"]
     else:
         assert vlans == [["50", "300"]]
+
+
+def test_pipeline_node_counters_sum_every_live_drop(tmp_path):
+    cfg = load_config(None, {"node": "test", "data_dir": str(tmp_path)})
+    pipeline = Pipeline(cfg, open_store(cfg.data_dir))
+    live = {"received": 10, "dropped": 1, "interface_dropped": 2, "ring_dropped": 4}
+    pipeline.capture_stats = lambda: live
+
+    counters = pipeline.node_counters()
+
+    assert counters["packets_received"] == 10
+    assert counters["packets_dropped"] == 7
+    pipeline.finish()
