@@ -227,8 +227,8 @@ fpc_ring_close(FpcRing *ring)
 }
 
 int64_t
-fpc_ring_peek(FpcRing *ring, int64_t max_packets, double timeout_s, const uint8_t **span,
-              uint64_t *span_len)
+fpc_ring_peek(FpcRing *ring, int64_t max_packets, double timeout_s, double linger_s,
+              const uint8_t **span, uint64_t *span_len)
 {
     FpcRingHeader *h = ring->hdr;
     uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
@@ -251,6 +251,16 @@ fpc_ring_peek(FpcRing *ring, int64_t max_packets, double timeout_s, const uint8_
         }
         if (!waiter_step(&w)) {
             return 0;
+        }
+    }
+    if (linger_s > 0 && !closed && head - tail < (uint64_t)max_packets) {
+        waiter_start(&w, linger_s);
+        while (waiter_step(&w)) {
+            closed = atomic_load_explicit(&h->closed, memory_order_acquire) != 0;
+            head = atomic_load_explicit(&h->head, memory_order_acquire);
+            if (closed || head - tail >= (uint64_t)max_packets) {
+                break;
+            }
         }
     }
     avail = head - tail < (uint64_t)max_packets ? head - tail : (uint64_t)max_packets;
@@ -476,15 +486,16 @@ cleanup:
 static PyObject *
 ring_pop(FpcRingObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"max_packets", "timeout", NULL};
+    static char *kwlist[] = {"max_packets", "timeout", "linger", NULL};
     PyObject *records = NULL, *meta = NULL, *result = NULL;
     Py_ssize_t max_packets;
     const uint8_t *span;
     uint64_t span_len = 0;
-    double timeout = 0.0;
+    double timeout = 0.0, linger = 0.0;
     int64_t n;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|d:pop", kwlist, &max_packets, &timeout)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|dd:pop", kwlist, &max_packets, &timeout,
+                                     &linger)) {
         return NULL;
     }
     if (max_packets < 1) {
@@ -497,7 +508,8 @@ ring_pop(FpcRingObject *self, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->popping = 1;
-    Py_BEGIN_ALLOW_THREADS n = fpc_ring_peek(&self->ring, max_packets, timeout, &span, &span_len);
+    Py_BEGIN_ALLOW_THREADS n = fpc_ring_peek(&self->ring, max_packets, timeout, linger, &span,
+                                                   &span_len);
     Py_END_ALLOW_THREADS if (n < 0)
     {
         result = Py_NewRef(Py_None);
@@ -588,10 +600,11 @@ static PyMethodDef ring_methods[] = {
      "timeout seconds for room (< 0: for ever). Returns how many went in; with drop,\n"
      "the rest are counted as dropped."},
     {"pop", (PyCFunction)(void (*)(void))ring_pop, METH_VARARGS | METH_KEYWORDS,
-     "pop($self, max_packets, timeout=0.0)\n--\n\n"
+     "pop($self, max_packets, timeout=0.0, linger=0.0)\n--\n\n"
      "Up to max_packets packets as (records, meta): records are pcap records back to\n"
      "back, meta 32 bytes per packet (fpc.ring.RING_META). (b'', b'') after timeout\n"
-     "seconds without a packet (< 0: wait for ever); None once closed and empty."},
+     "seconds without a packet (< 0: wait for ever); None once closed and empty.\n"
+     "Once a packet is there, waits up to linger seconds more for max_packets."},
     {"close", (PyCFunction)ring_close, METH_NOARGS,
      "close($self, /)\n--\n\nNo more packets: the consumer drains the ring, then sees None."},
     {"stats", (PyCFunction)ring_stats, METH_NOARGS,

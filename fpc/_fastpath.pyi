@@ -121,9 +121,12 @@ class Ring:
         """Push every packet, waiting up to timeout s for room (< 0: for ever;
         GIL released). Returns how many went in; with drop, the rest count as
         dropped."""
-    def pop(self, max_packets: int, timeout: float = 0.0) -> tuple[bytes, bytes] | None:
+    def pop(
+        self, max_packets: int, timeout: float = 0.0, linger: float = 0.0
+    ) -> tuple[bytes, bytes] | None:
         """(pcap records, 32-byte meta per packet); (b"", b"") after a timeout;
-        None once closed and empty."""
+        None once closed and empty. Once a packet is there, waits up to linger
+        s more for max_packets."""
     def close(self) -> None:
         """No more packets: the consumer drains the ring, then sees None."""
     def stats(self) -> dict[str, int | bool]:

@@ -28,7 +28,13 @@ MAX_SNAPLEN = 262144  # libpcap's own limit
 MAX_BUFFER_MB = 2047  # libpcap takes the size in bytes as a C int
 MAX_TIMEOUT_MS = 10_000
 
-BATCH_PACKETS = 4096  # packets per batch popped from the ring, at most
+# Packets per batch popped from the ring, at most, and how long a pop waits
+# for that many once one is there. The pipeline costs least per packet with
+# batches of 512 to 1024 (measured: 0.5 µs/packet more at 150, which is one
+# libpcap block of average packets; more at 4096, whose buffers outgrow the
+# caches); 20 ms fills a batch from 50,000 packets/s on.
+BATCH_PACKETS = 1024
+LINGER_S = 0.02
 RING_BYTES = 128 << 20  # records queued between the capture thread and processing
 RING_SLOTS = 1 << 18
 
@@ -174,7 +180,7 @@ class LiveCapture:
             while True:
                 if stop.is_set():
                     self._stop_thread()
-                batch = ring.pop(max_packets, self.timeout_ms / 1000)
+                batch = ring.pop(max_packets, self.timeout_ms / 1000, LINGER_S)
                 if batch is None:
                     break
                 if len(batch):

@@ -124,6 +124,34 @@ def test_ring_pop_waits_without_the_gil():
     assert time.monotonic() - started < 1
 
 
+def test_ring_pop_lingers_for_a_full_batch_but_not_past_linger():
+    ring = PacketRing(1 << 16, 64)
+    ring.push(make_batch([64] * 3))
+    later = threading.Timer(0.1, lambda: ring.push(make_batch([64] * 7, first=3)))
+    later.start()
+    full = ring.pop(10, timeout_s=1.0, linger_s=5.0)  # ends once 10 are there
+    later.join()
+    assert full is not None and len(full) == 10
+    assert full.packet(9) == bytes([9]) * 64
+
+    ring.push(make_batch([64] * 2))
+    started = time.monotonic()
+    short = ring.pop(10, timeout_s=1.0, linger_s=0.2)  # nobody adds more
+    assert short is not None and len(short) == 2
+    assert 0.15 < time.monotonic() - started < 2
+
+
+def test_ring_pop_stops_lingering_when_the_producer_closes():
+    ring = PacketRing(1 << 16, 64)
+    ring.push(make_batch([64] * 2))
+    threading.Timer(0.1, ring.close).start()
+    started = time.monotonic()
+    batch = ring.pop(10, timeout_s=1.0, linger_s=10.0)
+    assert batch is not None and len(batch) == 2
+    assert time.monotonic() - started < 2
+    assert ring.pop(10) is None
+
+
 def test_ring_push_with_a_blocked_producer_raises_when_the_consumer_is_gone():
     ring = PacketRing(1024, 4)
     ring.push(make_batch([10] * 4))
