@@ -6,6 +6,8 @@ import dpkt
 import numpy as np
 
 from fpc.appl import new_app_state
+from fpc.appl import state as state_module
+from fpc.appl.registry import Parser, ParserSpec, Verdict
 from fpc.appl.state import MAX_UDP_CLASSIFY
 from fpc.decode import decode_batch
 from fpc.packets import PacketBatch
@@ -92,9 +94,9 @@ def test_parked_state_only_for_udp_content_no_classifier_wants():
     junk = new_app_state("udp", 20000, 40000)
     junk.feed(0, JUNK, None, 0)
     assert junk.parked and junk.tried == 1 and junk.wants_more
-    hinted = new_app_state("udp", 20000, 53)  # kept: DNS may start on port 53
+    hinted = new_app_state("udp", 20000, 53)  # a registered port changes nothing
     hinted.feed(0, JUNK, None, 0)
-    assert not hinted.parked
+    assert hinted.parked
     tcp_state = new_app_state("tcp", 20000, 40000)
     tcp_state.feed(0, JUNK, 1, 0)
     assert not tcp_state.parked
@@ -113,3 +115,34 @@ def test_parked_probes_by_slot_forget_a_reused_slot():
     assert probes.tried(first) == 3 and probes.tried(far) == 255
     assert probes.tried(reuse) == 0 and probes.tried(7) == 0
     assert probes.memory_bytes >= 5001 * 9
+
+
+def test_parked_junk_is_not_replayed_to_the_parser_that_matches_later():
+    table = SessionTable(SessionLimits(), app_layer=True)
+    feed(table, [udp(20000, 53, JUNK), udp(20000, 53, DNS_QUERY)])
+    [rec] = records(table)
+    assert rec["dns"]["question"]["name"] == ["a.example"]
+    assert table.counters["app_errors"] == 0
+
+
+def test_parked_datagram_a_classifier_said_more_for_is_kept_and_replayed(monkeypatch):
+    fed: list[bytes] = []
+
+    class Recorder(Parser):
+        name = "recorder"
+
+        def feed(self, direction: int, data: bytes) -> None:
+            fed.append(data)
+
+    def classify(transport: str, direction: int, data: bytes, hint: bool) -> Verdict:
+        return {b"go": Verdict.YES, b"hm": Verdict.MORE}.get(data, Verdict.NO)
+
+    spec = ParserSpec("recorder", frozenset({"udp"}), frozenset(), classify, Recorder)
+    monkeypatch.setattr(state_module, "specs_for", lambda transport: (spec,))
+    monkeypatch.setattr(state_module, "pending_pair", lambda t: ((spec,), (spec,)))
+    state = new_app_state("udp", 20000, 40000)
+    for data in (b"no", b"hm", b"no"):
+        state.feed(0, data, None, 0)
+    assert not state.parked
+    state.feed(0, b"go", None, 0)
+    assert fed == [b"hm", b"go"] and state.protocols() == ["recorder"]

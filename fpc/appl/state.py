@@ -193,15 +193,16 @@ class AppState:
     def _match(self, direction: int, sample: bytes) -> tuple[list[ParserSpec], bool]:
         """Specs that say YES, and whether `sample` is worth replaying to a
         parser that starts later: always for TCP (the bytes of a stream); for a
-        UDP datagram only when a classifier said MORE or the port is one a
-        pending parser registered (content unknown to every classifier on an
-        unclaimed port is not worth keeping across a million sessions)."""
+        UDP datagram only when a classifier said MORE. A datagram every
+        classifier refused would only fail the parser it is replayed to (a
+        junk datagram on port 53 before a DNS query lost the query), and
+        keeping it would cost every idle session on a flooded port."""
         matched, keep, ruled_out = [], self._streams is not None, []
         for spec in self._pending[direction]:
             verdict = self._verdict(spec, direction, sample)
             if verdict == Verdict.YES:
                 matched.append(spec)
-            elif verdict == Verdict.MORE or self._hinted(spec):
+            elif verdict == Verdict.MORE:
                 keep = True
             elif self._streams is not None:
                 ruled_out.append(spec)
