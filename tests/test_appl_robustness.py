@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 from appl_seeds import Chunks, corpus_seeds
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fpc.appl import new_app_state
@@ -28,11 +28,13 @@ from fpc.appl.sink import FieldSink
 
 CASES = [(s, t) for s in registered_specs() for t in sorted(s.transports)]
 CASE_IDS = [f"{s.name}-{t}" for s, t in CASES]
-HUGE_BYTES = 2 << 20  # fed per scenario, in HUGE_CHUNK pieces
+HUGE_BYTES = 512 * 1024  # fed per scenario (> 3 x MAX_HELD_BYTES), in HUGE_CHUNK pieces
 HUGE_CHUNK = 16 * 1024
-# What one parser may hold for one session: LDAP buffers a message of up to
-# 1 MiB (its MAX_MESSAGE); everything else holds far less.
-MAX_HELD_BYTES = 1_200_000
+# What one parser may hold for one session after these inputs: at most one
+# incomplete message per direction (DNS over TCP waits for up to 64 KiB).
+# TODO: LDAP (1 MiB) and SMB (16 MiB, skipped past 64 KiB) accept longer
+# messages; an input with a valid header announcing one is not generated here.
+MAX_HELD_BYTES = 160 * 1024
 TRUNCATED_DATAGRAMS = 4  # leading datagrams of a UDP seed cut at every length
 TRUNCATED_STREAM_BYTES = 1500  # TCP seed stream cut at every offset up to here
 
@@ -108,6 +110,10 @@ SEEDED = [(s, t) for s, t in CASES if seeds_of(s, t)]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# certificate names with an unknown string tag, and a BIT STRING one (the
+# `cryptography` package raised KeyError and TypeError on them)
+@example(case=CASES[CASE_IDS.index("openvpn-tcp")], session=0, flips=[(3, 211, 0)])
+@example(case=CASES[CASE_IDS.index("openvpn-tcp")], session=0, flips=[(3, 211, 3)])
 @given(
     case=st.sampled_from(SEEDED),
     session=st.integers(0, 2),

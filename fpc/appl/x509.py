@@ -42,8 +42,11 @@ def add_certificate(sink: FieldSink, der: bytes) -> None:
             warnings.simplefilter("ignore")
             cert = x509.load_der_x509_certificate(der)
             _add_fields(sink, cert)
-    except ValueError as exc:
-        raise ParseError(f"x509 certificate not decodable: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        # cryptography decodes names and extensions lazily, so broken DER can
+        # raise here too, and not only ValueError: a name attribute with an
+        # unknown string tag raises KeyError, a BIT STRING one TypeError
+        raise ParseError(f"x509 certificate not decodable: {exc!r}") from exc
     sink.add("tls.server.hash.sha1", hashlib.sha1(der).hexdigest().upper())
 
 
