@@ -21,7 +21,7 @@ from typing import Any
 from fpc.config import Config, load_config, parse_duration, parse_size
 from fpc.errors import CaptureError, FpcError
 from fpc.logsetup import setup_logging
-from fpc.pipeline import Pipeline
+from fpc.pipeline import OFFLINE_HOLD_RECORDS, Pipeline
 from fpc.store import open_store
 
 logger = logging.getLogger("fpc.cli")
@@ -170,7 +170,8 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
         return run_workers(cfg, args, stop)
     store = open_store(cfg.data_dir, cfg.es if cfg.es.url else None)
     on_record = _print_record if args.print_records else None
-    pipeline = Pipeline(cfg, store, on_record)
+    hold = OFFLINE_HOLD_RECORDS if args.read else 0
+    pipeline = Pipeline(cfg, store, on_record, hold_records=hold)
     reporter = start_node_stats(cfg, store, pipeline)
     started = time.monotonic()
     try:

@@ -10,7 +10,6 @@ packets they point at, so a record never names a packet that is not on disk.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -22,12 +21,13 @@ from fpc.errors import StoreError
 from fpc.packets import PacketBatch
 from fpc.session import SessionLimits, SessionTable
 from fpc.spi import build_record
-from fpc.store.base import Store
+from fpc.store.base import Store, encode_record
 from fpc.writer import PcapWriter
 
 logger = logging.getLogger(__name__)
 
 UNSAVED_NAME = "unsaved-records.jsonl"
+OFFLINE_HOLD_RECORDS = 1024  # records saved at once when reading capture files
 
 
 def session_limits(cfg: Config) -> SessionLimits:
@@ -51,8 +51,14 @@ class Pipeline:
         cfg: Config,
         store: Store,
         on_record: Callable[[dict[str, Any]], None] | None = None,
+        hold_records: int = 0,
     ) -> None:
         self.cfg = cfg
+        # Records gathered before one save: a store transaction and a PCAP
+        # flush each cost about as much as a hundred records. Capture files
+        # hold many; live capture none, so records reach the store at once.
+        self.hold_records = hold_records
+        self._held: list[dict[str, Any]] = []
         self.store = store
         self.on_record = on_record
         self.writer = PcapWriter(
@@ -89,16 +95,18 @@ class Pipeline:
     def finish(self) -> None:
         """End every session and close the PCAP file (end of input, signal)."""
         self.sessions.flush_all()
-        self._save_done()
+        self._save_done(force=True)
         self.writer.close()
 
-    def _save_done(self) -> None:
+    def _save_done(self, force: bool = False) -> None:
         done = self.sessions.take_done()
-        if not done:
+        node = self.cfg.node
+        self._held.extend(build_record(node, s) for s in done)
+        self.records += len(done)
+        if not self._held or (len(self._held) < self.hold_records and not force):
             return
         self.writer.flush()
-        records = [build_record(self.cfg.node, s) for s in done]
-        self.records += len(records)
+        records, self._held = self._held, []
         try:
             self.store.save_sessions(records)
         except StoreError as exc:
@@ -112,7 +120,7 @@ class Pipeline:
         path = os.path.join(self.cfg.data_dir, UNSAVED_NAME)
         with open(path, "a", encoding="utf-8") as f:
             for record in records:
-                f.write(json.dumps(record, separators=(",", ":")) + "\n")
+                f.write(encode_record(record) + "\n")
         self.unsaved += len(records)
         logger.error(
             "store refused records count=%d kept_in=%s error=%s",

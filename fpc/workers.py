@@ -35,7 +35,7 @@ from fpc import decode as dc
 from fpc.config import Config
 from fpc.errors import FpcError
 from fpc.packets import PRECISION_NS, PacketBatch
-from fpc.pipeline import Pipeline
+from fpc.pipeline import OFFLINE_HOLD_RECORDS, Pipeline
 from fpc.ring import PacketRing, RingClosed
 from fpc.store import open_store
 
@@ -421,7 +421,8 @@ def _run_worker(
         with shared.file_lock:  # SQLite: two first opens race to switch on WAL
             es = cfg.es if cfg.es.url else None
             store = open_store(cfg.data_dir, es, f"worker-{index}")
-        pipeline = Pipeline(cfg, store, printer.add if printer else None)
+        hold = OFFLINE_HOLD_RECORDS if args.read else 0
+        pipeline = Pipeline(cfg, store, printer.add if printer else None, hold)
         publisher = CounterPublisher(shared.counters, index, pipeline.node_counters)
         shared.started.wait(START_TIMEOUT_S)
         publisher.start()

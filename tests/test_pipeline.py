@@ -7,6 +7,7 @@ import pytest
 from conftest import corpus_files, run_pipeline
 from fpc.config import load_config
 from fpc.pipeline import Pipeline
+from fpc.reader import open_capture
 from fpc.store import open_store
 from fpc.store.base import SessionQuery
 
@@ -85,3 +86,44 @@ def test_pipeline_node_counters_sum_every_live_drop(tmp_path):
     assert counters["packets_received"] == 10
     assert counters["packets_dropped"] == 7
     pipeline.finish()
+
+
+def _pipeline(tmp_path, hold: int) -> tuple[Pipeline, list[dict]]:
+    overrides = {"node": "test", "data_dir": str(tmp_path)}
+    cfg = load_config(None, overrides)
+    records: list[dict] = []
+    return Pipeline(cfg, open_store(cfg.data_dir), records.append, hold), records
+
+
+def _feed(pipeline: Pipeline, paths) -> None:
+    for path in paths:
+        with open_capture(str(path)) as capture:
+            for batch in capture.batches(max_packets=64):
+                pipeline.process(batch)
+
+
+def test_pipeline_holds_records_until_enough_have_ended(tmp_path):
+    """Offline, records are saved in groups of `hold_records`, the rest at the
+    end of input; the same records as a pipeline that saves each at once."""
+    hold = 20
+    # Captures of different days: each file's sessions end at the next file.
+    paths = [p for p in corpus_files("arkime") if p.suffix == ".pcap"][:30]
+    eager, eager_records = _pipeline(tmp_path / "eager", 0)
+    held, held_records = _pipeline(tmp_path / "held", hold)
+    _feed(eager, paths)
+    _feed(held, paths)
+    ended = eager.records
+    assert ended > hold
+    assert len(eager_records) == ended
+    assert 0 <= ended - len(held_records) < hold  # fewer than `hold` still held
+    assert len(held.store.search_sessions(SessionQuery(limit=10_000))) == len(
+        held_records
+    )
+    eager.finish()
+    held.finish()
+    assert held.records == eager.records == len(held_records) == len(eager_records)
+    # Both wrote the same PCAP file numbers and positions, so the ids agree.
+    by_id = {r["event"]["id"]: r for r in eager_records}
+    assert len(by_id) == eager.records
+    for record in held_records:
+        assert record == by_id[record["event"]["id"]]
