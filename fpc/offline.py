@@ -22,6 +22,13 @@ from fpc.reader import expand_paths, open_capture
 
 logger = logging.getLogger(__name__)
 
+# Packets per batch: the per-batch cost in Python (numpy calls on small
+# arrays, one round through every stage) is paid 8 times less than with the
+# reader's default of 512, and a session's TCP segments more often sit next
+# to each other in a batch, where the app-layer parsers take them as one chunk.
+BATCH_PACKETS = 4096
+BATCH_BYTES = 4 << 20
+
 
 def read_files(
     pipeline: Pipeline,
@@ -56,7 +63,7 @@ def _read_one(
     try:
         with open_capture(path) as capture:
             logger.info("reading capture file path=%s format=%s", path, capture.format)
-            for batch in capture.batches():
+            for batch in capture.batches(BATCH_PACKETS, BATCH_BYTES):
                 pipeline.process(bpf.apply(batch) if bpf else batch)
                 if bar is not None:
                     bar.update(capture.position - done)

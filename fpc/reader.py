@@ -52,7 +52,7 @@ __all__ = ["CaptureFile", "PcapFile", "PcapngFile", "expand_paths", "open_captur
 logger = logging.getLogger(__name__)
 
 CAPTURE_EXTENSIONS = (".pcap", ".pcapng", ".cap", ".dmp")
-CHUNK_BYTES = 4 << 20  # read buffer size; grown only for a bigger pcapng block
+CHUNK_BYTES = 8 << 20  # read buffer size; grown only for a bigger pcapng block
 MIN_BUFFER_BYTES = 64 << 10
 MAX_CAPLEN_BYTES = 256 << 10  # largest packet a classic pcap record may hold
 MAX_BLOCK_BYTES = 16 << 20  # largest pcapng block we accept

@@ -18,6 +18,7 @@ datagrams no classifier recognized keeps only a count (`fpc.parked`).
 from __future__ import annotations
 
 import builtins
+import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -281,30 +282,46 @@ class SessionTable:
         serials: np.ndarray,
         dirs: np.ndarray,
     ) -> None:
-        """Feed each listed packet's payload to its session's app-layer state."""
+        """Feed each listed packet's payload to its session's app-layer state.
+
+        The packets are taken session by session (sessions in the order of
+        their first packet here, each session's packets in capture order), so
+        the TCP segments of one direction that continue one another form runs
+        that the parsers can take as one chunk. Only when `max_app_states` are
+        held does the order matter: of the sessions starting in one batch, the
+        first to arrive get the states freed by those earlier in the batch.
+        """
+        order = _by_session(serials)
+        rows, index = rows[order], index[order]
         starts = (batch.offset[index] + rows["payload_offset"]).tolist()
         ends = (np.asarray(starts, dtype=np.int64) + rows["payload_len"]).tolist()
         tcp = (rows["proto"] == PROTO_TCP).tolist()
         seqs, flags = rows["seq"].tolist(), rows["tcp_flags"].tolist()
+        serial_list, dir_list = serials[order].tolist(), dirs[order].tolist()
+        bounds = _run_bounds(rows, serials[order], dirs[order]).tolist()
         data, apps, finished = batch.data, self._apps, set()
-        for k, (serial, direction) in enumerate(
-            zip(serials.tolist(), dirs.tolist(), strict=True)
-        ):
-            if serial in finished:
-                continue  # its parsers finished earlier in this batch
-            app = apps.get(serial)
-            if app is None:
-                app = self._new_app(serial, rows[k], direction)
-            if app is None or isinstance(app, FinishedApp):
-                finished.add(serial)
-                continue
-            errors = app.errors
-            app.feed(direction, data[starts[k] : ends[k]], seqs[k] if tcp[k] else None,
-                     flags[k])  # fmt: skip
-            if app.errors != errors:
-                self._counts["app_errors"] += app.errors - errors
-            if not self._keep_app(serial, app):
-                finished.add(serial)
+        for a, z in itertools.pairwise(bounds):
+            serial, direction, k = serial_list[a], dir_list[a], a
+            while k < z and serial not in finished:
+                app = apps.get(serial)
+                if app is None:
+                    app = self._new_app(serial, rows[k], direction)
+                if app is None or isinstance(app, FinishedApp):
+                    finished.add(serial)
+                    break
+                errors = app.errors
+                if z - k > 1 and app.takes_joined(direction, seqs[k]):
+                    run = b"".join([data[starts[j] : ends[j]] for j in range(k, z)])
+                    app.feed(direction, run, seqs[k], flags[z - 1])
+                    k = z
+                else:
+                    app.feed(direction, data[starts[k] : ends[k]],
+                             seqs[k] if tcp[k] else None, flags[k])  # fmt: skip
+                    k += 1
+                if app.errors != errors:
+                    self._counts["app_errors"] += app.errors - errors
+                if not self._keep_app(serial, app):
+                    finished.add(serial)
 
     def _keep_app(self, serial: int, app: AppState) -> bool:
         """After a packet: whether `app` still wants packets. A parked UDP state
@@ -387,6 +404,37 @@ class SessionTable:
             self.done.extend(
                 _sessions(ended, positions, self._apps, self._first_pos, flush_reason)
             )
+
+
+def _by_session(serials: np.ndarray) -> np.ndarray:
+    """Order grouping the packets of each session, sessions by first packet."""
+    _, first, inverse = np.unique(serials, return_index=True, return_inverse=True)
+    return np.argsort(first[inverse], kind="stable")
+
+
+_TCP_ENDS_RUN = dc.TCP_SYN | dc.TCP_FIN | dc.TCP_RST
+
+
+def _run_bounds(rows: np.ndarray, serials: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    """Starts of the runs of `rows` (grouped by session) plus the end: a run
+    is one packet, or TCP segments of one session and direction each starting
+    at the sequence number where the one before ends, with no SYN, and FIN or
+    RST only on the last."""
+    n = len(rows)
+    seq = rows["seq"].astype(np.int64)
+    flags = rows["tcp_flags"]
+    tcp = rows["proto"] == PROTO_TCP
+    nxt = (seq + rows["payload_len"]) & 0xFFFFFFFF
+    joins = (
+        (serials[1:] == serials[:-1])
+        & (dirs[1:] == dirs[:-1])
+        & tcp[:-1]
+        & tcp[1:]
+        & (nxt[:-1] == seq[1:])
+        & ((flags[:-1] & _TCP_ENDS_RUN) == 0)
+        & ((flags[1:] & dc.TCP_SYN) == 0)
+    )
+    return np.concatenate(([0], np.flatnonzero(~joins) + 1, [n]))
 
 
 def _sessions(

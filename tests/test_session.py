@@ -6,9 +6,10 @@ import dpkt
 import numpy as np
 import pytest
 
-from fpc.decode import decode_batch
+from fpc.appl.state import AppState
+from fpc.decode import DECODED, decode_batch
 from fpc.packets import PacketBatch
-from fpc.session import SessionLimits, SessionTable
+from fpc.session import SessionLimits, SessionTable, _run_bounds
 from fpc.spi import build_record
 
 NS = 1_000_000_000
@@ -232,3 +233,77 @@ def test_session_record_of_arp_frames_has_macs_and_no_ip_fields():
     assert r["destination"]["mac"] == ["FF-FF-FF-FF-FF-FF"]
     assert (r["source"]["packets"], r["network"]["packets"]) == (2, 2)
     assert "community_id" not in r["network"] and "transport" not in r["network"]
+
+
+def http_exchange(sport, body, t=0.0, mss=100, seq_c=1000, seq_s=5000, reorder=False):
+    """A keep-alive HTTP session: a GET, a response of `body` cut into `mss`-byte
+    TCP segments, a second GET and its empty reply, then FIN."""
+    req = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    out = [(A, B, sport, 80, SYN, b"", seq_c), (B, A, 80, sport, SYN | ACK, b"", seq_s)]
+    c, s = seq_c + 1, seq_s + 1
+    out.append((A, B, sport, 80, PSH | ACK, req, c))
+    c += len(req)
+    resp = head + body
+    segs = [
+        (B, A, 80, sport, ACK, resp[i : i + mss], s + i)
+        for i in range(0, len(resp), mss)
+    ]
+    if reorder:  # the second segment comes late: the stream holds the later ones
+        segs.insert(3, segs.pop(1))
+    out += segs
+    s += len(resp)
+    req2 = b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+    out.append((A, B, sport, 80, PSH | ACK, req2, c))
+    c += len(req2)
+    tail = b"HTTP/1.1 304 Not Modified\r\n\r\n"
+    out.append((B, A, 80, sport, PSH | ACK | FIN, tail, s))
+    out.append((A, B, sport, 80, ACK | FIN, b"", c))
+    return [(t + i * 0.001, tcp(*p[:5], p[5], seq=p[6])) for i, p in enumerate(out)]
+
+
+def _app_view(records):
+    keep = ("http", "fpc")
+    return sorted(
+        (r["source"]["port"], repr({k: r.get(k) for k in keep}), repr(r["network"]))
+        for r in records
+    )
+
+
+@pytest.mark.parametrize("reorder", [False, True])
+def test_session_segments_in_a_row_are_parsed_as_one_chunk_alike(reorder, monkeypatch):
+    """Several sessions interleaved in one batch give the same records as one
+    packet per batch, while the in-order runs reach the parsers joined."""
+    body = bytes(range(256)) * 12
+    sessions = [http_exchange(41000 + i, body, t=i * 0.0005, reorder=reorder)
+                for i in range(3)]  # fmt: skip
+    packets = sorted((p for s in sessions for p in s), key=lambda p: p[0])
+    feeds: list[int] = []
+    real_feed = AppState.feed
+
+    def counting_feed(self, direction, payload, seq, flags):
+        feeds.append(len(payload))
+        real_feed(self, direction, payload, seq, flags)
+
+    monkeypatch.setattr(AppState, "feed", counting_feed)
+    one_by_one, _ = run(packets, batch_size=1)
+    singles = len(feeds)
+    feeds.clear()
+    together, _ = run(packets, batch_size=1000)
+    assert _app_view(together) == _app_view(one_by_one)
+    assert together[0]["fpc"]["http"]["body"]["md5"]  # the body was hashed
+    assert len(feeds) < singles / 3  # the 40 body segments of each went as runs
+
+
+def test_session_run_bounds_follow_sequence_direction_and_flags():
+    rows = np.zeros(7, dtype=DECODED)
+    rows["proto"] = 6
+    rows["payload_len"] = 10
+    rows["seq"] = [0xFFFFFFFA, 4, 14, 24, 34, 44, 54]  # wraps after the first
+    rows["tcp_flags"] = [ACK, ACK, ACK | FIN, ACK, SYN, ACK, ACK]
+    serials = np.array([1, 1, 1, 1, 1, 1, 2], dtype=np.uint64)
+    dirs = np.array([0, 0, 0, 0, 0, 1, 1], dtype=np.uint8)
+    # FIN ends a run, SYN starts one, so do a direction and a session change.
+    assert _run_bounds(rows, serials, dirs).tolist() == [0, 3, 4, 5, 6, 7]
+    rows["seq"][1:3] = [5, 15]  # a gap of one byte before the second
+    assert _run_bounds(rows, serials, dirs).tolist() == [0, 1, 3, 4, 5, 6, 7]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from fpc.appl.cursor import ParseError
 from fpc.appl.registry import Parser, ParserSpec, Verdict, pending_pair, specs_for
 from fpc.appl.sink import FieldSink
-from fpc.appl.stream import TcpStream
+from fpc.appl.stream import TcpStream, seq_diff
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,22 @@ class AppState:
         if self._classifying or self._late_left:
             return True
         return any(not p.done for p in self._parsers)
+
+    def takes_joined(self, direction: int, seq: int) -> bool:
+        """True if TCP segments of `direction` from `seq` on, each continuing
+        the one before, may be fed as one chunk with the same outcome: parsers
+        run (classifiers judge chunk by chunk), and the stream is in order,
+        holds nothing and has all bytes before `seq`."""
+        if self._classifying or self._late_left or self._streams is None:
+            return False
+        stream = self._streams[direction]
+        expect = stream.next_seq
+        return (
+            not stream.ended
+            and not stream.held
+            and expect is not None
+            and seq_diff(seq, expect) <= 0
+        )
 
     def protocols(self) -> list[str]:
         names = list(self._protocols)
