@@ -143,9 +143,18 @@ PyDoc_STRVAR(pack_records_doc,
              "packet bytes) for every packet, timestamps in microseconds\n"
              "(precision 6) or nanoseconds (precision 9).");
 
+PyDoc_STRVAR(scan_pcap_doc,
+             "scan_pcap(data, pos, end, max_bytes, max_caplen, swap, offset, sec, frac,\n"
+             "          caplen, wirelen)\n--\n\n"
+             "Walk the whole classic-pcap records of data[pos:end], at most len(offset)\n"
+             "and about max_bytes; fill the arrays with each record's start and header\n"
+             "fields (byte-swapped if swap). Return (count, next pos, caplen above\n"
+             "max_caplen that stopped the walk or -1).");
+
 static PyMethodDef fastpath_methods[] = {
     {"decode_batch", decode_batch, METH_VARARGS, decode_batch_doc},
     {"pack_records", fpc_records_pack, METH_VARARGS, pack_records_doc},
+    {"scan_pcap", fpc_scan_pcap, METH_VARARGS, scan_pcap_doc},
     {NULL, NULL, 0, NULL},
 };
 

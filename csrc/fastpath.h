@@ -1,6 +1,6 @@
 /*
  * Declarations shared by the Python-facing files of fpc._fastpath
- * (fastpath.c, array.c, layout.c, records.c, session_type.c). These functions hold the GIL
+ * (fastpath.c, array.c, layout.c, records.c, scan.c, session_type.c). These functions hold the GIL
  * unless their comment says otherwise.
  */
 #ifndef FPC_FASTPATH_H
@@ -49,6 +49,9 @@ void fpc_layout_write(char *dst, const FpcDecoded *dec, const FpcLayout *layout)
 
 /* records.c: _fastpath.pack_records; returns a new reference. */
 PyObject *fpc_records_pack(PyObject *module, PyObject *args);
+
+/* scan.c: _fastpath.scan_pcap; returns a new reference. */
+PyObject *fpc_scan_pcap(PyObject *module, PyObject *args);
 
 /* session_type.c: adds the SessionTable type to the module; -1 with an exception on failure. */
 int fpc_session_type_register(PyObject *module);

@@ -34,6 +34,27 @@ def pack_records(
     `precision` is 6 (microsecond timestamps) or 9 (nanosecond timestamps).
     """
 
+def scan_pcap(
+    data: Buffer,
+    pos: int,
+    end: int,
+    max_bytes: int,
+    max_caplen: int,
+    swap: bool,
+    offset: npt.NDArray[np.int64],
+    sec: npt.NDArray[np.uint32],
+    frac: npt.NDArray[np.uint32],
+    caplen: npt.NDArray[np.uint32],
+    wirelen: npt.NDArray[np.uint32],
+) -> tuple[int, int, int]:
+    """Walk the whole classic-pcap records of data[pos:end] (GIL released).
+
+    Takes at most len(offset) records and stops past `max_bytes` from `pos`
+    (the first record may exceed it alone). Fills each record's start offset
+    and header fields. Returns (count, offset after the last record taken,
+    the caplen above `max_caplen` that stopped the walk, or -1).
+    """
+
 @final
 class SessionTable:
     """The active sessions of one capture (csrc/session.c), keyed by the

@@ -37,6 +37,7 @@ import logging
 import os
 import stat
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BufferedReader
@@ -44,6 +45,7 @@ from types import TracebackType
 
 import numpy as np
 
+from fpc import _fastpath
 from fpc.errors import CaptureError, CorruptCapture
 from fpc.packets import PRECISION_NS, PRECISION_US, PacketBatch
 
@@ -198,6 +200,22 @@ class _Columns:
     linktype: list[int]
     precision: list[int]
     run: _EpbRun | None = None  # set instead of the lists for a run of EPBs
+    records: _Records | None = None  # instead of the lists for classic pcap
+
+    def found(self) -> bool:
+        return bool(self.offset) or self.run is not None or self.records is not None
+
+
+@dataclass
+class _Records:
+    """Classic pcap records found by `_fastpath.scan_pcap`: each one's start in
+    the read buffer and its header fields, in the file's byte order."""
+
+    offset: np.ndarray  # int64
+    sec: np.ndarray  # uint32, as every array below
+    frac: np.ndarray
+    caplen: np.ndarray
+    wirelen: np.ndarray
 
 
 class CaptureFile:
@@ -280,7 +298,7 @@ class CaptureFile:
             start = self._pos
             cols = _Columns([], [], [], [], [], [])
             reason = self._scan(cols, max_packets, max_bytes)
-            if cols.offset or cols.run is not None:
+            if cols.found():
                 # Damage found after good records is met again on the next call.
                 return self._build(start, cols)
             if reason is not None:
@@ -444,36 +462,35 @@ class PcapFile(CaptureFile):
         self.precision = PRECISION_NS if self._frac_ns == 1 else PRECISION_US
         self.max_caplen = min(self.snaplen or MAX_CAPLEN_BYTES, MAX_CAPLEN_BYTES)
         self._caplen_at = struct.Struct(order + "I").unpack_from
-        self._word = np.dtype(order + "u4")
+        self._little = order == "<"
+        self._swap = self._little != (sys.byteorder == "little")
         self._pos = PCAP_HEADER_BYTES
         self._version_checked = False
 
     def _scan(self, cols: _Columns, max_packets: int, max_bytes: int) -> str | None:
-        """Find whole records; only their start offsets go into `cols`."""
+        """Find whole records in C; their starts and headers go into `cols`."""
         if not self._version_checked:
             self._check_version()
-        buf, pos, end = self._buf, self._pos, self._end
-        caplen_at, limit = self._caplen_at, self.max_caplen
-        last_header = end - PCAP_RECORD_BYTES
-        batch_end = min(end, pos + max_bytes)
-        bound = end  # the first record may exceed max_bytes on its own
-        add = cols.offset.append
-        reason = None
-        for _ in range(max_packets):
-            if pos > last_header:
-                break
-            caplen = caplen_at(buf, pos + 8)[0]
-            if caplen > limit:
-                reason = f"record caplen {caplen} exceeds the limit of {limit} bytes"
-                break
-            after = pos + PCAP_RECORD_BYTES + caplen
-            if after > bound:
-                break
-            add(pos)
-            pos = after
-            bound = batch_end
-        self._pos = pos
-        return reason
+        room = min(max_packets, (self._end - self._pos) // PCAP_RECORD_BYTES)
+        if room < 1:
+            return None  # not even a record header is here
+        found = _Records(
+            np.empty(room, dtype=np.int64),
+            *(np.empty(room, dtype=np.uint32) for _ in range(4)),
+        )
+        n, self._pos, bad = _fastpath.scan_pcap(
+            self._buf, self._pos, self._end, max_bytes, self.max_caplen,
+            self._swap, found.offset, found.sec, found.frac, found.caplen,
+            found.wirelen,
+        )  # fmt: skip
+        if n:
+            cols.records = _Records(
+                found.offset[:n], found.sec[:n], found.frac[:n], found.caplen[:n],
+                found.wirelen[:n],
+            )  # fmt: skip
+        if bad < 0:
+            return None
+        return f"record caplen {bad} exceeds the limit of {self.max_caplen} bytes"
 
     def _check_version(self) -> None:
         if self.version[0] != 2:
@@ -489,38 +506,43 @@ class PcapFile(CaptureFile):
         return PCAP_RECORD_BYTES + int(caplen)
 
     def _build(self, start: int, cols: _Columns) -> PacketBatch:
-        """Read all record headers of the batch at once with numpy."""
-        starts = np.array(cols.offset, dtype=np.int64)
-        raw = np.frombuffer(self._buf, dtype=np.uint8)
-        words = raw[starts[:, None] + _RECORD_BYTE_INDEX].view(self._word)
-        caplen = words[:, 2].astype(np.uint32)
-        wirelen = words[:, 3].astype(np.uint32)
+        """A batch of the records `_scan` found."""
+        found = cols.records
+        assert found is not None
+        caplen, wirelen = found.caplen, found.wirelen
         self._check_wirelen(caplen, wirelen, start)
-        n = len(starts)
+        ts_ns, frac_ok = self._timestamps(found.sec, found.frac, start)
+        n = len(caplen)
         return PacketBatch(
             data=self._slice(start),
-            offset=starts + (PCAP_RECORD_BYTES - start),
+            offset=found.offset + (PCAP_RECORD_BYTES - start),
             caplen=caplen,
             wirelen=np.maximum(wirelen, caplen),
-            ts_ns=self._timestamps(words[:, 0], words[:, 1], start),
+            ts_ns=ts_ns,
             linktype=np.full(n, self.linktype, dtype=np.uint16),
             precision=np.full(n, self.precision, dtype=np.uint8),
+            # Records of a little-endian file with nothing to fix are what
+            # the PCAP writer would write for these packets.
+            framed=self._little and frac_ok and bool((wirelen >= caplen).all()),
         )
 
-    def _timestamps(self, sec: np.ndarray, frac: np.ndarray, start: int) -> np.ndarray:
-        """Nanoseconds from unsigned seconds and the fraction (us or ns)."""
+    def _timestamps(
+        self, sec: np.ndarray, frac: np.ndarray, start: int
+    ) -> tuple[np.ndarray, bool]:
+        """Nanoseconds from unsigned seconds and the fraction (us or ns); and
+        whether every fraction is below one second."""
         frac_max = 1_000_000_000 // self._frac_ns
+        too_big = int(np.count_nonzero(frac >= frac_max))
         self._note(
             "ts_fraction_too_big",
-            int(np.count_nonzero(frac >= frac_max)),
+            too_big,
             f"a record after byte {self._base + start} has a fraction of a "
             "second of 1 s or more; it was kept as written",
         )
         ns = sec.astype(np.int64) * 1_000_000_000
-        return ns + frac.astype(np.int64) * self._frac_ns
+        return ns + frac.astype(np.int64) * self._frac_ns, not too_big
 
 
-_RECORD_BYTE_INDEX = np.arange(PCAP_RECORD_BYTES, dtype=np.int64)
 _EPB_BYTE_INDEX = np.arange(28, dtype=np.int64)  # block header and EPB fields
 _U32_BYTE_INDEX = np.arange(4, dtype=np.int64)
 

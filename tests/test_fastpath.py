@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import struct
+import sys
 
 import dpkt
 import numpy as np
@@ -493,3 +494,59 @@ def test_c_sources_say_gil_and_balance_thread_state():
         begin = text.count("Py_BEGIN_ALLOW_THREADS")
         assert begin == text.count("Py_END_ALLOW_THREADS"), path
         assert max(len(line) for line in text.splitlines()) <= 100, path
+
+
+def _scan_arrays(n):
+    header_words = [np.zeros(n, dtype=np.uint32) for _ in range(4)]
+    return [np.zeros(n, dtype=np.int64), *header_words]
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_scan_pcap_reads_headers_and_stops_at_a_cut_record(order):
+    lengths = [60, 1514, 0, 42]
+    buf = b"".join(
+        struct.pack(order + "IIII", 100 + i, 7 * i, c, c + 4) + bytes(c)
+        for i, c in enumerate(lengths)
+    )
+    cut = buf[:-1]  # the last record lacks a byte
+    out = _scan_arrays(8)
+    swap = (order == "<") != (sys.byteorder == "little")
+    n, pos, bad = _fastpath.scan_pcap(cut, 0, len(cut), 1 << 20, 65535, swap, *out)
+    assert (n, bad) == (3, -1)
+    starts = [0, 76, 1606]
+    assert pos == 1622 and out[0][:3].tolist() == starts
+    assert out[1][:3].tolist() == [100, 101, 102]
+    assert out[2][:3].tolist() == [0, 7, 14]
+    assert out[3][:3].tolist() == lengths[:3]
+    assert out[4][:3].tolist() == [c + 4 for c in lengths[:3]]
+
+
+def test_scan_pcap_limits_count_bytes_and_caplen():
+    rec = struct.pack("<IIII", 1, 0, 100, 100) + bytes(100)
+    big = struct.pack("<IIII", 1, 0, 5000, 5000) + bytes(5000)
+    buf = rec * 3 + big
+    swap = sys.byteorder != "little"
+    # the arrays hold two records
+    assert _fastpath.scan_pcap(buf, 0, len(buf), 1 << 20, 9000, swap,
+                               *_scan_arrays(2))[:2] == (2, 232)  # fmt: skip
+    # about 150 bytes: the second record ends past them
+    assert _fastpath.scan_pcap(buf, 0, len(buf), 150, 9000, swap,
+                               *_scan_arrays(8))[:2] == (1, 116)  # fmt: skip
+    # the first record is taken even when alone it exceeds max_bytes
+    assert _fastpath.scan_pcap(buf, 348, len(buf), 10, 9000, swap,
+                               *_scan_arrays(8))[:2] == (1, len(buf))  # fmt: skip
+    # a caplen above the limit stops the walk before that record
+    assert _fastpath.scan_pcap(buf, 0, len(buf), 1 << 20, 4000, swap,
+                               *_scan_arrays(8)) == (3, 348, 5000)  # fmt: skip
+
+
+def test_scan_pcap_refuses_bounds_outside_the_buffer_and_bad_arrays():
+    out = _scan_arrays(4)
+    with pytest.raises(ValueError, match="do not fit"):
+        _fastpath.scan_pcap(b"x" * 10, 0, 11, 1, 100, False, *out)
+    with pytest.raises(ValueError, match="sec"):
+        _fastpath.scan_pcap(b"", 0, 0, 1, 100, False, out[0], out[0], *out[2:])
+    frozen = np.zeros(4, dtype=np.uint32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _fastpath.scan_pcap(b"", 0, 0, 1, 100, False, *out[:4], frozen)

@@ -741,3 +741,25 @@ def test_batches_mutated_file_never_crashes(
     for index, value in edits:
         content[index % len(content)] = value
     read_within_bounds(bytes(content), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("order", "records", "expected"),
+    [
+        ("<", SAMPLE_RECORDS, True),
+        (">", SAMPLE_RECORDS, False),  # headers in the other byte order
+        ("<", [(1, 0, b"x" * 80, 60)], False),  # wire length raised to caplen
+        ("<", [(1, 1_000_000, b"x" * 60, 60)], False),  # fraction of 1 s or more
+    ],
+)
+def test_batches_little_endian_clean_records_are_kept_as_records(
+    tmp_path: Path, order: str, records: list, expected: bool
+) -> None:
+    """A batch says its data is the pcap records the writer would write only
+    when the file's record bytes need no change."""
+    content = pcap_file(records, order)
+    with open_capture(str(write(tmp_path, "r.pcap", content))) as capture:
+        (batch,) = list(capture.batches())
+    assert batch.framed is expected
+    if expected:
+        assert batch.data == content[24:]

@@ -31,8 +31,10 @@ from fpc.pcapfile import (
     PacketPlan,
     PcapFileReader,
     make_output,
+    pcap_file_header,
     read_packets,
 )
+from fpc.reader import open_capture
 from fpc.ring import PacketRing
 from fpc.store import open_store
 from fpc.store.base import PcapFile, SessionQuery, Store
@@ -687,3 +689,23 @@ def test_writer_random_batches_round_trip(
     assert got == want
     positions = [(f, p) for fn, pos in results for f, p in zip(fn, pos, strict=True)]
     assert len(set(positions)) == len(packets) and min(p for _, p in positions) >= 24
+
+
+def test_write_batch_of_records_copies_them_as_packing_would(tmp_path):
+    """A batch read from a little-endian pcap goes to disk as its own record
+    bytes; the file is the one packing every record gives."""
+    t0 = 1_700_000_000 * 1_000_000_000
+    packets = [(t0 + i * 1000, 60 + i, bytes([i]) * (40 + i)) for i in range(50)]
+    packed = PacketBatch.from_list(packets, 1)
+    source = tmp_path / "in.pcap"
+    source.write_bytes(pcap_file_header(1, PRECISION_US) + pack_records(packed, 0, 50))
+    with open_capture(str(source)) as capture:
+        (batch,) = list(capture.batches())
+    assert batch.framed
+    outputs = []
+    for name, b in (("copied", batch), ("packed", replace(batch, framed=False))):
+        w = PcapWriter(str(tmp_path / name), NODE, MemoryStore(), 1 << 30, 3600)
+        w.write(b)
+        w.close()
+        outputs.append(next((tmp_path / name).iterdir()).read_bytes())
+    assert outputs[0] == outputs[1] == source.read_bytes()
