@@ -72,7 +72,7 @@ def _endpoints(sess: Session) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
 
 
 def _mac(raw: bytes) -> str:
-    return "-".join(f"{b:02X}" for b in raw)
+    return raw.hex("-").upper()
 
 
 def _side(sess: Session, s: int, addr: bytes, port: int) -> dict[str, Any]:
