@@ -8,8 +8,11 @@ before the damage are kept; the next file is read all the same.
 from __future__ import annotations
 
 import logging
+import queue
 import sys
 import threading
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ logger = logging.getLogger(__name__)
 # to each other in a batch, where the app-layer parsers take them as one chunk.
 BATCH_PACKETS = 4096
 BATCH_BYTES = 4 << 20
+READ_AHEAD = 2  # batches read before the pipeline takes them
 
 
 def read_files(
@@ -61,9 +65,12 @@ def _read_one(
 ) -> int:
     done = 0
     try:
-        with open_capture(path) as capture:
+        with (
+            open_capture(path) as capture,
+            closing(read_ahead(capture.batches(BATCH_PACKETS, BATCH_BYTES))) as batches,
+        ):
             logger.info("reading capture file path=%s format=%s", path, capture.format)
-            for batch in capture.batches(BATCH_PACKETS, BATCH_BYTES):
+            for batch in batches:
                 pipeline.process(bpf.apply(batch) if bpf else batch)
                 if bar is not None:
                     bar.update(capture.position - done)
@@ -77,6 +84,48 @@ def _read_one(
         logger.error("skipping capture file: %s", exc)
         return 1
     return 0
+
+
+def read_ahead(batches: Iterator[PacketBatch]) -> Generator[PacketBatch, None, None]:
+    """`batches` in order, read on a thread up to READ_AHEAD batches ahead.
+
+    Reading (file reads, the C record scan) runs without the GIL, so on a
+    second core it overlaps the pipeline's work on the batch before. An error
+    of the reader is raised here after the batches read before it. The thread
+    ends with the generator, also when the caller stops early.
+    """
+    ready: queue.Queue[PacketBatch | BaseException | None] = queue.Queue(READ_AHEAD)
+    quit_ = threading.Event()
+
+    def hand(item: PacketBatch | BaseException | None) -> bool:
+        """Queue `item` for the caller; False once the caller has stopped."""
+        while not quit_.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if not hand(batch):
+                    return
+            hand(None)
+        except BaseException as exc:  # handed to the caller, who raises it
+            hand(exc)
+
+    reader = threading.Thread(target=read, name="fpc-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        quit_.set()
+        reader.join()
 
 
 def _progress_bar(files: list[str], quiet: bool) -> Any:
