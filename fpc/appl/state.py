@@ -213,19 +213,20 @@ class AppState:
         classifier refused would only fail the parser it is replayed to (a
         junk datagram on port 53 before a DNS query lost the query), and
         keeping it would cost every idle session on a flooded port."""
-        matched, keep, ruled_out = [], self._streams is not None, []
-        for spec in self._pending[direction]:
+        pending = self._pending[direction]
+        matched, keep, left = [], self._streams is not None, []
+        for spec in pending:
             verdict = self._verdict(spec, direction, sample)
             if verdict == Verdict.YES:
                 matched.append(spec)
             elif verdict == Verdict.MORE:
                 keep = True
             elif self._streams is not None:
-                ruled_out.append(spec)
-        if ruled_out:
-            left = tuple(s for s in self._pending[direction] if s not in ruled_out)
+                continue  # ruled out for this TCP direction
+            left.append(spec)
+        if len(left) < len(pending):
             pair = list(self._pending)
-            pair[direction] = left
+            pair[direction] = tuple(left)
             self._pending = (pair[0], pair[1])
         return matched, keep
 
