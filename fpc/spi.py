@@ -7,6 +7,7 @@ store. Runs on the processing thread, once per record.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from datetime import UTC, datetime
 from typing import Any
@@ -45,8 +46,20 @@ ETHER_NAMES = {0x0806: "arp", 0x8035: "rarp", 0x88CC: "lldp", 0x2000: "cdp",
 def iso_ns(ts_ns: int) -> str:
     """RFC 3339 time with nanoseconds, as Elasticsearch `date_nanos` reads it."""
     sec, frac = divmod(ts_ns, 1_000_000_000)
-    base = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{frac:09d}Z"
+    return f"{_iso_second(sec)}.{frac:09d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(sec: int) -> str:
+    # Records that end together share their seconds: strftime once per second.
+    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@functools.lru_cache(maxsize=65536)
+def _ip_text(addr: bytes) -> str:
+    # ipaddress objects cost more than the rest of a record side; a capture
+    # holds far fewer addresses than sessions.
+    return str(ipaddress.ip_address(addr))
 
 
 def session_id(node: str, sess: Session) -> str:
@@ -76,7 +89,7 @@ def _mac(raw: bytes) -> str:
 
 
 def _side(sess: Session, s: int, addr: bytes, port: int) -> dict[str, Any]:
-    return {"ip": str(ipaddress.ip_address(addr)), "port": port, **_link_side(sess, s)}
+    return {"ip": _ip_text(addr), "port": port, **_link_side(sess, s)}
 
 
 def _link_side(sess: Session, s: int) -> dict[str, Any]:
@@ -225,7 +238,12 @@ def _fpc(node: str, sess: Session, protocols: list[str]) -> dict[str, Any]:
 
 def _put(record: dict[str, Any], dotted: str, value: object) -> None:
     node = record
-    *parents, leaf = dotted.split(".")
+    *parents, leaf = _field_path(dotted)
     for part in parents:
         node = node.setdefault(part, {})
     node[leaf] = value
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_path(dotted: str) -> tuple[str, ...]:
+    return tuple(dotted.split("."))
