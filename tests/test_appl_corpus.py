@@ -204,7 +204,7 @@ def test_dns_corpus_session_fields_match_arkime_and_dpkt(name: str) -> None:
         assert set(fields["dns.op_code"]) == {e["opcode"] for e in expect}
         flags = {f for e in expect for f in e.get("headerFlags", [])}
         ours = set(fields.get("dns.header_flags", []))
-        assert flags <= ours and ours - flags <= {"AD", "CD"}  # Arkime omits these
+        assert ours == flags  # both take the flags of responses
         assert set(fields.get("dns.response_code", [])) == statuses
         arkime_ips = {_addr(ipaddress.ip_address(ip).packed) for e in expect
                       for ip in e.get("ip", [])}  # fmt: skip
@@ -289,6 +289,8 @@ def test_http2_cleartext_streams_match_arkime() -> None:
     assert fields["url.domain"] == expect["host"]
     assert fields["user_agent.original"] == expect["useragent"]
     assert set(fields["http.response.status_code"]) == set(expect["statuscode"])
+    assert set(fields["fpc.http.body.md5"]) == set(expect["md5"])
+    assert set(fields["fpc.http.body.sha256"]) == set(expect["sha256"])
 
 
 def test_ssh_corpus_banners_match_arkime() -> None:
@@ -316,6 +318,8 @@ def test_socks_corpus_destination_and_tunnelled_protocol_match_arkime(
         host = expect.get("host") or expect.get("ip")
         assert fields["fpc.socks.host"] == [host]
         assert fields["fpc.socks.port"] == [expect["port"]]
+        users = [expect["user"]] if "user" in expect else []
+        assert fields.get("fpc.socks.user", []) == users
         inner = [p for p in state.protocols() if p != "socks"]
         assert inner and set(inner) <= set(body["protocol"])
         if "method" in body.get("http", {}):

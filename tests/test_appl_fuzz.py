@@ -16,12 +16,13 @@ from hypothesis import strategies as st
 
 from fpc.appl import AppState, new_app_state, registered_names
 from fpc.appl.fields import APP_FIELDS
-from fpc.appl.sink import MAX_VALUE_CHARS, MAX_VALUES_PER_FIELD
+from fpc.appl.sink import FIELD_LIMITS, MAX_VALUE_CHARS, MAX_VALUES_PER_FIELD
 from fpc.appl.state import MAX_HANDOFFS
 from fpc.appl.stream import TCP_FIN, TCP_RST, TCP_SYN
 
 APP_FIELD_NAMES = {f.name for f in APP_FIELDS}
-PORTS = [22, 25, 53, 67, 80, 88, 123, 161, 389, 443, 445, 547, 1194, 3306, 3389]
+PORTS = [22, 25, 53, 67, 80, 88, 123, 135, 143, 161, 389, 443, 445, 547, 1194, 3306]
+PORTS += [3389]
 PORTS += [5353, 5432, 8080, 40000]
 
 
@@ -64,8 +65,8 @@ SEEDS = [
 def check_invariants(state: AppState) -> None:
     fields = state.fields()
     assert set(fields) <= APP_FIELD_NAMES
-    for values in fields.values():
-        assert len(values) <= MAX_VALUES_PER_FIELD
+    for name, values in fields.items():
+        assert len(values) <= FIELD_LIMITS.get(name, MAX_VALUES_PER_FIELD)
         for v in values:
             assert not isinstance(v, str) or len(v) <= MAX_VALUE_CHARS
     assert state.errors >= 0

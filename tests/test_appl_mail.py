@@ -23,6 +23,34 @@ def test_imap_login_user_and_mailbox_match_the_capture_and_arkime() -> None:
     assert got["fpc.imap.user"] == ["neulingern"]  # a0001 LOGIN "neulingern" ...
 
 
+def test_imap_fetched_headers_give_senders_and_subjects_as_arkime() -> None:
+    (body,) = arkime_sessions("imap", "imap")
+    got, want = run_session("imap", body).fields(), body["email"]
+    assert {a.lower() for a in got["email.from.address"]} == set(want["src"])
+    # Arkime reads the first line of a folded To field; fpc reads all of it.
+    assert set(want["dst"]) < {a.lower() for a in got["email.to.address"]}
+    # ... and keeps a trailing space, and a folded subject's first line only.
+    assert {s.strip() for s in want["subject"]} - set(got["email.subject"]) == {
+        "Re: The problem with NDS userids and bindery logins sometimes wor"
+    }
+    assert len(got["email.message_id"]) == 13  # 13 messages fetched
+
+
+def test_imap_literal_split_across_segments_is_read() -> None:
+    head = b"From: a@x.example\r\nSubject: split\r\n\r\n"
+    fetch = b"* 1 FETCH (BODY[HEADER] {%d}\r\n" % len(head) + head + b")\r\n"
+    state = new_app_state("tcp", 40000, 143)
+    state.feed(0, b"", 1, 0x02)
+    state.feed(1, b"", 1, 0x12)
+    seq = 2
+    for i in range(0, len(fetch), 5):
+        state.feed(1, fetch[i : i + 5], seq, 0)
+        seq += 5
+    state.feed(0, b"a1 LOGIN u p\r\n", 2, 0)
+    assert state.errors == 0
+    assert state.fields()["email.subject"] == ["split"]
+
+
 @pytest.mark.parametrize(("port", "proto"), [(143, "imap"), (110, "pop3")])
 def test_ntlm_logins_over_imap_and_pop3_match_arkime(port: int, proto: str) -> None:
     (body,) = [

@@ -24,7 +24,7 @@ def _ntlm_cases() -> list[tuple[str, int]]:
     out = [
         ("ntlm_synthetic", b["source"]["port"])
         for b in arkime_sessions("ntlm_synthetic", "ntlm")
-        if b["destination"]["port"] in (80, 25, 445)
+        if b["destination"]["port"] in (80, 25, 445, 135, 389)
     ]
     out += [("smb-smb1-ascii", 0), ("smbtorture-ntlmssp", 0)]
     return out
@@ -41,11 +41,28 @@ def test_ntlm_fields_match_arkime(name: str, sport: int) -> None:
     got, want = state.fields(), body["ntlm"]
     assert state.errors == 0
     assert {int(t) for t in want["type"]} <= set(got["fpc.ntlm.type"])
-    assert set(want.get("domain", [])) <= set(got["fpc.ntlm.domain"])
-    assert set(want["host"]) == set(got["fpc.ntlm.host"])
+    assert set(want.get("domain", [])) <= set(got.get("fpc.ntlm.domain", []))
+    assert set(want.get("host", [])) == set(got.get("fpc.ntlm.host", []))
     assert set(want.get("targetName", [])) <= set(got.get("fpc.ntlm.target_name", []))
     assert set(want.get("version", [])) <= set(got.get("fpc.ntlm.version", []))
-    assert got["fpc.ntlm.user"] == body["user"]
+    assert got.get("fpc.ntlm.user", []) == body.get("user", [])
+
+
+def test_dcerpc_sessions_are_named_as_arkime_does() -> None:
+    bodies = [b for b in arkime_sessions("ntlm_synthetic", "dcerpc")]
+    assert len(bodies) == 2
+    for body in bodies:
+        state = run_session("ntlm_synthetic", body)
+        assert state.protocols() == ["dcerpc"] and state.errors == 0
+
+
+def test_dcerpc_bind_off_port_needs_a_whole_pdu() -> None:
+    bind = bytes.fromhex("05000b0310000000") + (20).to_bytes(2, "little") + bytes(10)
+    for data, want in ((bind, ["dcerpc"]), (bind[:14] + b"\xff\x00", [])):
+        state = new_app_state("tcp", 40000, 49700)
+        state.feed(0, b"", 1, 0x02)
+        state.feed(0, data, 2, 0)
+        assert state.protocols() == want
 
 
 def test_http_basic_user_and_scheme_match_arkime() -> None:

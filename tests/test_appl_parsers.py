@@ -283,6 +283,14 @@ EXPECTED_DNS = {
 }
 
 
+def test_dns_query_flags_are_left_to_the_response() -> None:
+    query = dpkt.dns.DNS(id=7, op=dpkt.dns.DNS_RD)
+    query.qd = [dpkt.dns.DNS.Q(name="www.example.com", type=dpkt.dns.DNS_A)]
+    state = new_app_state("udp", 33000, 53)
+    state.feed(0, bytes(query), None, 0)
+    assert state.errors == 0 and "dns.header_flags" not in state.fields()
+
+
 def test_dns_udp_response_fields() -> None:
     state = new_app_state("udp", 33000, 53)
     state.feed(1, _dns_response(), None, 0)
@@ -439,6 +447,7 @@ def test_http2_headers_across_frames_and_segments_become_http_fields() -> None:
         0x1, 0x4 | 0x8, 1, b"\x02" + response + b"\0\0"
     )
     server += h2_frame(0x5, 0x4, 1, bytes(4) + pushed)  # fmt: skip
+    server += h2_frame(0x0, 0x1 | 0x8, 1, b"\x03hello\0\0\0")  # padded DATA
     state = h2_session(client, server)
     f = state.fields()
     assert state.errors == 0 and state.protocols() == ["http2", "http"]
@@ -448,6 +457,8 @@ def test_http2_headers_across_frames_and_segments_become_http_fields() -> None:
     assert f["user_agent.original"] == ["ua/1"] and f["http.version"] == ["2"]
     assert f["http.request.mime_type"] == ["text/plain"]
     assert f["http.response.status_code"] == [201]
+    bodies = {hashlib.md5(bytes(40000)).hexdigest(), hashlib.md5(b"hello").hexdigest()}
+    assert set(f["fpc.http.body.md5"]) == bodies
 
 
 def test_http2_oversized_header_block_ends_only_http2() -> None:

@@ -52,6 +52,29 @@ def test_smtp_envelope_and_headers_match_arkime(name: str) -> None:
             assert _low(got.get(ours, [])) == _low(want.get(arkime, [])), arkime
 
 
+def test_smtp_auth_plain_user_matches_arkime() -> None:
+    (body,) = arkime_sessions("smtp-data-250", "smtp")
+    assert run_session("smtp-data-250", body).fields()["fpc.smtp.user"] == body["user"]
+
+
+def test_smtp_auth_login_keeps_the_user_never_the_password() -> None:
+    client = (
+        b"EHLO c\r\nAUTH LOGIN\r\ndXNlckBleGFtcGxlLm5ldA==\r\ncGFzc3dvcmQ=\r\nQUIT\r\n"
+    )
+    state = tcp_session(client, b"220 x ESMTP\r\n", dport=25)
+    assert state.fields()["fpc.smtp.user"] == ["user@example.net"]
+
+
+def test_smtp_adjacent_encoded_words_join_without_the_space_between() -> None:
+    client = (
+        b"EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"
+        b"Subject: re:=?UTF-8?Q?=20caf=C3=A9?=\r\n =?ISO-8859-1?B?IG5vaXI=?= end\r\n"
+        b"\r\nbody\r\n.\r\n"
+    )
+    state = tcp_session(client, b"220 x\r\n354 go\r\n", dport=25)
+    assert state.fields()["email.subject"] == ["re: café noir end"]
+
+
 def test_smtp_starttls_hands_the_session_to_tls() -> None:
     (body,) = arkime_sessions("smtp-starttls", "smtp")
     state = run_session("smtp-starttls", body)

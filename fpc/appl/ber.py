@@ -22,8 +22,13 @@ SEQUENCE, INTEGER, OCTET_STRING, OID, ENUMERATED = 0x30, 0x02, 0x04, 0x06, 0x0A
 GENERAL_STRING = 0x1B
 
 
-def read_tlv(c: Cursor, what: str = "ber value") -> tuple[int, Cursor]:
-    """(identifier byte, cursor over the value); the cursor moves past it."""
+def read_tlv(
+    c: Cursor, what: str = "ber value", clamp: bool = False
+) -> tuple[int, Cursor]:
+    """(identifier byte, cursor over the value); the cursor moves past it.
+
+    With `clamp`, a length past the end of `c` is cut to what `c` holds (for
+    values whose writers are known to get an outer length wrong)."""
     tag = c.u8(f"{what} tag")
     if tag & 0x1F == 0x1F:
         raise ParseError(f"{what}: high tag numbers are not used by these protocols")
@@ -37,11 +42,11 @@ def read_tlv(c: Cursor, what: str = "ber value") -> tuple[int, Cursor]:
         if count > MAX_LENGTH_BYTES:
             raise ParseError(f"{what}: {count}-byte length field")
         size = int.from_bytes(c.take(count, f"{what} length"), "big")
-    return tag, c.sub(size, what)
+    return tag, c.sub(min(size, c.remaining) if clamp else size, what)
 
 
-def expect(c: Cursor, tag: int, what: str) -> Cursor:
-    got, value = read_tlv(c, what)
+def expect(c: Cursor, tag: int, what: str, clamp: bool = False) -> Cursor:
+    got, value = read_tlv(c, what, clamp)
     if got != tag:
         raise ParseError(f"{what}: tag 0x{got:02x} where 0x{tag:02x} was expected")
     return value

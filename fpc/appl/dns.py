@@ -298,10 +298,10 @@ class DnsParser(Parser):
             add("dns.question.name", name)
             add("dns.question.type", type_name(qtype))
         add("dns.op_code", _OPCODES.get(parsed.opcode, f"OPCODE{parsed.opcode}"))
-        for bit, flag in _FLAG_BITS:
-            if parsed.flags & bit:
-                add("dns.header_flags", flag)
-        if parsed.is_response:
+        if parsed.is_response:  # a query's RD, AD and CD come back in its response
+            for bit, flag in _FLAG_BITS:
+                if parsed.flags & bit:
+                    add("dns.header_flags", flag)
             add("dns.response_code", _RCODES.get(parsed.rcode, f"RCODE{parsed.rcode}"))
         for section, _owner, rtype, data in parsed.records:
             add(SECTION_FIELDS[section], data)

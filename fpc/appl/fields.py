@@ -64,7 +64,11 @@ APP_FIELDS: tuple[Field, ...] = (
         "dns.response_code", "keyword", "DNS response codes (NOERROR, NXDOMAIN, ...)."
     ),
     Field("dns.op_code", "keyword", "DNS operation codes (QUERY, UPDATE, ...)."),
-    Field("dns.header_flags", "keyword", "DNS header flags set (AA, TC, RD, ...)."),
+    Field(
+        "dns.header_flags",
+        "keyword",
+        "DNS header flags set in responses (AA, TC, RD, RA, AD, CD).",
+    ),
     Field(
         "dns.answers.data",
         "keyword",
@@ -155,6 +159,7 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("fpc.smtp.helo", "keyword", "Names SMTP clients gave in HELO/EHLO."),
     Field("fpc.smtp.mail_from", "keyword", "SMTP envelope senders (MAIL FROM)."),
     Field("fpc.smtp.rcpt_to", "keyword", "SMTP envelope recipients (RCPT TO)."),
+    Field("fpc.smtp.user", "keyword", "SMTP AUTH PLAIN and LOGIN user names."),
     Field(
         "fpc.smtp.starttls",
         "boolean",
@@ -284,6 +289,11 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("fpc.stun.peer_address", "keyword", "TURN XOR-PEER-ADDRESS values, ip:port."),
     Field("fpc.socks.host", "keyword", "Destination a SOCKS client asked for."),
     Field("fpc.socks.port", "integer", "Destination port a SOCKS client asked for."),
+    Field(
+        "fpc.socks.user",
+        "keyword",
+        "SOCKS user names: the v4 USERID, the v5 user name (RFC 1929).",
+    ),
     Field("fpc.ssh.client", "keyword", "SSH version banner of the client."),
     Field("fpc.ssh.server", "keyword", "SSH version banner of the server."),
     Field("fpc.ssh.hassh", "keyword", "HASSH of the client's SSH KEXINIT (MD5)."),

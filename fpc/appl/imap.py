@@ -2,15 +2,18 @@
 
 In: the in-order bytes of each direction from `fpc.appl.state`. Out: the
 user of LOGIN (`fpc.imap.user`), the mailboxes SELECTed or EXAMINEd
-(`fpc.imap.mailbox`), and the NTLMSSP fields of AUTHENTICATE NTLM
-(`fpc.appl.ntlm`). A STARTTLS the server accepts hands the session to TLS.
-After MAX_LINES lines a side stops.
+(`fpc.imap.mailbox`), the NTLMSSP fields of AUTHENTICATE NTLM
+(`fpc.appl.ntlm`), and the header fields of the messages the server sends in
+FETCH responses (`email.*`, via `fpc.appl.mail_headers`). A STARTTLS the
+server accepts hands the session to TLS. After MAX_LINES lines a side stops.
 
 Layout (RFC 9051 sections 2.2, 6.2 and 6.3)::
 
     command       tag SP name [SP arguments] CR LF
     astring       atom | quoted "..." | literal {n} CR LF n bytes
     response      tag SP (OK | NO | BAD) text | "*" SP data | "+" SP base64
+    fetch         "*" SP n SP "FETCH" SP "(" ... (BODY[HEADER...] | RFC822.HEADER |
+                  BODY[] | RFC822) SP {size} CR LF  size bytes of the message ...
 """
 
 from __future__ import annotations
@@ -19,13 +22,23 @@ import re
 
 from fpc.appl import ntlm
 from fpc.appl.cursor import ParseError
+from fpc.appl.mail_headers import add_headers
 from fpc.appl.registry import Parser, ParserSpec, Verdict, register
 from fpc.appl.sink import FieldSink
 
 MAX_LINE_BYTES = 8192
 MAX_LINES = 512  # lines read per direction
+MAX_HEADER_BYTES = 16 * 1024  # of a fetched message, read for its header fields
+MAX_MESSAGES = 64  # fetched messages whose headers are read
 _COMMAND = re.compile(rb'([!#-\'*-Z^-z|~]+) +([A-Za-z]+)(?: +(?:"([^"]*)"|(\S+)))?')
 _BASE64_LINE = re.compile(rb"(?:\+ )?([A-Za-z0-9+/]{16,}={0,2})")
+# A FETCH response whose literal is a whole message or its header.
+_FETCH_MESSAGE = re.compile(
+    rb"\* \d+ FETCH .*(?:BODY(?:\.PEEK)?\[(?:HEADER[^\]]*)?\]|RFC822(?:\.HEADER)?)"
+    rb"(?:<\d+>)? \{(\d{1,9})\}$",
+    re.IGNORECASE,
+)
+_LITERAL = re.compile(rb"\{(\d{1,9})\}$")
 _CLIENT_FIRST = re.compile(rb"\S+ +(?:CAPABILITY|LOGIN|AUTHENTICATE|STARTTLS|ID)\b",
                            re.IGNORECASE)  # fmt: skip
 
@@ -55,6 +68,9 @@ class ImapParser(Parser):
         self._bufs = [b"", b""]
         self._lines = [0, 0]
         self._starttls: bytes | None = None  # tag of a pending STARTTLS
+        self._literal = 0  # bytes of a server literal still to come
+        self._header: bytearray | None = None  # a fetched message's head so far
+        self._messages = 0
 
     def feed(self, direction: int, data: bytes) -> None:
         if self._lines[direction] >= MAX_LINES:
@@ -64,6 +80,11 @@ class ImapParser(Parser):
         while self.handoff is None and self._lines[direction] < MAX_LINES:
             if direction == 0 and self._starttls is not None:
                 break  # TLS comes next from the client
+            if direction == 1 and self._literal:
+                if pos == len(buf):
+                    break  # the rest of the literal is still to come
+                pos = self._read_literal(buf, pos)
+                continue
             eol = buf.find(b"\n", pos)
             if eol < 0:
                 break
@@ -106,6 +127,26 @@ class ImapParser(Parser):
                 self._starttls = None
         elif line.startswith(b"+ ") and (base64 := _BASE64_LINE.fullmatch(line)):
             ntlm.scan_base64(self.sink, base64.group(1))
+        elif literal := _LITERAL.search(line):
+            self._literal = int(literal.group(1))
+            message = _FETCH_MESSAGE.match(line) and self._messages < MAX_MESSAGES
+            self._header = bytearray() if message else None
+
+    def _read_literal(self, buf: bytes, pos: int) -> int:
+        """Passes over a literal; a fetched message's head goes to the mail
+        header reader once its blank line (or the literal's end) is here."""
+        end = pos + min(self._literal, len(buf) - pos)
+        self._literal -= end - pos
+        if self._header is not None:
+            room = MAX_HEADER_BYTES - len(self._header)
+            self._header += buf[pos : pos + max(room, 0)]
+            blank = self._header.find(b"\r\n\r\n")
+            if blank >= 0 or not self._literal or room <= 0:
+                head = self._header if blank < 0 else self._header[: blank + 2]
+                add_headers(self.sink, bytes(head))
+                self._messages += 1
+                self._header = None
+        return end
 
 
 def _text(value: bytes) -> str:

@@ -147,7 +147,8 @@ class LdapParser(Parser):
 
     def _on_bind_response(self, value: Cursor) -> None:
         expect(value, ENUMERATED, "ldap result code")
-        expect(value, OCTET_STRING, "ldap matched dn")
+        # A Sicily (MS-ADTS) NTLM bind carries the challenge in matchedDN.
+        self._scan_ntlm(expect(value, OCTET_STRING, "ldap matched dn"))
         expect(value, OCTET_STRING, "ldap diagnostic message")
         self._scan_ntlm(value)  # [7] serverSaslCreds: an NTLM challenge
 

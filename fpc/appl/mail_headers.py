@@ -13,14 +13,17 @@ Layout (RFC 5322 section 2.2)::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from email.header import decode_header, make_header
 from email.utils import getaddresses
 
 from fpc.appl.sink import FieldSink
 
 MAX_ADDRESSES = 64  # addresses read from one header field
 _FOLD = re.compile(rb"\r?\n[ \t]")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
+_Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _ADDRESS_FIELDS = {
     "from": "email.from.address",
     "to": "email.to.address",
@@ -49,13 +52,38 @@ def header_fields(block: bytes) -> list[tuple[str, str]]:
 
 
 def decode_words(value: str) -> str:
-    """RFC 2047 encoded words decoded; the text itself when it has none."""
+    """RFC 2047 encoded words decoded; the text itself when it has none.
+
+    Whitespace between two adjacent encoded words is dropped (RFC 2047
+    section 6.2); other text is kept as it is, spaces included."""
     if "=?" not in value:
         return value
+    out, pos, after_word = [], 0, False
+    for word in _ENCODED_WORD.finditer(value):
+        between = value[pos : word.start()]
+        if not (after_word and not between.strip(" \t")):
+            out.append(between)
+        out.append(_decode_word(word))
+        pos, after_word = word.end(), True
+    out.append(value[pos:])
+    return "".join(out)
+
+
+def _decode_word(word: re.Match[str]) -> str:
+    charset, kind, text = word.groups()
+    charset = charset.split("*", 1)[0]  # an RFC 2231 language suffix
     try:
-        return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError):
-        return value  # an unknown charset or broken encoding: keep the raw text
+        if kind in "Bb":
+            raw = base64.b64decode(text + "=" * (-len(text) % 4))
+        else:
+            raw = _Q_ESCAPE.sub(_q_byte, text.replace("_", " ").encode("ascii"))
+        return raw.decode(charset, "replace")
+    except (LookupError, ValueError, binascii.Error):
+        return word.group(0)  # an unknown charset or broken encoding: raw text
+
+
+def _q_byte(match: re.Match[bytes]) -> bytes:
+    return bytes([int(match.group(1), 16)])
 
 
 def add_headers(sink: FieldSink, block: bytes) -> None:

@@ -8,15 +8,19 @@ record. Values are de-duplicated and kept in first-seen order.
 from __future__ import annotations
 
 MAX_VALUES_PER_FIELD = 64  # a field keeps its first 64 distinct values
+# Fields allowed more: a multi-domain certificate names a few hundred hosts.
+FIELD_LIMITS = {"tls.server.x509.alternative_names": 512}  # x509.MAX_ALT_NAMES
 MAX_VALUE_CHARS = 1024  # longer strings are cut to this many characters
 
 
 class FieldSink:
-    """Distinct values per field name, at most MAX_VALUES_PER_FIELD each.
+    """Distinct values per field name, at most MAX_VALUES_PER_FIELD each
+    (FIELD_LIMITS for the fields named there).
 
     Distinctness is checked by a scan of the field's list, not a set beside
-    it: lists are short (at most 64), and a set per field would cost more
-    than the rest of a parsed session's state.
+    it: lists are short (at most 64; 512 for certificate names, read once per
+    session), and a set per field would cost more than the rest of a parsed
+    session's state.
     """
 
     __slots__ = ("_values", "dropped")
@@ -34,7 +38,9 @@ class FieldSink:
             return
         if value in values:
             return
-        if len(values) >= MAX_VALUES_PER_FIELD:
+        if len(values) >= MAX_VALUES_PER_FIELD and len(values) >= FIELD_LIMITS.get(
+            name, MAX_VALUES_PER_FIELD
+        ):
             self.dropped += 1
             return
         values.append(value)

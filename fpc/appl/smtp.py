@@ -17,6 +17,8 @@ Layout (RFC 5321 sections 4.1 and 4.2, RFC 3030, RFC 3207)::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 
 from fpc.appl import ntlm
@@ -36,6 +38,8 @@ _PATH = re.compile(rb"(?i)(MAIL FROM|RCPT TO): *<?([^>\s]*)>?")
 _BDAT_CMD = re.compile(rb"(?i)BDAT +(\d{1,12})")
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 _BASE64_LINE = re.compile(rb"[A-Za-z0-9+/]{16,}={0,2}")
+_AUTH = re.compile(rb"(?i)AUTH +(PLAIN|LOGIN)(?: +([A-Za-z0-9+/]+={0,2}))?$")
+_CREDENTIALS = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 
 
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
@@ -70,6 +74,7 @@ class SmtpParser(Parser):
         self._data_pending = False  # DATA sent, its 354 not seen yet
         self._bdat_last = False  # the current BDAT chunk ends the message
         self._bdat_headers = True  # BDAT bytes are still in the header block
+        self._auth = b""  # PLAIN or LOGIN while its credentials are still to come
 
     def feed(self, direction: int, data: bytes) -> None:
         buf = self._bufs[direction] + data
@@ -133,7 +138,13 @@ class SmtpParser(Parser):
 
     def _on_command(self, line: bytes) -> None:
         verb = line[:8].upper()
-        if hello := _HELLO.match(line):
+        if self._auth and _CREDENTIALS.fullmatch(line):
+            self._on_credentials(line)
+        elif auth := _AUTH.match(line):
+            self._auth = auth.group(1).upper()
+            if auth.group(2):
+                self._on_credentials(auth.group(2))
+        elif hello := _HELLO.match(line):
             self.sink.add("fpc.smtp.helo", _text(hello.group(1)).lower())
         elif path := _PATH.match(line):
             field = (
@@ -154,6 +165,22 @@ class SmtpParser(Parser):
             self._bdat = int(bdat.group(1))
             self._bdat_last = line.upper().rstrip().endswith(b" LAST")
             self._client = _BDAT if self._bdat else _CMD
+
+    def _on_credentials(self, token: bytes) -> None:
+        """The user of AUTH PLAIN (authzid NUL user NUL password, RFC 4616)
+        or the first AUTH LOGIN answer; the password is never kept."""
+        kind, self._auth = self._auth, b""
+        try:
+            raw = base64.b64decode(token, validate=True)
+        except (binascii.Error, ValueError):
+            return
+        user = (
+            raw.split(b"\x00")[1]
+            if kind == b"PLAIN" and raw.count(b"\x00") == 2
+            else raw
+        )
+        if user and kind in (b"PLAIN", b"LOGIN") and _text(user).isprintable():
+            self.sink.add("fpc.smtp.user", _text(user))
 
     def _on_bdat(self, buf: bytes, pos: int) -> int:
         """Reads BDAT message bytes; the headers end at the first blank line."""

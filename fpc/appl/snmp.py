@@ -87,7 +87,9 @@ class SnmpParser(Parser):
         self.sink.add("fpc.snmp.security_level", SECURITY_LEVELS[flags[0] & 3])
         usm = expect(msg, OCTET_STRING, "snmp security parameters")
         if usm.remaining:
-            params = expect(usm, SEQUENCE, "snmp usm")
+            # Some agents overstate this SEQUENCE's length; its OCTET STRING
+            # wrapper bounds it anyway.
+            params = expect(usm, SEQUENCE, "snmp usm", clamp=True)
             engine = expect(params, OCTET_STRING, "snmp engine id")
             if engine.remaining:
                 self.sink.add("fpc.snmp.engine_id", engine.take(engine.remaining).hex())

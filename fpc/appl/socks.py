@@ -1,7 +1,8 @@
 """SOCKS 4/4a/5 parser: the proxy handshake, then a handoff to the tunnel.
 
 In: the in-order bytes of each direction from `fpc.appl.state`. Out: the
-destination the client asked for (`fpc.socks.host`, `fpc.socks.port`); once
+destination the client asked for (`fpc.socks.host`, `fpc.socks.port`) and
+the user it named (`fpc.socks.user`: the v4 USERID or the v5 user name); once
 the proxy grants the request, the session is classified again from the
 first tunnelled byte, so HTTP or TLS inside the tunnel gets its fields too.
 
@@ -60,6 +61,9 @@ def _v4_request(buf: bytes, sink: FieldSink | None) -> int:
             return 0
         host, end = buf[end:name_end].decode("ascii", "backslashreplace"), name_end + 1
     if sink is not None:
+        user = buf[8 : buf.index(b"\x00", 8)]
+        if user:
+            sink.add("fpc.socks.user", user.decode("utf-8", "backslashreplace"))
         sink.add("fpc.socks.host", host.lower())
         sink.add("fpc.socks.port", int.from_bytes(buf[2:4], "big"))
     return end
@@ -128,9 +132,11 @@ class SocksParser(Parser):
                 c.skip(c.u8("socks5 method count"), "socks5 methods")
                 return c.pos
             if step == 1 and self._method == V5_USER_PASS:
-                c.skip(1)
-                c.skip(c.u8())
-                c.skip(c.u8())
+                c.skip(1, "socks5 auth version")
+                user = c.take(c.u8("socks5 user length"), "socks5 user")
+                c.skip(c.u8("socks5 password length"), "socks5 password")
+                if user:
+                    self.sink.add("fpc.socks.user", user.decode("utf-8", "replace"))
                 return c.pos
             if step <= 2 and self._method is not None:
                 c.skip(3)

@@ -29,7 +29,7 @@ from fpc.appl.cursor import ParseError
 from fpc.appl.sink import FieldSink
 
 MAX_CERT_BYTES = 32 * 1024  # a certificate longer than this is not decoded
-MAX_ALT_NAMES = 64  # subject alternative names kept per certificate
+MAX_ALT_NAMES = 512  # subject alternative names kept per certificate (sink limit too)
 _PREFIX = "tls.server.x509."
 
 
