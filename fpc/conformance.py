@@ -538,12 +538,16 @@ def app_specs() -> list[FieldSpec]:
           ("fpc.socks.host",)),
         s("socks.port", APP, a_set("socks.port", int), a_set("fpc.socks.port", int),
           ("fpc.socks.port",)),
+        s("socks.user", APP, a_set("socks.user"), a_set("fpc.socks.user"),
+          ("fpc.socks.user",)),
     ]  # fmt: skip
 
 
 def active_specs() -> list[FieldSpec]:
     """The rows fpc can answer today: every field they read must exist."""
-    specs = l3l4_specs() + app_specs()
+    from fpc.conformance_app import app_detail_specs  # it imports this module
+
+    specs = l3l4_specs() + app_specs() + app_detail_specs()
     return [s for s in specs if all(n in FIELD_TYPES for n in s.needs)]
 
 
@@ -618,6 +622,7 @@ WHEN_CHECKS: dict[str, Callable[[object, object], bool]] = {
     "arkime_prefix": _arkime_prefix,  # Arkime's list cut short
     "fpc_cut": _cut,  # fpc's strings are cut versions of Arkime's
     "fpc_subset": _subset,  # fpc's values all among Arkime's
+    "fpc_superset": lambda a, f: _subset(f, a),  # Arkime's values all among fpc's
     "fpc_some_subset": lambda a, f: _subset(a, f) and not is_empty(f),
     "fpc_greater": _greater,  # fpc's count above Arkime's
     "fpc_smaller": _smaller,  # fpc's count below Arkime's

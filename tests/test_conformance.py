@@ -39,27 +39,64 @@ SESSIONS_MEASURED = 98  # sessions.arkime agreed %
 L3L4_MEASURED = 97
 APP_FIELDS_MET = (
     "http.method", "http.host", "http.path", "http.uri", "http.statuscode",
-    "http.useragent", "dns.qt", "dns.status", "ssh.version", "socks.host",
-    "socks.port", "tls.version", "tls.cipher", "tls.ja3", "tls.ja3s",
+    "http.useragent", "dns.qt", "dns.status", "tls.version", "tls.cipher",
+    "tls.ja3", "tls.ja3s", "ssh.version", "socks.host", "socks.port", "socks.user",
+    "cert.subjectCN", "cert.subjectON", "cert.issuerCN", "cert.issuerON",
+    "cert.serial", "cert.notBefore", "cert.notAfter", "cert.alt",
+    "cert.publicAlgorithm", "cert.hash", "tls.ja4", "ssh.hassh", "ssh.hasshServer",
+    "quic.useragent", "email.smtpHello", "email.src", "email.folder", "dhcp.mac",
+    "dhcp.requestIp", "krb5.cname", "krb5.sname", "krb5.realm", "krb5.etype",
+    "ldap.authtype", "ldap.bindname", "ntlm.host", "snmp.version",
+    "snmp.community", "snmp.variable", "snmp.error", "snmp.engineId",
+    "snmp.secLevel", "ntp.version", "ntp.mode", "ntp.stratum", "ntp.refId",
+    "mysql.version", "mysql.user", "postgresql.user", "postgresql.db",
+    "postgresql.app", "radius.msgType", "radius.user", "radius.nasIp",
+    "radius.nasPort", "radius.framedIp", "radius.mac", "irc.nick", "irc.channel",
+    "stun.type", "stun.username", "stun.realm", "stun.error",
+    "rdp.requestedProtocols", "rdp.selectedProtocol", "http.md5", "http.sha256",
+    "http.version", "http.authType", "http.user", "dns.opcode", "dns.headerFlags",
     "tls.sni (http.host)",
 )  # fmt: skip
 # Fields below the 95 % target: measured agreed % (rounded down). Every
-# difference left in them is explained (docs/conformance-explained.toml).
+# difference left in them is explained (docs/conformance-explained.toml) and
+# most rows hold a handful of sessions, where one session is 5 to 50 %.
 APP_FIELDS_BELOW = {
-    # TODO: 77 % against 95 % on 9 sessions: one query is longer than fpc's
-    # 1024-character value limit, and Arkime's regression config rewrites
-    # another (socks5-reverse); both are Arkime-side or by design.
+    # TODO: 77 % on 9 sessions: one query is longer than fpc's 1024-character
+    # value limit, and Arkime's regression config rewrites another.
     "http.uri.query": 77,
-    # TODO: 91 % against 95 % on 24 sessions: fpc's 60 s UDP idle timeout splits
-    # a session Arkime keeps (dns-wiresharkrepo), and Arkime keeps only the
-    # first question of an mDNS message (v6-http).
+    # TODO: 91 % on 24 sessions: fpc's 60 s UDP idle timeout splits a session
+    # Arkime keeps (dns-wiresharkrepo), and Arkime keeps only the first
+    # question of an mDNS message (v6-http).
     "dns.queryHost": 91,
-    # TODO: 80 % against 95 % on 5 sessions: the session split by the UDP idle
-    # timeout (dns-wiresharkrepo) is the only difference.
+    # TODO: the same timeout split is the only difference left in these.
     "dns.ip": 80,
-    # TODO: 90 % against 95 % on 11 sessions: the same timeout split.
     "dns.answers": 90,
+    # TODO: Arkime reads no IETF QUIC (quicietfooo); 4 and 5 sessions.
+    "quic.version": 75,
+    "quic.host": 80,
+    # TODO: Arkime's IMAP parser reads From, To and Subject only, and their
+    # first lines; it keeps white space RFC 2047 drops (one session each).
+    "email.dst": 93,
+    "email.subject": 80,
+    "email.id": 90,
+    "email.contentType": 92,
+    "email.useragent": 87,
+    # TODO: DHCP is keyed by 5-tuple in fpc, by transaction in Arkime (2 sessions).
+    "dhcp.type": 0,
+    "dhcp.id": 50,
+    # TODO: in SMB Arkime reads only the NTLM AUTHENTICATE message (3 sessions).
+    "ntlm.domain": 93,
+    "ntlm.version": 82,
+    "ntlm.targetName": 78,
+    "ntlm.type": 82,
+    # TODO: Arkime reads no SNMPv3 PDU (3 sessions of 12).
+    "snmp.type": 75,
+    # TODO: fpc has no MQTT parser (mqtt_big); the crash capture's damaged
+    # NTLM login gives no user (explained).
+    "user": 91,
 }
+# The only app-layer difference neither agreed nor explained: a parser fpc lacks.
+APP_OPEN_DIFFERENCES = {("mqtt_big", "user")}
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +148,17 @@ def test_conformance_app_field_meets_target(report: dict, name: str) -> None:
 @pytest.mark.parametrize("name", sorted(APP_FIELDS_BELOW))
 def test_conformance_app_field_at_least_measured(report: dict, name: str) -> None:
     assert report["fields"][name]["agree_pct"] >= APP_FIELDS_BELOW[name]
+
+
+def test_conformance_app_differences_are_explained_or_known(report: dict) -> None:
+    groups = {name: row["group"] for name, row in report["fields"].items()}
+    open_ones = {
+        (capture, d["field"])
+        for capture, cap in report["captures"].items()
+        for d in cap["differences"]
+        if d["status"] == "differ" and groups[d["field"]] == APP
+    }
+    assert open_ones == APP_OPEN_DIFFERENCES
 
 
 def test_conformance_explanations_file_loads() -> None:
