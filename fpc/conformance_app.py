@@ -239,6 +239,7 @@ def app_detail_specs() -> list[FieldSpec]:
           ("fpc.stun.realm",)),
         s("stun.error", APP, a_set("stun.error", int),
           a_set("fpc.stun.error_code", int), ("fpc.stun.error_code",)),
+        *stun_address_rows(),
         s("rdp.requestedProtocols", APP, a_set("rdp.requestedProtocols"),
           a_set("fpc.rdp.requested_protocols"), ("fpc.rdp.requested_protocols",)),
         s("rdp.selectedProtocol", APP, a_set("rdp.selectedProtocol"),
@@ -267,6 +268,28 @@ def fpc_krb5_etypes(doc: Record) -> object:
     """fpc's encryption types less those without a name (Arkime drops them)."""
     names = value_set(get_path(doc, "fpc.krb5.etype"))
     return frozenset(n for n in names if not n.lstrip("-").isdigit())
+
+
+def stun_address_rows() -> list[FieldSpec]:
+    """Arkime keeps the IPs and ports of XOR-coded addresses apart; fpc keeps
+    'ip:port' (IPv6 in brackets)."""
+    rows = []
+    for arkime, ours in (("Mapped", "mapped"), ("Relayed", "relayed"),
+                         ("Peer", "peer")):  # fmt: skip
+        field = f"fpc.stun.{ours}_address"
+        for part, norm in (("Ip", norm_ip), ("Port", int)):
+            name = f"stun.xor{arkime}{part}"
+            ours_get = a_set(field, address_part(part == "Port", norm))
+            rows.append(FieldSpec(name, APP, a_set(name, norm), ours_get, (field,)))
+    return rows
+
+
+def address_part(port: bool, norm: Callable[[Any], object]) -> Callable[[Any], object]:
+    def get(value: object) -> object:
+        host, _, number = str(value).rpartition(":")
+        return norm(number) if port else norm(host.strip("[]"))
+
+    return get
 
 
 def dns_objects(key: str) -> Getter:
