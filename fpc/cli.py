@@ -22,6 +22,7 @@ from fpc.config import Config, load_config, parse_duration, parse_size
 from fpc.errors import CaptureError, FpcError
 from fpc.logsetup import setup_logging
 from fpc.pipeline import OFFLINE_HOLD_RECORDS, Pipeline
+from fpc.runtime import tune_for_capture
 from fpc.store import open_store
 
 logger = logging.getLogger("fpc.cli")
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fpc-capture: {exc}", file=sys.stderr)
         return 2
     setup_logging(args.verbose, cfg.node)
+    tune_for_capture()
     stop = threading.Event()
     install_stop_handlers(stop)
     try:
