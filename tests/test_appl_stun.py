@@ -29,6 +29,22 @@ def test_stun_text_variant_on_3478_is_named_stun_without_errors() -> None:
     assert not state.fields()  # "RSP/2.0 STUN" carries no binary attributes
 
 
+def test_stun_text_variant_over_tcp_is_named_stun_as_arkime() -> None:
+    # "RSP/1.0 CLI_STUN_FIREWALLCHECK" from 10.0.0.6:64379 to TCP 3478.
+    (body,) = [b for b in arkime_sessions("stun", "stun")
+               if b["ipProtocol"] == 6]  # fmt: skip
+    state = run_session("stun", body)
+    assert state.protocols() == ["stun"] and state.errors == 0
+    assert not state.fields()
+
+
+def test_stun_text_variant_split_over_tcp_waits_for_its_line() -> None:
+    state = new_app_state("tcp", 50000, 3478)
+    state.feed(0, b"RSP/1.0 CLI_ST", 1, 0)
+    state.feed(0, b"UN_FIREWALLCHECK\r\nGUID:1\r\n\r\n", 15, 0)
+    assert state.protocols() == ["stun"] and state.errors == 0
+
+
 def test_stun_text_variant_off_port_is_not_stun() -> None:
     state = new_app_state("udp", 40000, 40001)
     state.feed(0, b"RSP/2.0 STUN\r\ntoken:1\r\n\r\n", None, 0)

@@ -15,13 +15,15 @@ Layout (RFC 8489 sections 5, 14; RFC 8656 sections 12, 14)::
               M11-M7 C1 M6-M4 C0 M3-M0
     XOR addr  0(8) family(8) port(16)^0x2112 address^cookie[^transaction]
     channel   number(16) 0x4000..0x7FFF length(16) data (TCP: padded to 4)
-    text      "RSP/<version> STUN" CRLF headers CRLF CRLF  (a text variant seen
-              on UDP 3478; named STUN, no fields taken)
+    text      "RSP/<version> " word CRLF headers CRLF CRLF, the word holding
+              "STUN" ("STUN", "CLI_STUN_FIREWALLCHECK"): a text variant seen on
+              UDP and TCP 3478; named STUN, no fields taken
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from fpc.appl.buffer import ByteBuffer
 from fpc.appl.cursor import Cursor, ParseError
@@ -39,14 +41,15 @@ ATTR_USERNAME, ATTR_ERROR, ATTR_REALM, ATTR_SOFTWARE = 0x0006, 0x0009, 0x0014, 0
 XOR_ADDRESSES = {0x0020: "mapped", 0x0012: "peer", 0x0016: "relayed"}
 _TEXT = {ATTR_USERNAME: "user", ATTR_REALM: "realm", ATTR_SOFTWARE: "software"}
 TEXT_START = b"RSP/"
+_TEXT_LINE = re.compile(rb"RSP/\d+\.\d+ \S*STUN\S*\Z")
+MAX_TEXT_LINE = 128  # bytes of a text variant's first line waited for (TCP)
 
 
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
     """A STUN header with the magic cookie; on the STUN ports, also a classic
     (RFC 3489) header whose length fills the datagram."""
-    if port_hint and transport == "udp" and data.startswith(TEXT_START):
-        line = data.split(b"\r\n", 1)[0]
-        return Verdict.YES if line.endswith(b" STUN") else Verdict.NO
+    if port_hint and data.startswith(TEXT_START):
+        return _classify_text(transport, data)
     if len(data) < HDR_LEN:
         return (
             Verdict.MORE if transport == "tcp" and data[4:8] in COOKIE else Verdict.NO
@@ -58,6 +61,14 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
         return Verdict.YES
     classic = transport == "udp" and HDR_LEN + length == len(data) and length % 4 == 0
     return Verdict.YES if port_hint and classic else Verdict.NO
+
+
+def _classify_text(transport: str, data: bytes) -> Verdict:
+    """The first line of the text variant; over TCP it may come in pieces."""
+    line, crlf, _ = data.partition(b"\r\n")
+    if not crlf and transport == "tcp":
+        return Verdict.MORE if len(line) < MAX_TEXT_LINE else Verdict.NO
+    return Verdict.YES if _TEXT_LINE.match(line) else Verdict.NO
 
 
 def message_type(value: int) -> str:
@@ -84,6 +95,7 @@ class StunParser(Parser):
         super().__init__(sink, transport)
         self._bufs = (ByteBuffer(), ByteBuffer())
         self._messages = 0
+        self._started = [False, False]  # per direction: bytes seen
 
     def feed(self, direction: int, data: bytes) -> None:
         if self.transport != "tcp":
@@ -91,6 +103,10 @@ class StunParser(Parser):
                 self._on_message(data)
             return
         buf = self._bufs[direction]
+        if not self._started[direction] and data.startswith(TEXT_START):
+            self.done = True  # the text variant: nothing is taken from it
+            return
+        self._started[direction] = True
         buf.add(data)
         while not self.done and (frame := buf.next_frame(4, _frame_len)) is not None:
             if frame[0] & 0xC0 == 0:  # a STUN message; ChannelData is skipped
