@@ -16,9 +16,10 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
-from fpc.config import Config, load_config, parse_duration, parse_size
+from fpc.config import Config, fit_workers, load_config, parse_duration, parse_size
 from fpc.errors import CaptureError, FpcError
 from fpc.logsetup import setup_logging
 from fpc.pipeline import OFFLINE_HOLD_RECORDS, Pipeline
@@ -102,7 +103,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         age = parse_duration(args.max_file_time) if args.max_file_time else None
     except ValueError as exc:
         raise FpcError(f"command line: {exc}") from exc
-    return load_config(
+    cfg = load_config(
         args.config or os.environ.get("FPC_CONFIG"),
         {
             "node": args.node,
@@ -120,6 +121,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
             "capture.workers": _workers_arg(args),
         },
     )
+    workers = fit_workers(cfg.capture.workers, live=not args.read)
+    return replace(cfg, capture=replace(cfg.capture, workers=workers))
 
 
 def _workers_arg(args: argparse.Namespace) -> int | None:

@@ -28,7 +28,7 @@ class CaptureConfig:
     promisc: bool = True
     buffer_mb: int = 64
     bpf: str = ""
-    workers: int = 1  # processes sharing the capture (fpc.workers)
+    workers: int = 0  # processes sharing the capture (fpc.workers); 0: auto
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Config:
 BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("capture", "snaplen"): (64, 262144),
     ("capture", "buffer_mb"): (1, 65536),
-    ("capture", "workers"): (1, 64),
+    ("capture", "workers"): (0, 64),
     ("writer", "max_file_size"): (1 << 16, 1 << 42),
     ("writer", "max_file_time"): (1, 7 * 86400),
     ("sessions", "tcp_timeout"): (1, 86400),
@@ -96,12 +96,25 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
 SECTIONS = {"capture": CaptureConfig, "writer": WriterConfig,
             "sessions": SessionConfig, "es": EsConfig}  # fmt: skip
 ROTATIONS = ("hourly", "daily", "weekly", "monthly")
+AUTO_WORKERS = 0  # `workers = "auto"`
+MAX_AUTO_LIVE = 4  # workers "auto" starts for an interface, at most
+MAX_AUTO_OFFLINE = 2  # and for capture files (the reader is one more process)
 
 
 def default_node() -> str:
     """The host name, cut to a valid node name."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname().split(".")[0])
     return name[:63] or "fpc"
+
+
+def fit_workers(workers: int, live: bool) -> int:
+    """`workers`, or for "auto" as many as fit the machine: one per core, up
+    to 4 on an interface and 2 for capture files (where a reader process
+    feeds them and takes a core of its own)."""
+    if workers != AUTO_WORKERS:
+        return workers
+    cap = MAX_AUTO_LIVE if live else MAX_AUTO_OFFLINE
+    return max(1, min(os.cpu_count() or 1, cap))
 
 
 def parse_size(text: str | int) -> int:
@@ -184,6 +197,8 @@ def _section(name: str, values: dict[str, Any], problems: list[str]) -> Any:
 
 
 def _coerce(section: str, key: str, value: Any, kind: type) -> Any:
+    if key == "workers" and value == "auto":
+        return AUTO_WORKERS
     if key == "max_file_size":
         return parse_size(value)
     if kind is float and isinstance(value, str):

@@ -32,7 +32,7 @@ from typing import Any, cast
 import numpy as np
 
 from fpc import decode as dc
-from fpc.config import Config
+from fpc.config import AUTO_WORKERS, Config, fit_workers
 from fpc.errors import FpcError
 from fpc.packets import PRECISION_NS, PacketBatch
 from fpc.pipeline import OFFLINE_HOLD_RECORDS, Pipeline
@@ -41,8 +41,7 @@ from fpc.store import open_store
 
 logger = logging.getLogger(__name__)
 
-MAX_AUTO_LIVE = 4  # workers "auto" starts for an interface, at most
-MAX_AUTO_OFFLINE = 2  # and for capture files (the reader is one more process)
+MAX_WORKERS = 64
 OFFLINE_RING_BYTES = 8 << 20  # per worker: small enough to stay in cache
 OFFLINE_RING_SLOTS = 1 << 15
 POP_PACKETS = 16_384  # packets a worker takes from its ring at a time
@@ -57,14 +56,16 @@ def parse_workers(text: str, live: bool) -> int:
     """Workers from `--workers`: a number, or "auto" to fit the machine."""
     if text != "auto":
         try:
-            return int(text)
+            workers = int(text)
         except ValueError:
+            workers = 0
+        if not 1 <= workers <= MAX_WORKERS:
             raise FpcError(
-                f"command line: --workers {text!r} is not a number; give 1 to 64 "
-                "or auto"
+                f"command line: --workers {text!r} is not a number from 1 to "
+                f"{MAX_WORKERS}; give one, or auto"
             ) from None
-    cap = MAX_AUTO_LIVE if live else MAX_AUTO_OFFLINE
-    return max(1, min(os.cpu_count() or 1, cap))
+        return workers
+    return fit_workers(AUTO_WORKERS, live)
 
 
 @dataclass

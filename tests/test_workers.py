@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from conftest import CORPUS, SAMPLES
+from fpc.cli import build_parser, config_from_args
+from fpc.config import AUTO_WORKERS, load_config
 from fpc.decode import decode_batch
 from fpc.reader import open_capture
 from fpc.ring import PacketRing
@@ -140,16 +142,27 @@ def test_workers_sigint_flushes_every_worker_and_prints_one_summary(tmp_path):
 
 
 def test_workers_option_checks_its_value(tmp_path):
-    for value, message in (("0", "workers = 0 is out of range; set 1 to 64"),
-                           ("many", "--workers 'many' is not a number")):  # fmt: skip
+    for value in ("0", "65", "many"):
         result = capture("-r", str(SAMPLES / "mixed-3000.pcap"), "--data-dir",
                          str(tmp_path), "--workers", value)  # fmt: skip
         assert result.returncode == 2
-        assert message in result.stderr
+        assert f"--workers '{value}' is not a number from 1 to 64" in result.stderr
     cores = os.cpu_count() or 1
     assert parse_workers("auto", live=False) == max(1, min(cores, 2))
     assert parse_workers("auto", live=True) == max(1, min(cores, 4))
     assert parse_workers("3", live=True) == 3
+
+
+def test_workers_default_to_auto_in_config_and_on_the_command_line(tmp_path):
+    conf = tmp_path / "fpc.toml"
+    conf.write_text('[capture]\nworkers = "auto"\n')
+    assert load_config(str(conf)).capture.workers == AUTO_WORKERS
+    assert load_config(None).capture.workers == AUTO_WORKERS
+    args = build_parser().parse_intermixed_args(["-r", "x.pcap"])
+    cores = os.cpu_count() or 1
+    assert config_from_args(args).capture.workers == max(1, min(cores, 2))
+    args = build_parser().parse_intermixed_args(["-i", "eth9", "--workers", "1"])
+    assert config_from_args(args).capture.workers == 1
 
 
 def test_splitter_sends_later_fragments_after_their_first_fragment():
