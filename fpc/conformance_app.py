@@ -4,7 +4,7 @@ In: nothing at import; `app_detail_specs()` is called by
 `fpc.conformance.active_specs`. Out: one `FieldSpec` per Arkime field whose
 fact fpc also extracts: certificates, JA4, HASSH, QUIC, mail, DHCP,
 Kerberos, LDAP, NTLM, SNMP, NTP, MySQL, PostgreSQL, RADIUS, IRC, STUN, RDP,
-HTTP body hashes and versions. Each normalization is listed in
+MQTT, HTTP body hashes and versions. Each normalization is listed in
 docs/ARKIME.md; a row is left out when fpc lacks one of its fields.
 """
 
@@ -41,11 +41,11 @@ KEY_ALGORITHMS = {
 # Arkime's LDAP bind kinds in fpc's words (NTLM binds come in two steps).
 LDAP_AUTH = {"none": "anonymous", "ntlmsspNegotiate": "ntlm", "ntlmsspAuth": "ntlm"}
 # fpc fields that hold a user name, for Arkime's cross-protocol `user`.
-# Arkime fills `user` from NTLM, SNMPv3, TDS and SMTP AUTH logins and RDP
-# cookies (and SMB and MQTT, which fpc does not read); its HTTP, SOCKS, MySQL,
+# Arkime fills `user` from NTLM, SNMPv3, TDS, SMTP AUTH and MQTT logins and RDP
+# cookies (and SMB, which fpc does not read); its HTTP, SOCKS, MySQL,
 # PostgreSQL, RADIUS, IMAP and Kerberos users stay in their own fields.
 USER_FIELDS = ("fpc.ntlm.user", "fpc.snmp.user", "fpc.tds.user", "fpc.rdp.cookie",
-               "fpc.smtp.user")  # fmt: skip
+               "fpc.smtp.user", "fpc.mqtt.user")  # fmt: skip
 
 
 def arkime_objects(key: str, sub: str, norm: Callable[[Any], object] = str) -> Getter:
@@ -231,6 +231,15 @@ def app_detail_specs() -> list[FieldSpec]:
         s("radius.mac", APP, a_set("radius.mac", norm_mac),
           a_set("fpc.radius.mac", norm_mac), ("fpc.radius.mac",)),
         *same_rows("irc", ("nick", "channel")),
+        *same_rows("mqtt", ("version", "topic")),
+        s("mqtt.type", APP, a_set("mqtt.type"), a_set("fpc.mqtt.message_type"),
+          ("fpc.mqtt.message_type",)),
+        s("mqtt.clientId", APP, a_set("mqtt.clientId"), a_set("fpc.mqtt.client_id"),
+          ("fpc.mqtt.client_id",)),
+        s("mqtt.willTopic", APP, a_set("mqtt.willTopic"),
+          a_set("fpc.mqtt.will_topic"), ("fpc.mqtt.will_topic",)),
+        s("mqtt.connackCode", APP, a_set("mqtt.connackCode", int),
+          a_set("fpc.mqtt.connack_code", int), ("fpc.mqtt.connack_code",)),
         s("stun.type", APP, a_set("stun.type"), a_set("fpc.stun.message_type"),
           ("fpc.stun.message_type",)),
         s("stun.username", APP, a_set("stun.username"), a_set("fpc.stun.user"),

@@ -20,6 +20,7 @@ from fpc.appl import (  # noqa: F401
     irc,
     krb5,
     ldap,
+    mqtt,
     mysql,
     ntp,
     openvpn,

@@ -287,6 +287,25 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("fpc.stun.mapped_address", "keyword", "XOR-MAPPED-ADDRESS values, ip:port."),
     Field("fpc.stun.relayed_address", "keyword", "TURN XOR-RELAYED-ADDRESS, ip:port."),
     Field("fpc.stun.peer_address", "keyword", "TURN XOR-PEER-ADDRESS values, ip:port."),
+    Field("fpc.mqtt.version", "keyword", "MQTT versions of CONNECT (3.1, 3.1.1, 5.0)."),
+    Field(
+        "fpc.mqtt.message_type",
+        "keyword",
+        "MQTT message types (CONNECT, PUBLISH, SUBSCRIBE, ...).",
+    ),
+    Field("fpc.mqtt.client_id", "keyword", "MQTT client identifiers (CONNECT)."),
+    Field("fpc.mqtt.user", "keyword", "MQTT user names (CONNECT)."),
+    Field("fpc.mqtt.will_topic", "keyword", "MQTT will topics (CONNECT)."),
+    Field(
+        "fpc.mqtt.topic",
+        "keyword",
+        "MQTT topics published to and topic filters subscribed or unsubscribed.",
+    ),
+    Field(
+        "fpc.mqtt.connack_code",
+        "integer",
+        "MQTT CONNACK return codes (3.1.x) or reason codes (5.0); 0 accepts.",
+    ),
     Field("fpc.socks.host", "keyword", "Destination a SOCKS client asked for."),
     Field("fpc.socks.port", "integer", "Destination port a SOCKS client asked for."),
     Field(
