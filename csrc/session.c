@@ -83,6 +83,7 @@ typedef struct {
     uint32_t app_bytes[2];   /* payload offered to the parsers, per client direction */
     uint32_t syn_seq[2];     /* per client direction, of SYNs seen before app_started */
     uint32_t tcp_next[2];    /* per key side: next stream byte expected (see stream_take) */
+    uint32_t tcp_start[2];   /* per key side: where its stream started (see stream_start) */
     uint32_t tcp_held[2][2]; /* per key side: [start, end) of bytes seen past a gap */
     uint32_t prev, next;     /* LRU links; `next` links the free list too */
     uint8_t lru;             /* LRU_* list the slot is on */
@@ -745,6 +746,19 @@ session_start(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
     return i;
 }
 
+/*
+ * A bare SYN whose sequence number starts the stream its side already has:
+ * the connection's own SYN arriving late (a reordered capture), not a new
+ * connection on the same ports, which takes a new initial sequence number.
+ */
+static int
+is_own_syn(const FpcSlot *s, const FpcPacket *p)
+{
+    int side = p->reverse;
+
+    return (s->tcp_known & (1u << side)) && s->tcp_start[side] == p->seq + 1;
+}
+
 /* The slot of p's session, ending the old one at an idle gap or port reuse. */
 static uint32_t
 session_find(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
@@ -766,7 +780,7 @@ session_find(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
         } else if (s->lru == LRU_CLOSING && gap > t->lim.close_ns) {
             session_end(t, i, FPC_END_TCP_CLOSE);
             i = NIL;
-        } else if (is_bare_syn(p) && (s->fin || s->rst)) {
+        } else if (is_bare_syn(p) && (s->fin || s->rst) && !is_own_syn(s, p)) {
             session_end(t, i, FPC_END_TCP_CLOSE);
             i = NIL;
         }
@@ -930,6 +944,7 @@ stream_start(FpcSlot *s, int side, uint32_t next)
     }
     s->tcp_known |= (uint8_t)(1u << side);
     s->tcp_next[side] = next;
+    s->tcp_start[side] = next;
     s->c.payload[side] += stream_take(s, side, next, 0);
 }
 

@@ -67,14 +67,16 @@ def take(t):
     return out
 
 
-def conversation(t0=0.0, sport=40000):
+def conversation(t0=0.0, sport=40000, isn=0):
+    """A request and its response; the client's data starts at isn + 1."""
     return [
-        (t0, tcp(A, B, sport, 80, SYN, seq=0)),  # data then starts at seq 1
+        (t0, tcp(A, B, sport, 80, SYN, seq=isn)),
         (t0 + 0.1, tcp(B, A, 80, sport, SYN | ACK, seq=0)),
-        (t0 + 0.2, tcp(A, B, sport, 80, ACK)),
-        (t0 + 0.3, tcp(A, B, sport, 80, PSH | ACK, b"GET / HTTP/1.0\r\n\r\n")),
+        (t0 + 0.2, tcp(A, B, sport, 80, ACK, seq=isn + 1)),
+        (t0 + 0.3, tcp(A, B, sport, 80, PSH | ACK, b"GET / HTTP/1.0\r\n\r\n",
+                       seq=isn + 1)),
         (t0 + 0.4, tcp(B, A, 80, sport, PSH | ACK, b"HTTP/1.0 200 OK\r\n\r\n")),
-    ]
+    ]  # fmt: skip
 
 
 def test_table_counts_per_side_in_key_orientation():
@@ -261,8 +263,8 @@ def test_table_fin_both_ways_ends_after_the_linger_only():
 def test_table_bare_syn_after_rst_starts_a_new_session():
     t = table()
     f = Feeder(t)
-    f.add(conversation() + [(0.5, tcp(A, B, 40000, 80, RST))])
-    f.add(conversation(t0=1.0))
+    f.add(conversation() + [(0.5, tcp(A, B, 40000, 80, RST, seq=19))])
+    f.add(conversation(t0=1.0, isn=90_000))  # a new connection: a new ISN
     t.flush()
     ended = take(t)
     assert [(int(r["end_reason"]), int(r["npos"])) for r, _ in ended] == [

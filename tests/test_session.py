@@ -6,6 +6,7 @@ import dpkt
 import numpy as np
 import pytest
 
+from conftest import CORPUS
 from fpc.appl.state import AppState
 from fpc.decode import DECODED, decode_batch
 from fpc.packets import PacketBatch
@@ -33,6 +34,12 @@ def _eth(ip):
     return bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip))
 
 
+def corpus_frames(name):
+    """(seconds, frame) of every packet of corpus capture `name`."""
+    with open(CORPUS / "arkime" / f"{name}.pcap", "rb") as f:
+        return [(float(ts), bytes(frame)) for ts, frame in dpkt.pcap.Reader(f)]
+
+
 def run(packets, limits=None, batch_size=1000):
     """Feed (seconds, frame) pairs in batches; return the records, oldest first."""
     table = SessionTable(limits or SessionLimits(), app_layer=True)
@@ -46,16 +53,18 @@ def run(packets, limits=None, batch_size=1000):
     return [build_record("t", s) for s in table.take_done()], table
 
 
-def handshake(t=0.0, sport=40000):
+def handshake(t=0.0, sport=40000, isn=0):
+    """SYN, SYN-ACK, ACK and a request; the client's data starts at isn + 1."""
     return [
-        (t, tcp(A, B, sport, 80, SYN, seq=0)),  # data then starts at seq 1
+        (t, tcp(A, B, sport, 80, SYN, seq=isn)),
         (t + 0.1, tcp(B, A, 80, sport, SYN | ACK, seq=0)),
-        (t + 0.2, tcp(A, B, sport, 80, ACK)),
+        (t + 0.2, tcp(A, B, sport, 80, ACK, seq=isn + 1)),
         (
             t + 0.3,
-            tcp(A, B, sport, 80, PSH | ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            tcp(A, B, sport, 80, PSH | ACK, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                seq=isn + 1),
         ),
-    ]
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 1000])
@@ -88,7 +97,8 @@ def test_session_idle_gap_longer_than_timeout_starts_a_new_session(batch_size):
 
 @pytest.mark.parametrize("batch_size", [1, 1000])
 def test_session_syn_after_rst_reuses_the_port_as_a_new_session(batch_size):
-    packets = handshake() + [(0.5, tcp(A, B, 40000, 80, RST))] + handshake(t=1.0)
+    packets = (handshake() + [(0.5, tcp(A, B, 40000, 80, RST, seq=28))]
+               + handshake(t=1.0, isn=90_000))  # fmt: skip
     records, _ = run(packets, batch_size=batch_size)
     assert [r["network"]["packets"] for r in records] == [5, 4]
     assert records[0]["fpc"]["end_reason"] == "tcp_close"
@@ -177,12 +187,36 @@ def test_session_flush_reason_is_recorded():
 @pytest.mark.parametrize("batch_size", [1, 1000])
 def test_session_syn_after_fin_reuses_the_port(batch_size):
     packets = handshake() + [
-        (0.5, tcp(A, B, 40000, 80, FIN | ACK)),
+        (0.5, tcp(A, B, 40000, 80, FIN | ACK, seq=28)),
         (0.6, tcp(B, A, 80, 40000, ACK)),
-    ] + handshake(t=1.0)  # fmt: skip
+    ] + handshake(t=1.0, isn=90_000)  # fmt: skip
     records, _ = run(packets, batch_size=batch_size)
     assert [r["network"]["packets"] for r in records] == [6, 4]
     assert records[0]["fpc"]["end_reason"] == "tcp_close"
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_session_late_own_syn_after_fin_stays_in_the_session(batch_size):
+    # tcp-reassembly-synthetic: the client's SYN (seq 30000) is the capture's
+    # last packet, after the FIN exchange; the SYN-ACK acked 30001.
+    segments = [(t, dpkt.ethernet.Ethernet(frame).data.data, frame)
+                for t, frame in corpus_frames("tcp-reassembly-synthetic")]  # fmt: skip
+    packets = [(t, frame) for t, seg, frame in segments
+               if {seg.sport, seg.dport} == {40009, 80}]  # fmt: skip
+    assert dpkt.ethernet.Ethernet(packets[-1][1]).data.data.flags == SYN
+    [r], _ = run(packets, batch_size=batch_size)
+    assert r["network"]["packets"] == 8 and r["fpc"]["tcp"]["syn"] == 1
+    assert r["source"]["port"] == 40009
+
+
+def test_session_syn_with_the_sessions_isn_after_fin_is_not_port_reuse():
+    packets = handshake(isn=500) + [
+        (0.5, tcp(A, B, 40000, 80, FIN | ACK, seq=528)),
+        (0.6, tcp(B, A, 80, 40000, FIN | ACK)),
+        (0.7, tcp(A, B, 40000, 80, SYN, seq=500)),  # the same SYN, late
+    ]  # fmt: skip
+    records, _ = run(packets)
+    assert [r["network"]["packets"] for r in records] == [7]
 
 
 def test_session_past_max_app_states_is_counted_and_not_parsed():
