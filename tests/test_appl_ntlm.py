@@ -13,7 +13,7 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_appl_corpus import arkime_sessions, run_session
+from test_appl_corpus import arkime_sessions, run_session, session_packets
 
 from fpc.appl import new_app_state
 from fpc.appl.ntlm import add_message, scan
@@ -26,7 +26,8 @@ def _ntlm_cases() -> list[tuple[str, int]]:
         for b in arkime_sessions("ntlm_synthetic", "ntlm")
         if b["destination"]["port"] in (80, 25, 445, 135, 389)
     ]
-    out += [("smb-smb1-ascii", 0), ("smbtorture-ntlmssp", 0)]
+    out += [("smb-smb1-ascii", 0), ("smbtorture-ntlmssp", 0),
+            ("smbtorture-ntlmssp-moloch-crash", 0)]  # fmt: skip
     return out
 
 
@@ -96,6 +97,24 @@ def test_ntlm_authenticate_in_smtp_auth_lines() -> None:
     got = state.fields()
     assert got["fpc.ntlm.user"] == ["ann"]
     assert got["fpc.ntlm.domain"] == ["DOM"] and got["fpc.ntlm.host"] == ["PC1"]
+
+
+def test_ntlm_damaged_field_leaves_the_others_readable() -> None:
+    # The AUTHENTICATE of smbtorture-ntlmssp-moloch-crash: its LM, NT and
+    # domain fields say 65535 bytes at offsets past the end; user and
+    # workstation are intact.
+    (body,) = arkime_sessions("smbtorture-ntlmssp-moloch-crash", "ntlm")
+    packets = session_packets("smbtorture-ntlmssp-moloch-crash", body)
+    [blob] = [p[p.find(b"NTLMSSP\x00\x03") :] for _, p, _, _ in packets
+              if b"NTLMSSP\x00\x03" in p]  # fmt: skip
+    assert struct.unpack_from("<HHI", blob, 28) == (0xFFFF, 0xFFFF, 0xFFFFFFFF)
+    sink = FieldSink()
+    add_message(sink, blob)
+    assert sink.as_dict() == {
+        "fpc.ntlm.type": [3],
+        "fpc.ntlm.user": ["administrator"],
+        "fpc.ntlm.host": ["BLU"],
+    }
 
 
 @settings(max_examples=200, deadline=None)

@@ -86,15 +86,17 @@ def add_message(sink: FieldSink, blob: bytes) -> None:
 
 
 def _string(blob: bytes, at: int, unicode: bool) -> str:
+    """The name a field points to; '' when empty or damaged (longer than
+    MAX_STRING or past the message's end): one damaged field, as in the
+    AUTHENTICATE made to crash parsers (smbtorture-ntlmssp-moloch-crash),
+    leaves the others readable."""
     c = Cursor(blob, at)
     size = c.u16le("ntlm string length")
     c.skip(2, "ntlm string max length")
     offset = c.u32le("ntlm string offset")
-    if not size:
+    if not size or size > MAX_STRING or offset + size > len(blob):
         return ""
-    if size > MAX_STRING:
-        raise ParseError(f"ntlm string of {size} bytes (max {MAX_STRING})")
-    raw = Cursor(blob, offset).take(size, "ntlm string")
+    raw = blob[offset : offset + size]
     return raw.decode("utf-16-le" if unicode else "latin-1", "replace")
 
 
