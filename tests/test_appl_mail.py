@@ -60,7 +60,7 @@ def test_ntlm_logins_over_imap_and_pop3_match_arkime(port: int, proto: str) -> N
     ]
     state = run_session("ntlm_synthetic", body)
     got, want = state.fields(), body["ntlm"]
-    assert state.protocols() == [proto] and state.errors == 0
+    assert state.protocols() == [proto, "ntlm"] and state.errors == 0
     assert got["fpc.ntlm.user"] == body["user"]
     assert got["fpc.ntlm.domain"] == want["domain"]
     assert got["fpc.ntlm.host"] == want["host"]

@@ -27,6 +27,9 @@ from fpc.appl.cursor import Cursor, ParseError
 from fpc.appl.sink import FieldSink
 
 SIGNATURE = b"NTLMSSP\x00"
+# Listed among a session's protocols once a message was read in it (as
+# Arkime lists it), though no parser of its own runs: it rides in others.
+PROTOCOL = "ntlm"
 NEGOTIATE, CHALLENGE, AUTHENTICATE = 1, 2, 3
 FLAG_UNICODE, FLAG_VERSION = 0x00000001, 0x02000000
 MAX_STRING = 512  # bytes of one name read

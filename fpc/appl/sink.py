@@ -45,5 +45,8 @@ class FieldSink:
             return
         values.append(value)
 
+    def has(self, name: str) -> bool:
+        return name in self._values
+
     def as_dict(self) -> dict[str, list[object]]:
         return {name: list(values) for name, values in self._values.items()}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from fpc.appl import ntlm
 from fpc.appl.cursor import ParseError
 from fpc.appl.registry import Parser, ParserSpec, Verdict, pending_pair, specs_for
 from fpc.appl.sink import FieldSink
@@ -109,6 +110,8 @@ class AppState:
         names = list(self._protocols)
         for parser in self._parsers:
             names += [n for n in parser.extra_protocols if n not in names]
+        if self._sink is not None and self._sink.has("fpc.ntlm.type"):
+            names.append(ntlm.PROTOCOL)
         return names
 
     def fields(self) -> dict[str, list[object]]:
