@@ -306,6 +306,28 @@ def test_dns_tcp_length_prefixed_messages_split_anywhere(seg: int) -> None:
     assert state.errors == 0 and state.fields() == EXPECTED_DNS
 
 
+def test_dns_tcp_segment_shaped_like_sslv2_stays_dns() -> None:
+    # Cut after the high flags byte, a segment starts 0x83 (RA, NXDOMAIN),
+    # then qdcount 1 and ancount 2: the shape of an SSLv2 CLIENT-HELLO.
+    msg = dpkt.dns.DNS(id=7, op=dpkt.dns.DNS_RA)
+    msg.qr, msg.rcode = dpkt.dns.DNS_R, dpkt.dns.DNS_RCODE_NXDOMAIN
+    msg.qd = [dpkt.dns.DNS.Q(name="www.example.com", type=dpkt.dns.DNS_A)]
+    msg.an = []
+    for owner, target in (("www.example.com", "a.example"), ("a.example", "b.x")):
+        rr = dpkt.dns.DNS.RR(name=owner, type=dpkt.dns.DNS_CNAME)
+        rr.cname = target
+        msg.an.append(rr)
+    framed = struct.pack("!H", len(bytes(msg))) + bytes(msg)
+    assert framed[5:10] == b"\x83\x00\x01\x00\x02"
+    state = new_app_state("tcp", 40000, 53)
+    state.feed(1, b"", 5000, TCP_SYN)
+    for a, b in ((0, 5), (5, 10), (10, len(framed))):
+        state.feed(1, framed[a:b], 5001 + a, 0)
+    assert state.protocols() == ["dns"] and state.errors == 0
+    assert state.fields()["dns.answers.data"] == ["a.example", "b.x"]
+    assert state.fields()["dns.response_code"] == ["NXDOMAIN"]
+
+
 def _query_with_name(name: bytes) -> bytes:
     return struct.pack("!6H", 1, 0x0100, 1, 0, 0, 0) + name + b"\x00\x01\x00\x01"
 

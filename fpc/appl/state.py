@@ -192,16 +192,25 @@ class AppState:
                 self._samples = (bytearray(), bytearray())
             self._samples[direction].extend(data)
             sample = bytes(self._samples[direction][:MAX_PRELUDE_BYTES])
-        matched, keep = self._match(direction, sample)
-        if keep or matched:
+        matched, waiting = self._match(direction, sample)
+        # TCP keeps every byte of the stream; a UDP datagram only when a
+        # classifier said MORE (see _match).
+        if matched or waiting or self._streams is not None:
             if self._prelude is None:
                 self._prelude = []
             self._prelude.append((direction, data))
             self._prelude_bytes += len(data)
         if matched:
             self._start(matched)
-        elif self._streams is not None and self._start_late(direction, data, True):
-            return  # e.g. a ClientHello sent in one segment with STARTTLS
+        elif (
+            self._streams is not None
+            and not waiting
+            and self._start_late(direction, data, True)
+        ):
+            # e.g. a ClientHello sent in one segment with STARTTLS. Not while a
+            # classifier still reads its own header: a chunk cut inside it is
+            # no message start (a DNS header cut after its id reads as SSLv2).
+            return
         elif (
             self._prelude_bytes > MAX_PRELUDE_BYTES
             or self._tried >= MAX_UDP_CLASSIFY
@@ -210,20 +219,19 @@ class AppState:
             self._give_up()
 
     def _match(self, direction: int, sample: bytes) -> tuple[list[ParserSpec], bool]:
-        """Specs that say YES, and whether `sample` is worth replaying to a
-        parser that starts later: always for TCP (the bytes of a stream); for a
-        UDP datagram only when a classifier said MORE. A datagram every
-        classifier refused would only fail the parser it is replayed to (a
-        junk datagram on port 53 before a DNS query lost the query), and
+        """Specs that say YES, and whether one said MORE. A UDP datagram is
+        worth replaying to a parser that starts later only in that case: one
+        every classifier refused would only fail the parser it is replayed to
+        (a junk datagram on port 53 before a DNS query lost the query), and
         keeping it would cost every idle session on a flooded port."""
         pending = self._pending[direction]
-        matched, keep, left = [], self._streams is not None, []
+        matched, waiting, left = [], False, []
         for spec in pending:
             verdict = self._verdict(spec, direction, sample)
             if verdict == Verdict.YES:
                 matched.append(spec)
             elif verdict == Verdict.MORE:
-                keep = True
+                waiting = True
             elif self._streams is not None:
                 continue  # ruled out for this TCP direction
             left.append(spec)
@@ -231,7 +239,7 @@ class AppState:
             pair = list(self._pending)
             pair[direction] = tuple(left)
             self._pending = (pair[0], pair[1])
-        return matched, keep
+        return matched, waiting
 
     def _hinted(self, spec: ParserSpec) -> bool:
         return self._ports[0] in spec.ports or self._ports[1] in spec.ports
