@@ -160,13 +160,12 @@ def test_conformance_app_field_at_least_measured(report: dict, name: str) -> Non
     assert report["fields"][name]["agree_pct"] >= APP_FIELDS_BELOW[name]
 
 
-def test_conformance_app_differences_are_explained_or_known(report: dict) -> None:
-    groups = {name: row["group"] for name, row in report["fields"].items()}
+def test_conformance_every_difference_is_explained(report: dict) -> None:
     open_ones = {
-        (capture, d["field"])
+        (capture, d["field"], d["session"])
         for capture, cap in report["captures"].items()
         for d in cap["differences"]
-        if d["status"] == "differ" and groups[d["field"]] == APP
+        if d["status"] == "differ"
     }
     assert not open_ones
 
