@@ -164,9 +164,11 @@ def norm_protocols(names: Iterable[str]) -> frozenset[str]:
 def fpc_protocol_names() -> frozenset[str]:
     """Every protocol name fpc can put in a record, in Arkime's spelling."""
     from fpc.appl import ntlm, registered_names
+    from fpc.appl.registry import registered_specs
     from fpc.spi import ETHER_NAMES, TRANSPORTS, TUNNEL_NAMES
 
     names = [*TRANSPORTS.values(), *(n for _, n in TUNNEL_NAMES), *registered_names()]
+    names += [n for spec in registered_specs() for n in spec.also_names]
     names.append(ntlm.PROTOCOL)
     names += [n for n in ETHER_NAMES.values() if n not in FPC_ONLY_NAMES]
     return norm_protocols([*names, "0"])

@@ -12,6 +12,7 @@ import struct
 import dpkt
 import hpack
 import pytest
+from test_appl_corpus import arkime_sessions, run_session
 
 from fpc.appl import AppState, new_app_state, registered_names
 from fpc.appl.fields import APP_FIELDS
@@ -122,6 +123,22 @@ def test_http_h2c_upgrade_hands_over_to_http2() -> None:
     state.feed(0, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00", 1 + len(request), 0)
     assert state.protocols() == ["http", "http2"] and state.errors == 0
     assert state.fields()["http.response.status_code"] == [101]
+
+
+def test_http_websocket_upgrade_is_listed_as_arkime_lists_it() -> None:
+    # websocket: GET with Upgrade: websocket, 101 Switching Protocols, frames.
+    (body,) = arkime_sessions("websocket", "websocket")
+    state = run_session("websocket", body)
+    assert state.protocols() == ["http", "websocket"] and state.errors == 0
+    assert set(body["protocol"]) == {"http", "websocket", "tcp"}
+
+
+def test_http_101_to_another_protocol_is_not_websocket() -> None:
+    state = new_app_state("tcp", 40000, 80)
+    request = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: TLS/1.2\r\n\r\n"
+    state.feed(0, request, 1, 0)
+    state.feed(1, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: TLS/1.2\r\n\r\n", 1, 0)
+    assert state.protocols() == ["http"]
 
 
 def test_http_request_target_with_a_stray_space_is_kept() -> None:

@@ -31,6 +31,7 @@ from fpc.appl.sink import FieldSink
 MAX_HEAD_BYTES = 16 * 1024  # a request or response head longer than this is an error
 MAX_CHUNK_LINE_BYTES = 1024
 MAX_PENDING_REQUESTS = 64  # pipelined requests waiting for their response
+WEBSOCKET = "websocket"  # listed after a 101 switching to it (RFC 6455)
 
 _METHOD = re.compile(rb"[A-Z][A-Z_-]{1,19} ")
 _METHOD_START = re.compile(rb"[A-Z][A-Z_-]{0,19}")  # a method, space not seen yet
@@ -218,6 +219,8 @@ class HttpParser(Parser):
         method = self._methods.pop(0) if self._methods else b""
         if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
             self._switched = True  # a tunnel or another protocol follows
+            if status == 101 and _upgrades_to_websocket(headers):
+                self.extra_protocols.append(WEBSOCKET)
             return
         _add_media_type(self.sink, "http.response.mime_type", headers)
         for value in headers.get(b"www-authenticate", ()):
@@ -226,6 +229,17 @@ class HttpParser(Parser):
                 ntlm.scan_base64(self.sink, token)
         no_body = method == b"HEAD" or status in (204, 304)
         _frame_body(side, headers, has_body=not no_body, until_close=True)
+
+
+def _upgrades_to_websocket(headers: _Headers) -> bool:
+    """RFC 6455 section 4.2.2: the 101 response names websocket in Upgrade
+    (a list of protocol["/" version] tokens, RFC 9110 section 7.8)."""
+    tokens = (
+        token.strip().split(b"/")[0].lower()
+        for value in headers.get(b"upgrade", ())
+        for token in value.split(b",")
+    )
+    return b"websocket" in tokens
 
 
 def _find_head_end(buf: bytes, start: int) -> tuple[int, int] | None:
@@ -337,5 +351,6 @@ register(
         ports=frozenset({80, 8000, 8080, 8008, 3128}),
         classify=classify,
         create=HttpParser,
+        also_names=frozenset({WEBSOCKET}),
     )
 )

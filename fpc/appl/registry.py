@@ -68,6 +68,8 @@ class ParserSpec:
     # For `late` protocols: offset where the protocol starts inside a chunk
     # (-1: nowhere), for a reply and the first message sent in one segment.
     find: Callable[[bytes], int] | None = None
+    # Names the parser may list besides its own (`Parser.extra_protocols`).
+    also_names: frozenset[str] = frozenset()
 
 
 _SPECS: list[ParserSpec] = []
