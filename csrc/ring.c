@@ -226,13 +226,31 @@ fpc_ring_close(FpcRing *ring)
     atomic_store_explicit(&ring->hdr->closed, 1, memory_order_release);
 }
 
+/* Whether enough is queued for a batch: max_packets, or max_bytes of records. */
+static int
+batch_ready(const FpcRingHeader *h, uint64_t head, uint64_t tail, int64_t max_packets,
+            uint64_t max_bytes)
+{
+    uint64_t queued_bytes;
+
+    if (head - tail >= (uint64_t)max_packets) {
+        return 1;
+    }
+    if (max_bytes == 0) {
+        return 0;
+    }
+    queued_bytes = atomic_load_explicit(&h->head_bytes, memory_order_acquire) -
+                   atomic_load_explicit(&h->tail_bytes, memory_order_relaxed);
+    return queued_bytes >= max_bytes;
+}
+
 int64_t
-fpc_ring_peek(FpcRing *ring, int64_t max_packets, double timeout_s, double linger_s,
-              const uint8_t **span, uint64_t *span_len)
+fpc_ring_peek(FpcRing *ring, int64_t max_packets, uint64_t max_bytes, double timeout_s,
+              double linger_s, const uint8_t **span, uint64_t *span_len)
 {
     FpcRingHeader *h = ring->hdr;
     uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
-    uint64_t head, avail, start, end, mask = h->slot_count - 1;
+    uint64_t head, avail, start, end, rec, mask = h->slot_count - 1;
     const FpcRingSlot *s;
     FpcRingWaiter w;
     uint64_t k;
@@ -253,12 +271,12 @@ fpc_ring_peek(FpcRing *ring, int64_t max_packets, double timeout_s, double linge
             return 0;
         }
     }
-    if (linger_s > 0 && !closed && head - tail < (uint64_t)max_packets) {
+    if (linger_s > 0 && !closed && !batch_ready(h, head, tail, max_packets, max_bytes)) {
         waiter_start(&w, linger_s);
         while (waiter_step(&w)) {
             closed = atomic_load_explicit(&h->closed, memory_order_acquire) != 0;
             head = atomic_load_explicit(&h->head, memory_order_acquire);
-            if (closed || head - tail >= (uint64_t)max_packets) {
+            if (closed || batch_ready(h, head, tail, max_packets, max_bytes)) {
                 break;
             }
         }
@@ -272,7 +290,11 @@ fpc_ring_peek(FpcRing *ring, int64_t max_packets, double timeout_s, double linge
         if (s->pos != end || s->pos % h->data_bytes == 0) {
             break; /* the next record starts over at the beginning of the data area */
         }
-        end += FPC_RING_RECORD_HEADER + s->caplen;
+        rec = FPC_RING_RECORD_HEADER + s->caplen;
+        if (max_bytes != 0 && end + rec - start > max_bytes) {
+            break;
+        }
+        end += rec;
     }
     *span = ring->data + start % h->data_bytes;
     *span_len = end - start;
@@ -486,20 +508,24 @@ cleanup:
 static PyObject *
 ring_pop(FpcRingObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"max_packets", "timeout", "linger", NULL};
+    static char *kwlist[] = {"max_packets", "timeout", "linger", "max_bytes", NULL};
     PyObject *records = NULL, *meta = NULL, *result = NULL;
-    Py_ssize_t max_packets;
+    Py_ssize_t max_packets, max_bytes = 0;
     const uint8_t *span;
     uint64_t span_len = 0;
     double timeout = 0.0, linger = 0.0;
     int64_t n;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|dd:pop", kwlist, &max_packets, &timeout,
-                                     &linger)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|ddn:pop", kwlist, &max_packets, &timeout,
+                                     &linger, &max_bytes)) {
         return NULL;
     }
     if (max_packets < 1) {
         PyErr_Format(PyExc_ValueError, "max_packets = %zd; pop at least 1", max_packets);
+        return NULL;
+    }
+    if (max_bytes < 0) {
+        PyErr_Format(PyExc_ValueError, "max_bytes = %zd; give 0 (no limit) or more", max_bytes);
         return NULL;
     }
     if (self->popping) {
@@ -508,8 +534,8 @@ ring_pop(FpcRingObject *self, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->popping = 1;
-    Py_BEGIN_ALLOW_THREADS n = fpc_ring_peek(&self->ring, max_packets, timeout, linger, &span,
-                                                   &span_len);
+    Py_BEGIN_ALLOW_THREADS n = fpc_ring_peek(&self->ring, max_packets, (uint64_t)max_bytes,
+                                                   timeout, linger, &span, &span_len);
     Py_END_ALLOW_THREADS if (n < 0)
     {
         result = Py_NewRef(Py_None);
@@ -600,11 +626,13 @@ static PyMethodDef ring_methods[] = {
      "timeout seconds for room (< 0: for ever). Returns how many went in; with drop,\n"
      "the rest are counted as dropped."},
     {"pop", (PyCFunction)(void (*)(void))ring_pop, METH_VARARGS | METH_KEYWORDS,
-     "pop($self, max_packets, timeout=0.0, linger=0.0)\n--\n\n"
+     "pop($self, max_packets, timeout=0.0, linger=0.0, max_bytes=0)\n--\n\n"
      "Up to max_packets packets as (records, meta): records are pcap records back to\n"
      "back, meta 32 bytes per packet (fpc.ring.RING_META). (b'', b'') after timeout\n"
      "seconds without a packet (< 0: wait for ever); None once closed and empty.\n"
-     "Once a packet is there, waits up to linger seconds more for max_packets."},
+     "Once a packet is there, waits up to linger seconds more for max_packets, or\n"
+     "for max_bytes of records; records beyond max_bytes (0: no limit) stay for the\n"
+     "next pop, except a first record that is larger alone."},
     {"close", (PyCFunction)ring_close, METH_NOARGS,
      "close($self, /)\n--\n\nNo more packets: the consumer drains the ring, then sees None."},
     {"stats", (PyCFunction)ring_stats, METH_NOARGS,

@@ -102,14 +102,16 @@ int64_t fpc_ring_push(FpcRing *ring, const FpcRingBatch *b, int64_t n, double ti
 void fpc_ring_close(FpcRing *ring);
 /*
  * Consumer: waits up to `timeout_s` (< 0: for ever) for a packet, then up to
- * `linger_s` more while fewer than max_packets are there (larger batches cost
- * the caller less per packet). Returns the number of packets (at most
- * max_packets) whose records form one contiguous span, with *span and
- * *span_len set; 0 on timeout; -1 at the end (closed and empty). The span
- * stays valid until fpc_ring_release.
+ * `linger_s` more while fewer than max_packets and fewer than max_bytes of
+ * records are there (larger batches cost the caller less per packet). Returns
+ * the number of packets (at most max_packets, and records of at most
+ * max_bytes unless the first alone is larger; max_bytes 0: no byte limit)
+ * whose records form one contiguous span, with *span and *span_len set; 0 on
+ * timeout; -1 at the end (closed and empty). The span stays valid until
+ * fpc_ring_release.
  */
-int64_t fpc_ring_peek(FpcRing *ring, int64_t max_packets, double timeout_s, double linger_s,
-                      const uint8_t **span, uint64_t *span_len);
+int64_t fpc_ring_peek(FpcRing *ring, int64_t max_packets, uint64_t max_bytes, double timeout_s,
+                      double linger_s, const uint8_t **span, uint64_t *span_len);
 /* Consumer: fills `meta` for the n packets of the last peek. */
 void fpc_ring_describe(const FpcRing *ring, int64_t n, FpcRingMeta *meta);
 /* Consumer: gives the n packets of the last peek back to the producer. */

@@ -143,11 +143,16 @@ class Ring:
         GIL released). Returns how many went in; with drop, the rest count as
         dropped."""
     def pop(
-        self, max_packets: int, timeout: float = 0.0, linger: float = 0.0
+        self,
+        max_packets: int,
+        timeout: float = 0.0,
+        linger: float = 0.0,
+        max_bytes: int = 0,
     ) -> tuple[bytes, bytes] | None:
         """(pcap records, 32-byte meta per packet); (b"", b"") after a timeout;
         None once closed and empty. Once a packet is there, waits up to linger
-        s more for max_packets."""
+        s more for max_packets or max_bytes of records; records past max_bytes
+        (0: no limit) wait for the next pop, unless the first is larger alone."""
     def close(self) -> None:
         """No more packets: the consumer drains the ring, then sees None."""
     def stats(self) -> dict[str, int | bool]:

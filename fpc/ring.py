@@ -113,23 +113,35 @@ class PacketRing:
                 )
 
     def pop_records(
-        self, max_packets: int, timeout_s: float = 0.0, linger_s: float = 0.0
+        self,
+        max_packets: int,
+        timeout_s: float = 0.0,
+        linger_s: float = 0.0,
+        max_bytes: int = 0,
     ) -> tuple[bytes, np.ndarray] | None:
         """(pcap records back to back, RING_META per packet); None at the end.
 
-        Once a packet is there, waits up to `linger_s` more for `max_packets`.
+        Once a packet is there, waits up to `linger_s` more for `max_packets`
+        or `max_bytes` of records. Records past `max_bytes` (0: no limit) stay
+        for the next pop, unless the first record alone is larger.
         """
-        popped = self._ring.pop(max_packets, timeout=timeout_s, linger=linger_s)
+        popped = self._ring.pop(
+            max_packets, timeout=timeout_s, linger=linger_s, max_bytes=max_bytes
+        )
         if popped is None:
             return None
         records, meta = popped
         return records, np.frombuffer(meta, dtype=RING_META)
 
     def pop(
-        self, max_packets: int, timeout_s: float = 0.0, linger_s: float = 0.0
+        self,
+        max_packets: int,
+        timeout_s: float = 0.0,
+        linger_s: float = 0.0,
+        max_bytes: int = 0,
     ) -> PacketBatch | None:
         """Up to `max_packets` packets (none after a timeout); None at the end."""
-        popped = self.pop_records(max_packets, timeout_s, linger_s)
+        popped = self.pop_records(max_packets, timeout_s, linger_s, max_bytes)
         if popped is None:
             return None
         records, meta = popped

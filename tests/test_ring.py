@@ -141,6 +141,30 @@ def test_ring_pop_lingers_for_a_full_batch_but_not_past_linger():
     assert 0.15 < time.monotonic() - started < 2
 
 
+def test_ring_pop_caps_the_records_bytes_of_a_batch():
+    ring = PacketRing(1 << 16, 64)
+    ring.push(make_batch([100, 100, 100, 500, 100]))
+    record = 16 + 100
+    first = ring.pop(10, max_bytes=2 * record + 50)  # room for two records only
+    assert first is not None and len(first) == 2
+    assert len(first.data) == 2 * record
+    alone = ring.pop(10, max_bytes=2 * record + 50)  # 100 fits, 500 does not
+    assert alone is not None and len(alone) == 1 and alone.packet(0) == bytes([2]) * 100
+    big = ring.pop(10, max_bytes=100)  # a record larger than the cap comes alone
+    assert big is not None and len(big) == 1 and big.packet(0) == bytes([3]) * 500
+    rest = ring.pop(10, max_bytes=0)  # 0: no byte limit
+    assert rest is not None and len(rest) == 1 and rest.packet(0) == bytes([4]) * 100
+
+
+def test_ring_pop_stops_lingering_once_max_bytes_are_queued():
+    ring = PacketRing(1 << 16, 64)
+    ring.push(make_batch([1000] * 3))
+    started = time.monotonic()
+    batch = ring.pop(64, timeout_s=1.0, linger_s=10.0, max_bytes=2000)
+    assert batch is not None and len(batch) == 1  # the second would pass 2000
+    assert time.monotonic() - started < 2
+
+
 def test_ring_pop_stops_lingering_when_the_producer_closes():
     ring = PacketRing(1 << 16, 64)
     ring.push(make_batch([64] * 2))
