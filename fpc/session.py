@@ -235,8 +235,8 @@ class SessionTable:
             direction,
         )
         if listed:
-            self._feed_apps(batch, dec[index[:listed]], index[:listed],
-                            serial[:listed], direction[:listed])  # fmt: skip
+            self._feed_apps(batch, dec, index[:listed], serial[:listed],
+                            direction[:listed])  # fmt: skip
         self._collect("")
 
     def _count_statuses(self, dec: np.ndarray) -> None:
@@ -277,7 +277,7 @@ class SessionTable:
     def _feed_apps(
         self,
         batch: PacketBatch,
-        rows: np.ndarray,
+        dec: np.ndarray,
         index: np.ndarray,
         serials: np.ndarray,
         dirs: np.ndarray,
@@ -292,20 +292,21 @@ class SessionTable:
         first to arrive get the states freed by those earlier in the batch.
         """
         order = _by_session(serials)
-        rows, index = rows[order], index[order]
-        starts = (batch.offset[index] + rows["payload_offset"]).tolist()
-        ends = (np.asarray(starts, dtype=np.int64) + rows["payload_len"]).tolist()
-        tcp = (rows["proto"] == PROTO_TCP).tolist()
+        index, serials, dirs = index[order], serials[order], dirs[order]
+        rows = dec[index]
+        starts_a = batch.offset[index] + rows["payload_offset"]
+        starts, ends = starts_a.tolist(), (starts_a + rows["payload_len"]).tolist()
+        protos = rows["proto"].tolist()
         seqs, flags = rows["seq"].tolist(), rows["tcp_flags"].tolist()
-        serial_list, dir_list = serials[order].tolist(), dirs[order].tolist()
-        bounds = _run_bounds(rows, serials[order], dirs[order]).tolist()
+        serial_list, dir_list = serials.tolist(), dirs.tolist()
+        bounds = _run_bounds(rows, serials, dirs).tolist()
         data, apps, finished = batch.data, self._apps, set()
         for a, z in itertools.pairwise(bounds):
             serial, direction, k = serial_list[a], dir_list[a], a
             while k < z and serial not in finished:
                 app = apps.get(serial)
                 if app is None:
-                    app = self._new_app(serial, rows[k], direction)
+                    app = self._new_app(serial, rows, k, direction)
                 if app is None or isinstance(app, FinishedApp):
                     finished.add(serial)
                     break
@@ -316,7 +317,8 @@ class SessionTable:
                     k = z
                 else:
                     app.feed(direction, data[starts[k] : ends[k]],
-                             seqs[k] if tcp[k] else None, flags[k])  # fmt: skip
+                             seqs[k] if protos[k] == PROTO_TCP else None,
+                             flags[k])  # fmt: skip
                     k += 1
                 if app.errors != errors:
                     self._counts["app_errors"] += app.errors - errors
@@ -350,20 +352,22 @@ class SessionTable:
             self._apps[serial] = result
         self._table.app_done(serial)
 
-    def _new_app(self, serial: int, row: np.void, direction: int) -> AppState | None:
-        """App-layer state of a session whose payload packet `row` is the first
-        since it had none (or was parked); None for a TCP session when
+    def _new_app(
+        self, serial: int, rows: np.ndarray, k: int, direction: int
+    ) -> AppState | None:
+        """App-layer state of a session whose payload packet `rows[k]` is the
+        first since it had none (or was parked); None for a TCP session when
         `max_app_states` are held already. A UDP one is let in, as it may
         end up parked, which costs no state.
 
         The C table kept the sequence numbers of the session's SYNs; the TCP
         streams get them first, as if they had seen the SYNs themselves.
         """
-        proto = int(row["proto"])
+        proto = int(rows["proto"][k])
         if len(self._apps) >= self.limits.max_app_states and proto != PROTO_UDP:
             self._skip_app(serial)
             return None
-        sport, dport = int(row["sport"]), int(row["dport"])
+        sport, dport = int(rows["sport"][k]), int(rows["dport"][k])
         if direction:  # sent by the server: the client's port is the destination
             sport, dport = dport, sport
         tried = self._parked.tried(serial)

@@ -71,7 +71,10 @@ def session_id(node: str, sess: Session) -> str:
 
 def record_id(node: str, sess: Session) -> str:
     """Id of one SPI record: the session id, plus the segment number past 0."""
-    sid = session_id(node, sess)
+    return _record_id(session_id(node, sess), sess)
+
+
+def _record_id(sid: str, sess: Session) -> str:
     return sid if sess.segment == 0 else f"{sid}.{sess.segment}"
 
 
@@ -84,20 +87,36 @@ def _endpoints(sess: Session) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
     return lo, hi
 
 
+@functools.lru_cache(maxsize=65536)
 def _mac(raw: bytes) -> str:
+    # A capture holds far fewer MAC addresses than sessions.
     return raw.hex("-").upper()
 
 
 def _side(sess: Session, s: int, addr: bytes, port: int) -> dict[str, Any]:
-    return {"ip": _ip_text(addr), "port": port, **_link_side(sess, s)}
+    return {
+        "ip": _ip_text(addr),
+        "port": port,
+        "mac": _mac_texts(sess.macs[s]),
+        "packets": sess.packets[s],
+        "bytes": sess.bytes[s],
+    }
 
 
 def _link_side(sess: Session, s: int) -> dict[str, Any]:
     return {
-        "mac": sorted(_mac(m) for m in sess.macs[s] if any(m)),
+        "mac": _mac_texts(sess.macs[s]),
         "packets": sess.packets[s],
         "bytes": sess.bytes[s],
     }
+
+
+def _mac_texts(macs: set[bytes]) -> list[str]:
+    """The side's MAC addresses as text, sorted; all-zero ones left out."""
+    return sorted([_mac(m) for m in macs if m != _ZERO_MAC])
+
+
+_ZERO_MAC = bytes(6)
 
 
 def ether_name(ethertype: int) -> str:
@@ -114,21 +133,27 @@ def build_record(node: str, sess: Session) -> dict[str, Any]:
     c, s = sess.client, sess.client ^ 1
     transport = TRANSPORTS.get(sess.proto, str(sess.proto))
     app = sess.app
-    protocols = [transport] + [n for bit, n in TUNNEL_NAMES if sess.tunnel & bit]
+    tunnels = _tunnels(sess.tunnel)
     app_protocols = app.protocols() if app is not None else []
+    sid = session_id(node, sess)
+    start = iso_ns(sess.first_ts)
     record: dict[str, Any] = {
-        "@timestamp": iso_ns(sess.first_ts),
-        "event": _event(node, sess),
+        "@timestamp": start,
+        "event": _event(sid, sess, start),
         "observer": {"name": node},
         "source": _side(sess, c, *ends[c]),
         "destination": _side(sess, s, *ends[s]),
         "network": _network(sess, transport, ends, app_protocols),
-        "fpc": _fpc(node, sess, protocols + app_protocols),
+        "fpc": _fpc(sid, sess, [transport, *tunnels, *app_protocols], tunnels),
     }
     if app is not None:
         for name, values in app.fields().items():
             _put(record, name, values)
     return record
+
+
+def _tunnels(bits: int) -> list[str]:
+    return [n for bit, n in TUNNEL_NAMES if bits & bit] if bits else []
 
 
 def _link_record(node: str, sess: Session) -> dict[str, Any]:
@@ -140,11 +165,13 @@ def _link_record(node: str, sess: Session) -> dict[str, Any]:
         "bytes": sum(sess.bytes),
         **_vlans(sess),
     }
-    fpc = _fpc(node, sess, [ether_name(ethertype)])
+    sid = session_id(node, sess)
+    fpc = _fpc(sid, sess, [ether_name(ethertype)], _tunnels(sess.tunnel))
     fpc["ethertype"] = ethertype
+    start = iso_ns(sess.first_ts)
     return {
-        "@timestamp": iso_ns(sess.first_ts),
-        "event": _event(node, sess),
+        "@timestamp": start,
+        "event": _event(sid, sess, start),
         "observer": {"name": node},
         "source": _link_side(sess, c),
         "destination": _link_side(sess, s),
@@ -153,10 +180,10 @@ def _link_record(node: str, sess: Session) -> dict[str, Any]:
     }
 
 
-def _event(node: str, sess: Session) -> dict[str, Any]:
+def _event(sid: str, sess: Session, start: str) -> dict[str, Any]:
     return {
-        "id": record_id(node, sess),
-        "start": iso_ns(sess.first_ts),
+        "id": _record_id(sid, sess),
+        "start": start,
         "end": iso_ns(sess.last_ts),
         "duration": sess.last_ts - sess.first_ts,
         "kind": "event",
@@ -168,17 +195,20 @@ def _event(node: str, sess: Session) -> dict[str, Any]:
 def _network(
     sess: Session, transport: str, ends: tuple[Any, ...], apps: list[str]
 ) -> dict[str, Any]:
+    packets, nbytes = sess.packets, sess.bytes
     net: dict[str, Any] = {
         "type": f"ipv{sess.ip_version}",
         "transport": transport,
         "iana_number": str(sess.proto),
         "community_id": _community_id(sess, ends),
-        "packets": sum(sess.packets),
-        "bytes": sum(sess.bytes),
+        "packets": packets[0] + packets[1],
+        "bytes": nbytes[0] + nbytes[1],
     }
     if apps:
         net["protocol"] = apps[0]
-    return {**net, **_vlans(sess)}
+    if sess.vlan[0] or sess.vlan[1]:
+        net.update(_vlans(sess))
+    return net
 
 
 def _vlans(sess: Session) -> dict[str, Any]:
@@ -208,10 +238,12 @@ def _community_id(sess: Session, ends: tuple[Any, ...]) -> str:
     )
 
 
-def _fpc(node: str, sess: Session, protocols: list[str]) -> dict[str, Any]:
+def _fpc(
+    sid: str, sess: Session, protocols: list[str], tunnels: list[str]
+) -> dict[str, Any]:
     c, s = sess.client, sess.client ^ 1
     out: dict[str, Any] = {
-        "session": session_id(node, sess),
+        "session": sid,
         "protocols": protocols,
         "segment": sess.segment,
         "end_reason": sess.end_reason,
@@ -223,7 +255,6 @@ def _fpc(node: str, sess: Session, protocols: list[str]) -> dict[str, Any]:
             "len": sess.plen.tolist(),
         },
     }
-    tunnels = [n for bit, n in TUNNEL_NAMES if sess.tunnel & bit]
     if tunnels:
         out["tunnel"] = tunnels
     if sess.proto == 6:

@@ -84,11 +84,18 @@ class AppState:
 
     @property
     def wants_more(self) -> bool:
-        if self._broken or (self._streams and all(s.ended for s in self._streams)):
+        # Asked before and after every packet: plain tests, no generators.
+        if self._broken:
+            return False
+        streams = self._streams
+        if streams is not None and streams[0].ended and streams[1].ended:
             return False
         if self._classifying or self._late_left:
             return True
-        return any(not p.done for p in self._parsers)
+        for parser in self._parsers:
+            if not parser.done:
+                return True
+        return False
 
     def takes_joined(self, direction: int, seq: int) -> bool:
         """True if TCP segments of `direction` from `seq` on, each continuing

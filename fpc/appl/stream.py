@@ -50,6 +50,17 @@ class TcpStream:
             return []
         if seq is None:
             return [payload] if payload else []
+        if (
+            seq == self.next_seq
+            and payload
+            and not flags & (TCP_SYN | TCP_FIN | TCP_RST)
+            and not self.held
+            and self.fin_seq is None
+        ):
+            # Most segments continue the stream exactly: what _place and
+            # _check_end would do for them, without their calls.
+            self.next_seq = (seq + len(payload)) % SEQ_MOD
+            return [payload]
         if flags & TCP_SYN:
             seq = (seq + 1) % SEQ_MOD
             if self.next_seq is None:
