@@ -35,6 +35,7 @@ from fpc.appl import (  # noqa: F401
     socks,
     ssh,
     stun,
+    syslog,
     tds,
     tls,
 )

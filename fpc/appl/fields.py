@@ -287,6 +287,9 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("fpc.stun.mapped_address", "keyword", "XOR-MAPPED-ADDRESS values, ip:port."),
     Field("fpc.stun.relayed_address", "keyword", "TURN XOR-RELAYED-ADDRESS, ip:port."),
     Field("fpc.stun.peer_address", "keyword", "TURN XOR-PEER-ADDRESS values, ip:port."),
+    Field("fpc.syslog.facility", "keyword", "Syslog facilities (kern, auth, ...)."),
+    Field("fpc.syslog.severity", "keyword", "Syslog severities (emerg ... debug)."),
+    Field("fpc.syslog.hostname", "keyword", "HOSTNAME fields of syslog headers."),
     Field("fpc.mqtt.version", "keyword", "MQTT versions of CONNECT (3.1, 3.1.1, 5.0)."),
     Field(
         "fpc.mqtt.message_type",
