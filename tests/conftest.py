@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,18 @@ def run_pipeline(paths, data_dir, node="test", **overrides):
             pass  # damaged files: the good records before the damage were processed
     pipeline.finish()
     return pipeline.summary(), records, store
+
+
+def wait_until(
+    condition: Callable[[], object], what: str, timeout_s: float = 60
+) -> None:
+    """Poll `condition` until it is true; fail naming `what` after `timeout_s`.
+
+    For tests that wait on another thread or process: the time limit is only
+    a guard against a hang, so it is generous for a loaded machine.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.02)

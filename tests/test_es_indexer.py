@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch, helpers
-from esnode_fixture import make_record
+from esnode_fixture import make_record, new_prefix
 
+from conftest import wait_until
 from fpc.indexer import Indexer, IndexerConfig, Spool, count_records, encode
 from fpc.store.es import EsStore
 
@@ -98,27 +99,27 @@ def feed(store: EsStore, n: int, done: threading.Event) -> None:
 
 
 def test_indexer_node_restart_mid_ingest_zero_loss_zero_duplicates(
-    es_cluster, es_url, es_prefix, es_spool
+    es_private_cluster, es_spool
 ):
-    store = EsStore(es_url, prefix=es_prefix, indexer=fast_config(es_spool))
+    cluster = es_private_cluster  # stopping the shared node fails other tests
+    store = EsStore(cluster.url, prefix=new_prefix(), indexer=fast_config(es_spool))
     n = 10_000
     done = threading.Event()
     feeder = threading.Thread(target=feed, args=(store, n, done))
     feeder.start()
-    while store.indexer.stats()["indexed"] < 1000:
-        time.sleep(0.05)
+    wait_until(lambda: store.indexer.stats()["indexed"] >= 1000, "1000 indexed")
     t0 = time.perf_counter()
-    fpc_es(es_cluster, "stop")
+    fpc_es(cluster, "stop")
     stopped_at = store.indexer.stats()["indexed"]
     t_stop = time.perf_counter() - t0
-    time.sleep(2)
-    fpc_es(es_cluster, "start")
+    wait_until(lambda: store.indexer.stats()["spooled"] > 0, "spooling")
+    fpc_es(cluster, "start")
     t_start = time.perf_counter() - t0
     feeder.join()
     assert store.indexer.flush(120)
     t_flush = time.perf_counter() - t0
     stats = store.indexer.stats()
-    ids = all_ids(store.es, f"{es_prefix}-sessions")
+    ids = all_ids(store.es, f"{store.prefix}-sessions")
     store.close()
     print(
         f"restart: stopped after {t_stop:.1f}s, started {t_start:.1f}s, all "

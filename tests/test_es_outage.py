@@ -4,6 +4,7 @@ rotating, file numbers stay unique, and the rows reach the cluster later."""
 from __future__ import annotations
 
 import pytest
+from esnode_fixture import new_prefix
 from test_es_indexer import fast_config, fpc_es
 
 from fpc.store.base import PcapFile
@@ -25,20 +26,19 @@ def test_local_file_seq_never_goes_back(tmp_path):
     assert LocalFileSeq(str(tmp_path), "n1").next(lambda: None) == 11
 
 
-def test_es_store_registry_survives_a_dead_cluster(
-    es_cluster, es_url, es_prefix, es_spool
-):
-    store = EsStore(es_url, prefix=es_prefix, indexer=fast_config(es_spool))
+def test_es_store_registry_survives_a_dead_cluster(es_private_cluster, es_spool):
+    cluster = es_private_cluster  # stopping the shared node fails other tests
+    store = EsStore(cluster.url, prefix=new_prefix(), indexer=fast_config(es_spool))
     before = [store.next_file_num("n1") for _ in range(2)]
     for num in before:
         store.save_file(row("n1", num))
-    fpc_es(es_cluster, "stop")
+    fpc_es(cluster, "stop")
     try:
         during = [store.next_file_num("n1") for _ in range(3)]
         for num in during:
             store.save_file(row("n1", num))  # spooled, not lost
     finally:
-        fpc_es(es_cluster, "start")
+        fpc_es(cluster, "start")
     assert store.indexer.flush(120)
     after = store.next_file_num("n1")
     numbers = before + during + [after]

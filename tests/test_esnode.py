@@ -35,12 +35,17 @@ def test_home_under_root_is_refused_with_hint() -> None:
 
 
 @pytest.mark.es
-def test_status_reports_running_green_node(es_cluster, capsys) -> None:
-    argv = ["status", "--home", str(es_cluster.home), "--http-port", "9250"]
+def test_status_reports_running_node_and_its_health(es_private_cluster, capsys) -> None:
+    # Not the shared node: another session may have started that one from
+    # another home, and ES indices other tests make turn it yellow for a while.
+    cluster = es_private_cluster
+    port = cluster.http_port
+    argv = ["status", "--home", str(cluster.home), "--http-port", str(port)]
     assert esnode.main(argv) == 0
     out = capsys.readouterr().out
-    assert "node-0 http=9250 running pid=" in out
-    assert "cluster=fpc-9250 status=green nodes=1" in out
+    pid = int(cluster.pid_file(0).read_text())
+    assert f"node-0 http={port} running pid={pid}\n" in out
+    assert f"cluster=fpc-{port} status=green nodes=1 url={cluster.url}\n" in out
 
 
 def test_status_of_stopped_cluster_says_unreachable(tmp_path: Path, capsys) -> None:
