@@ -20,6 +20,7 @@ from fpc.appl import (  # noqa: F401
     irc,
     krb5,
     ldap,
+    mongo,
     mqtt,
     mysql,
     ntp,
@@ -37,6 +38,7 @@ from fpc.appl import (  # noqa: F401
     stun,
     syslog,
     tds,
+    telnet,
     tls,
 )
 from fpc.appl.registry import registered_names
