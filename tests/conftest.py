@@ -21,6 +21,7 @@ CORPUS = Path(
     os.environ.get("FPC_CORPUS", Path(__file__).parents[2] / "shared" / "corpus")
 )
 SAMPLES = Path(__file__).parents[1] / "samples"
+MKPCAP = CORPUS.parent / "tools" / "mkpcap.py"  # the shared traffic generator
 
 
 def corpus_files(subdir: str = "") -> list[Path]:

@@ -23,7 +23,7 @@ import dpkt
 import numpy as np
 import pytest
 
-from conftest import CORPUS
+from conftest import CORPUS, MKPCAP
 from fpc.capture import LiveCapture
 from fpc.errors import CaptureError, ConfigError
 from fpc.packets import PRECISION_US, PacketBatch
@@ -32,7 +32,6 @@ from fpc.writer import record_span
 from netns import VethPair
 
 SMTP_PCAP = CORPUS / "other" / "zeek-smtp.pcap"
-MKPCAP = CORPUS.parent / "tools" / "mkpcap.py"  # the shared traffic generator
 LINKTYPE_ETHERNET = 1
 DRAIN_TIMEOUT_S = 5.0  # time for the last packets to leave the kernel ring
 TIMEOUT_MS = 100
@@ -344,16 +343,17 @@ def test_capture_stop_during_traffic_returns_within_a_second(
     assert elapsed < 1.0
 
 
-# Run by the SIGINT test in a child process: capture in the main thread,
-# report readiness, then wait for packets on an interface that has none.
+# Run by the SIGINT test in a child process: capture in the main thread and
+# wait for packets on an interface that has none. The first empty batch (one
+# timeout without packets) shows the loop runs; it goes on waiting after it.
 SIGINT_CHILD = """
 import sys, threading
 from fpc.capture import LiveCapture
 with LiveCapture(sys.argv[1]) as capture:
-    print("ready", flush=True)
     try:
-        for batch in capture.batches(threading.Event()):
-            pass
+        for n, batch in enumerate(capture.batches(threading.Event(), idle=True)):
+            if n == 0:
+                print("waiting", flush=True)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
 """
@@ -361,22 +361,21 @@ with LiveCapture(sys.argv[1]) as capture:
 
 @pytest.mark.live
 def test_capture_idle_loop_ends_on_sigint(veth_pair: VethPair) -> None:
-    child = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", SIGINT_CHILD, veth_pair.host],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).parents[1],
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline() == "ready\n"
-        time.sleep(0.3)
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=2)
-    finally:
-        child.kill()
-        child.wait(timeout=10)
+    ) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "waiting\n"
+            child.send_signal(signal.SIGINT)
+            # within one timeout_ms; the margin is for a loaded machine
+            out, err = child.communicate(timeout=20)
+        finally:
+            child.kill()
 
     assert out == "interrupted\n", err
     assert child.returncode == 0, err

@@ -14,7 +14,8 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from conftest import CORPUS, SAMPLES
+from conftest import CORPUS, SAMPLES, wait_until
+from fpc.workers import parse_workers
 
 ROOT = Path(__file__).parents[1]
 
@@ -34,6 +35,34 @@ def pcap_packets(directory: Path) -> Counter[bytes]:
         with open(path, "rb") as f:
             out.update(bytes(buf) for _ts, buf in dpkt.pcap.Reader(f))
     return out
+
+
+def start_live(tmp_path: Path, *args: str, captures: int) -> subprocess.Popen:
+    """fpc-capture with `args`, once its `captures` interface handles (one per
+    worker) are open: the kernel keeps every packet for them from then on.
+    Stdout is a pipe, stderr the file tmp_path/stderr.log."""
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fpc.cli", *args],
+            stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT,
+        )  # fmt: skip
+
+    def opened() -> bool:
+        return log.read_text().count("capture started") >= captures
+
+    wait_until(lambda: opened() or proc.poll() is not None, "capture started")
+    assert proc.poll() is None, log.read_text()
+    return proc
+
+
+def count_pcap_packets(directory: Path) -> int:
+    """Packets in the PCAP files of a running writer; -1 while one is caught
+    part-way through a write."""
+    try:
+        return pcap_packets(directory).total()
+    except (dpkt.Error, ValueError):
+        return -1
 
 
 def test_capture_print_writes_one_record_per_line_with_its_id(tmp_path):
@@ -99,39 +128,34 @@ def test_capture_missing_input_is_a_clear_error(tmp_path):
 @pytest.mark.live
 def test_capture_live_sigterm_flushes_sessions_and_files(veth_pair, tmp_path):
     source = CORPUS / "other" / "zeek-smtp.pcap"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fpc.cli", "-i", veth_pair.host, "--data-dir",
-         str(tmp_path), "--print"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
-    time.sleep(2)  # the capture is open once the interface is activated
+    with open(source, "rb") as f:
+        sent = Counter(bytes(buf) for _ts, buf in dpkt.pcap.Reader(f))
+    proc = start_live(tmp_path, "-i", veth_pair.host, "--data-dir", str(tmp_path),
+                      "--print", captures=parse_workers("auto", live=True))  # fmt: skip
     veth_pair.run_in_netns("tcpreplay", f"--intf1={veth_pair.peer}", "--pps=1000",
                            str(source))  # fmt: skip
-    time.sleep(1)
+    pcap_dir = tmp_path / "pcap"
+    wait_until(lambda: count_pcap_packets(pcap_dir) == sent.total(), "packets written")
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
+    out, _ = proc.communicate(timeout=20)
+    err = (tmp_path / "stderr.log").read_text()
     assert time.monotonic() - started < 10
     assert proc.returncode == 0, err
     records = [json.loads(line) for line in out.splitlines()]
-    with open(source, "rb") as f:
-        sent = Counter(bytes(buf) for _ts, buf in dpkt.pcap.Reader(f))
-    assert pcap_packets(tmp_path / "pcap") == sent
+    assert pcap_packets(pcap_dir) == sent
     assert sum(r["network"]["packets"] for r in records) == sent.total()
     assert "dropped=0" in err
 
 
 @pytest.mark.live
 def test_capture_live_idle_interface_stops_on_sigint(veth_pair, tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fpc.cli", "-i", veth_pair.host, "--data-dir",
-         str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
-    time.sleep(2)
+    proc = start_live(tmp_path, "-i", veth_pair.host, "--data-dir", str(tmp_path),
+                      captures=parse_workers("auto", live=True))  # fmt: skip
     started = time.monotonic()
     os.kill(proc.pid, signal.SIGINT)
-    _out, err = proc.communicate(timeout=20)
+    proc.communicate(timeout=20)
+    err = (tmp_path / "stderr.log").read_text()
     assert time.monotonic() - started < 5
     assert proc.returncode == 0, err
     assert "packets read                  0" in err

@@ -15,8 +15,9 @@ from pathlib import Path
 import dpkt
 import numpy as np
 import pytest
+from test_cli import count_pcap_packets, start_live
 
-from conftest import CORPUS, SAMPLES
+from conftest import CORPUS, MKPCAP, SAMPLES, wait_until
 from fpc.cli import build_parser, config_from_args
 from fpc.config import AUTO_WORKERS, load_config
 from fpc.decode import decode_batch
@@ -123,14 +124,18 @@ def test_workers_file_numbers_never_collide(tmp_path):
 
 def test_workers_sigint_flushes_every_worker_and_prints_one_summary(tmp_path):
     big = tmp_path / "big.pcap"
-    subprocess.run([sys.executable, "/work/shared/tools/mkpcap.py", "--packets",
-                    "200000", "--seed", "3", "-o", str(big)], check=True)  # fmt: skip
+    subprocess.run([sys.executable, str(MKPCAP), "--packets", "200000", "--seed",
+                    "3", "-o", str(big)], check=True)  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "fpc.cli", "-r", *[str(big)] * 10, "--data-dir",
          str(tmp_path / "d"), "-q", "--workers", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
-    time.sleep(3)
+
+    def writing() -> bool:  # a PCAP file holds more than its file header
+        return any(p.stat().st_size > 24 for p in (tmp_path / "d").rglob("*.pcap"))
+
+    wait_until(lambda: writing() or proc.poll() is not None, "packets written")
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -193,20 +198,19 @@ def test_merge_summaries_adds_each_counter():
 @pytest.mark.live
 def test_workers_live_capture_every_packet_once(veth_pair, tmp_path):
     source = CORPUS / "other" / "zeek-smtp.pcap"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fpc.cli", "-i", veth_pair.host, "--data-dir",
-         str(tmp_path), "--print", "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
-    time.sleep(3)  # both workers have joined the fanout group
-    veth_pair.run_in_netns("tcpreplay", f"--intf1={veth_pair.peer}", "--pps=1000",
-                           str(source))  # fmt: skip
-    time.sleep(1)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
     with open(source, "rb") as f:
         sent = Counter(bytes(buf) for _ts, buf in dpkt.pcap.Reader(f))
+    # both workers have joined the fanout group
+    proc = start_live(tmp_path, "-i", veth_pair.host, "--data-dir", str(tmp_path),
+                      "--print", "--workers", "2", captures=2)  # fmt: skip
+    veth_pair.run_in_netns("tcpreplay", f"--intf1={veth_pair.peer}", "--pps=1000",
+                           str(source))  # fmt: skip
+    pcap_dir = tmp_path / "pcap"
+    wait_until(lambda: count_pcap_packets(pcap_dir) == sent.total(), "packets written")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    err = (tmp_path / "stderr.log").read_text()
+    assert proc.returncode == 0, err
     got = Counter(buf for _ts, buf in pcap_packets(tmp_path / "pcap").elements())
     assert got == sent
     records = [json.loads(line) for line in out.splitlines()]
