@@ -4,7 +4,7 @@ In: nothing at import; `app_detail_specs()` is called by
 `fpc.conformance.active_specs`. Out: one `FieldSpec` per Arkime field whose
 fact fpc also extracts: certificates, JA4, HASSH, QUIC, mail, DHCP,
 Kerberos, LDAP, NTLM, SNMP, NTP, MySQL, PostgreSQL, RADIUS, IRC, STUN, RDP,
-MQTT, HTTP body hashes and versions. Each normalization is listed in
+MQTT, BACnet, HTTP body hashes and versions. Each normalization is listed in
 docs/ARKIME.md; a row is left out when fpc lacks one of its fields.
 """
 
@@ -232,6 +232,9 @@ def app_detail_specs() -> list[FieldSpec]:
           a_set("fpc.radius.mac", norm_mac), ("fpc.radius.mac",)),
         *same_rows("irc", ("nick", "channel")),
         *same_rows("mqtt", ("version", "topic")),
+        *same_rows("bacnet", ("function", "service")),
+        s("bacnet.apduType", APP, a_set("bacnet.apduType"),
+          a_set("fpc.bacnet.apdu_type"), ("fpc.bacnet.apdu_type",)),
         s("mqtt.type", APP, a_set("mqtt.type"), a_set("fpc.mqtt.message_type"),
           ("fpc.mqtt.message_type",)),
         s("mqtt.clientId", APP, a_set("mqtt.clientId"), a_set("fpc.mqtt.client_id"),

@@ -287,6 +287,21 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("fpc.stun.mapped_address", "keyword", "XOR-MAPPED-ADDRESS values, ip:port."),
     Field("fpc.stun.relayed_address", "keyword", "TURN XOR-RELAYED-ADDRESS, ip:port."),
     Field("fpc.stun.peer_address", "keyword", "TURN XOR-PEER-ADDRESS values, ip:port."),
+    Field(
+        "fpc.bacnet.function",
+        "keyword",
+        "BACnet/IP BVLC functions (original-unicast, forwarded-npdu, ...).",
+    ),
+    Field(
+        "fpc.bacnet.apdu_type",
+        "keyword",
+        "BACnet APDU types (confirmed-request, unconfirmed-request, complex-ack, ...).",
+    ),
+    Field(
+        "fpc.bacnet.service",
+        "keyword",
+        "BACnet services (who-is, i-am, read-property, ...).",
+    ),
     Field("fpc.syslog.facility", "keyword", "Syslog facilities (kern, auth, ...)."),
     Field("fpc.syslog.severity", "keyword", "Syslog severities (emerg ... debug)."),
     Field("fpc.syslog.hostname", "keyword", "HOSTNAME fields of syslog headers."),
