@@ -49,6 +49,11 @@ logger = logging.getLogger(__name__)
 
 NODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 RETRY_INTERVAL_S = 1.0  # after a failed write, wait this long before a new file
+# A batch's records go to the file in write() calls of at most this many bytes.
+# The kernel's copy into the page cache (ext4, copy_folio_from_iter_atomic)
+# took 5-10 % of all ingest CPU with one write of a 4 MiB batch, 1 % with
+# pieces of 256 KiB to 2 MiB (perf, offline and live, 200k-packet mkpcap).
+WRITE_PIECE_BYTES = 1 << 20
 _NS = 1_000_000_000
 
 
@@ -362,7 +367,7 @@ class PcapWriter:
         view = memoryview(buf)
         try:
             while view:
-                view = view[os.write(f.fd, view) :]
+                view = view[os.write(f.fd, view[:WRITE_PIECE_BYTES]) :]
         except OSError as exc:
             self._log_write_error(exc)
             self._truncate_to_last_record()

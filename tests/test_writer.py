@@ -38,7 +38,13 @@ from fpc.reader import open_capture
 from fpc.ring import PacketRing
 from fpc.store import open_store
 from fpc.store.base import PcapFile, SessionQuery, Store
-from fpc.writer import PcapWriter, pack_records, pack_records_numpy, record_span
+from fpc.writer import (
+    WRITE_PIECE_BYTES,
+    PcapWriter,
+    pack_records,
+    pack_records_numpy,
+    record_span,
+)
 
 NODE = "test-node"
 
@@ -262,6 +268,29 @@ def test_writer_positions_point_at_records(tmp_path):
             at += 16 + struct.unpack_from("<I", raw, at + 8)[0]
     assert list(zip(file_num.tolist(), pos.tolist(), strict=True)) == walked
     w.close()
+
+
+def test_writer_batch_larger_than_a_write_piece_is_written_whole(tmp_path):
+    # 3.5 pieces of packets: several write() calls, one file, every byte kept.
+    size = 60_000
+    count = (7 * WRITE_PIECE_BYTES) // (2 * (size + 16))
+    records = [
+        (1_700_000_000 * 10**9 + k * 1000, size, bytes([k % 251]) * size)
+        for k in range(count)
+    ]
+    store = MemoryStore()
+    w = writer(tmp_path, store)
+    for batch in (make_batch(records, 1, PRECISION_US), framed_big(records)):
+        file_num, pos = w.write(batch)
+        assert (file_num == file_num[0]).all()
+        assert pos.tolist() == [pos[0] + k * (size + 16) for k in range(count)]
+    w.close()
+    (row,) = files_in_order(store)
+    assert read_records(row.path)[2] == records + records
+
+
+def framed_big(records: list[tuple[int, int, bytes]]) -> PacketBatch:
+    return framed(make_batch(records, 1, PRECISION_US), ring_bytes=16 << 20)
 
 
 def test_writer_scattered_batch_matches_contiguous(tmp_path):
