@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 TOOLS = ("fpc", "tcpdump")
 READY_MARKERS = {"fpc": "capture started", "tcpdump": "listening on"}
+# fpc with workers logs this first, then each worker its own "capture started".
+FPC_WORKERS_RE = re.compile(r"starting workers count=(\d+)")
 READY_TIMEOUT_S = 60.0
 SETTLE_IDLE_S = 0.02  # CPU seconds per poll below which the tool counts as idle
 SETTLE_POLL_S = 0.5
@@ -125,9 +127,19 @@ def _run_once(tool: str, rate: str, pair: Any, plan: LivePlan) -> dict:
             "clean": _clean(replay, counts)}  # fmt: skip
 
 
+def is_ready(tool: str, stderr: str) -> bool:
+    """Whether every capturing process of `tool` has said it captures: the CPU
+    a second worker spends starting (its ring is allocated then) is start-up."""
+    if tool != "fpc":
+        return READY_MARKERS[tool] in stderr
+    workers = FPC_WORKERS_RE.search(stderr)
+    wanted = int(workers.group(1)) if workers else 1
+    return stderr.count(READY_MARKERS[tool]) >= wanted
+
+
 def _wait_ready(child: Child, tool: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while READY_MARKERS[tool] not in child.stderr_so_far():
+    while not is_ready(tool, child.stderr_so_far()):
         if child.proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(
                 f"{tool} did not start capturing within {READY_TIMEOUT_S:.0f} s: "
