@@ -148,6 +148,23 @@ class DnsMessage:
         return ips
 
 
+# The message parsed last and what it held: a datagram that classify said YES
+# to is fed to the new parser next, which would parse the same bytes again.
+# Parsing depends on the bytes alone and nobody changes a parsed message.
+_last_parsed: tuple[bytes, DnsMessage] = (b"", DnsMessage())
+
+
+def _parse_reusing(msg: bytes) -> DnsMessage:
+    """parse_message(msg), without a second parse of the same bytes in a row."""
+    global _last_parsed
+    last = _last_parsed
+    if msg == last[0] and msg:
+        return last[1]
+    parsed = parse_message(msg)
+    _last_parsed = (msg, parsed)
+    return parsed
+
+
 def parse_message(msg: bytes) -> DnsMessage:
     c = Cursor(msg)
     c.skip(2, "dns id")
@@ -234,7 +251,7 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
             return _classify_partial(data[2:], port_hint)
         data = data[2 : 2 + size]
     try:
-        msg = parse_message(data)
+        msg = _parse_reusing(data)
     except ParseError:
         return Verdict.NO
     if msg.opcode not in _OPCODES_KNOWN:
@@ -292,7 +309,7 @@ class DnsParser(Parser):
         self._bufs[direction] = b""
 
     def _on_message(self, msg: bytes) -> None:
-        parsed = parse_message(msg)
+        parsed = _parse_reusing(msg)
         add = self.sink.add
         for name, qtype, _qclass in parsed.questions:
             add("dns.question.name", name)

@@ -36,7 +36,8 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
     """
     if direction != 0:
         return Verdict.NO
-    lines = data.split(b"\n")
+    # Lines past MAX_CLASSIFY_LINES stay in one piece: only their count matters.
+    lines = data.split(b"\n", MAX_CLASSIFY_LINES)
     for line in lines[:-1][:MAX_CLASSIFY_LINES]:
         if _IRC_FIRST.match(line):
             return Verdict.YES

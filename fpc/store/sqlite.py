@@ -8,6 +8,7 @@ process: WAL mode lets both work at once.
 from __future__ import annotations
 
 import calendar
+import functools
 import ipaddress
 import json
 import logging
@@ -48,9 +49,14 @@ CREATE TABLE IF NOT EXISTS file_seq (node TEXT PRIMARY KEY, last INTEGER NOT NUL
 def _ns(iso: str) -> int:
     """Nanoseconds from the RFC 3339 times of `fpc.spi.iso_ns`."""
     base, frac = iso.rstrip("Z").split(".")
-    # fromisoformat is C code; strptime cost more than the rest of the row.
-    sec = calendar.timegm(datetime.fromisoformat(base).timetuple())
-    return sec * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
+    return _second_ns(base) + int(frac.ljust(9, "0")[:9])
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_ns(base: str) -> int:
+    # Records saved together mostly share their seconds. fromisoformat is C
+    # code; strptime cost more than the rest of the row.
+    return calendar.timegm(datetime.fromisoformat(base).timetuple()) * 1_000_000_000
 
 
 class SqliteStore(Store):
