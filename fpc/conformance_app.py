@@ -4,7 +4,7 @@ In: nothing at import; `app_detail_specs()` is called by
 `fpc.conformance.active_specs`. Out: one `FieldSpec` per Arkime field whose
 fact fpc also extracts: certificates, JA4, HASSH, QUIC, mail, DHCP,
 Kerberos, LDAP, NTLM, SNMP, NTP, MySQL, PostgreSQL, RADIUS, IRC, STUN, RDP,
-MQTT, BACnet, HTTP body hashes and versions. Each normalization is listed in
+MQTT, BACnet, DNP3, HTTP body hashes and versions. Each normalization is listed in
 docs/ARKIME.md; a row is left out when fpc lacks one of its fields.
 """
 
@@ -233,6 +233,14 @@ def app_detail_specs() -> list[FieldSpec]:
         *same_rows("irc", ("nick", "channel")),
         *same_rows("mqtt", ("version", "topic")),
         *same_rows("bacnet", ("function", "service")),
+        s("dnp3.src", APP, a_set("dnp3.src", int), a_set("fpc.dnp3.src", int),
+          ("fpc.dnp3.src",)),
+        s("dnp3.dst", APP, a_set("dnp3.dst", int), a_set("fpc.dnp3.dst", int),
+          ("fpc.dnp3.dst",)),
+        s("dnp3.func", APP, a_set("dnp3.func", int),
+          a_set("fpc.dnp3.function_code", int), ("fpc.dnp3.function_code",)),
+        s("dnp3.funcName", APP, a_set("dnp3.funcName"), a_set("fpc.dnp3.function"),
+          ("fpc.dnp3.function",)),
         s("bacnet.apduType", APP, a_set("bacnet.apduType"),
           a_set("fpc.bacnet.apdu_type"), ("fpc.bacnet.apdu_type",)),
         s("mqtt.type", APP, a_set("mqtt.type"), a_set("fpc.mqtt.message_type"),

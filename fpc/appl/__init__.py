@@ -13,6 +13,7 @@ from fpc.appl import (  # noqa: F401
     dcerpc,
     dhcp,
     dhcpv6,
+    dnp3,
     dns,
     dtls,
     http,
