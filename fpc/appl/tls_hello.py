@@ -17,6 +17,7 @@ Layout (RFC 8446 section 4.1.2)::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from fpc.appl.cursor import Cursor, ParseError
@@ -102,9 +103,44 @@ def add_client_hello(sink: FieldSink, hello: ClientHello, transport: str) -> Non
     if transport != "d":
         # TODO: no JA3 for DTLS hellos; JA3 is defined on TLS and Arkime, the
         # reference fpc is checked against, gives none for DTLS either.
-        ja3 = hashlib.md5(ja3_text(hello).encode()).hexdigest()
-        sink.add("tls.client.ja3", ja3)
-    sink.add("tls.client.ja4", ja4(hello, transport))
+        sink.add("tls.client.ja3", _ja3(hello.legacy_version, tuple(hello.ciphers),
+                 tuple(hello.extensions), tuple(hello.groups),
+                 hello.point_formats))  # fmt: skip
+    sink.add("tls.client.ja4", _ja4(transport, hello.legacy_version,
+             tuple(hello.ciphers), tuple(hello.extensions),
+             tuple(hello.supported_versions), tuple(hello.signature_algorithms),
+             tuple(hello.alpn)))  # fmt: skip
+
+
+# The fingerprints depend on these lists alone, and the clients of one
+# capture send far fewer kinds of hello than sessions: computed once per kind.
+@functools.lru_cache(maxsize=4096)
+def _ja3(
+    version: int,
+    ciphers: tuple[int, ...],
+    extensions: tuple[int, ...],
+    groups: tuple[int, ...],
+    point_formats: bytes,
+) -> str:
+    hello = ClientHello(version)
+    hello.ciphers, hello.extensions = list(ciphers), list(extensions)
+    hello.groups, hello.point_formats = list(groups), point_formats
+    return hashlib.md5(ja3_text(hello).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _ja4(
+    transport: str,
+    version: int,
+    ciphers: tuple[int, ...],
+    extensions: tuple[int, ...],
+    versions: tuple[int, ...],
+    signature_algorithms: tuple[int, ...],
+    alpn: tuple[bytes, ...],
+) -> str:
+    parts = HelloParts(version, list(ciphers), list(extensions), list(versions),
+                       list(signature_algorithms), list(alpn))  # fmt: skip
+    return ja4(parts, transport)
 
 
 def ja3_text(hello: ClientHello) -> str:
