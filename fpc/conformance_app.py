@@ -4,7 +4,7 @@ In: nothing at import; `app_detail_specs()` is called by
 `fpc.conformance.active_specs`. Out: one `FieldSpec` per Arkime field whose
 fact fpc also extracts: certificates, JA4, HASSH, QUIC, mail, DHCP,
 Kerberos, LDAP, NTLM, SNMP, NTP, MySQL, PostgreSQL, RADIUS, IRC, STUN, RDP,
-MQTT, BACnet, DNP3, HTTP body hashes and versions. Each normalization is listed in
+MQTT, BACnet, DNP3, ADB, HTTP body hashes and versions. Each normalization is listed in
 docs/ARKIME.md; a row is left out when fpc lacks one of its fields.
 """
 
@@ -233,6 +233,13 @@ def app_detail_specs() -> list[FieldSpec]:
         *same_rows("irc", ("nick", "channel")),
         *same_rows("mqtt", ("version", "topic")),
         *same_rows("bacnet", ("function", "service")),
+        *same_rows("adb", ("command", "version", "serial", "service")),
+        s("adb.maxpayload", APP, a_set("adb.maxpayload", int),
+          a_set("fpc.adb.max_payload", int), ("fpc.adb.max_payload",)),
+        s("adb.systemtype", APP, a_set("adb.systemtype"),
+          a_set("fpc.adb.system_type"), ("fpc.adb.system_type",)),
+        s("adb.authtype", APP, a_set("adb.authtype"), a_set("fpc.adb.auth_type"),
+          ("fpc.adb.auth_type",)),
         s("dnp3.src", APP, a_set("dnp3.src", int), a_set("fpc.dnp3.src", int),
           ("fpc.dnp3.src",)),
         s("dnp3.dst", APP, a_set("dnp3.dst", int), a_set("fpc.dnp3.dst", int),

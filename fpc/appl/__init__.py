@@ -9,6 +9,7 @@ from __future__ import annotations
 
 # Each parser module registers itself when imported.
 from fpc.appl import (  # noqa: F401
+    adb,
     bacnet,
     dcerpc,
     dhcp,

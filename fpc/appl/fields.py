@@ -288,6 +288,29 @@ APP_FIELDS: tuple[Field, ...] = (
     Field("fpc.stun.relayed_address", "keyword", "TURN XOR-RELAYED-ADDRESS, ip:port."),
     Field("fpc.stun.peer_address", "keyword", "TURN XOR-PEER-ADDRESS values, ip:port."),
     Field(
+        "fpc.adb.command",
+        "keyword",
+        "Android Debug Bridge messages (cnxn, auth, open, wrte, ...), lowercase.",
+    ),
+    Field("fpc.adb.version", "keyword", "ADB protocol versions of CNXN, as 0x hex."),
+    Field("fpc.adb.max_payload", "long", "ADB maximum message data sizes of CNXN."),
+    Field(
+        "fpc.adb.system_type",
+        "keyword",
+        "ADB system types of CNXN identities (host, device, ...).",
+    ),
+    Field("fpc.adb.serial", "keyword", "ADB serial numbers of CNXN identities."),
+    Field(
+        "fpc.adb.auth_type",
+        "keyword",
+        "ADB AUTH types (token, signature, rsapublickey).",
+    ),
+    Field(
+        "fpc.adb.service",
+        "keyword",
+        "ADB services opened (shell, sync, forward, host, ...).",
+    ),
+    Field(
         "fpc.bacnet.function",
         "keyword",
         "BACnet/IP BVLC functions (original-unicast, forwarded-npdu, ...).",
