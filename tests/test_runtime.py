@@ -22,3 +22,16 @@ def test_tune_for_capture_sets_collector_thresholds_seen_by_a_fork() -> None:
         os.close(read)
     finally:
         gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def test_tune_for_capture_leaves_objects_loaded_at_start_out_of_collections() -> None:
+    loaded = object.__new__(type("Loaded", (), {}))  # a gc-tracked object
+    try:
+        tune_for_capture()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is loaded for o in gc.get_objects())  # frozen: not listed
+        later = object.__new__(type("Later", (), {}))
+        assert any(o is later for o in gc.get_objects())  # made after: collected
+    finally:
+        gc.unfreeze()
