@@ -26,6 +26,10 @@ from fpc.appl.stream import TcpStream, seq_diff
 
 logger = logging.getLogger(__name__)
 
+# Verdict members read into names: an enum member costs a slow class
+# attribute lookup (EnumType has __getattr__), asked of every classifier.
+_YES, _MORE = Verdict.YES, Verdict.MORE
+
 MAX_PRELUDE_BYTES = 4096  # bytes kept per session until a protocol matches
 MAX_UDP_CLASSIFY = 8  # datagrams tried before giving up on a UDP session
 MAX_HANDOFFS = 2  # protocol switches followed per session (CONNECT, STARTTLS)
@@ -233,13 +237,14 @@ class AppState:
         keeping it would cost every idle session on a flooded port."""
         pending = self._pending[direction]
         matched, waiting, left = [], False, []
+        tcp = self._streams is not None
         for spec in pending:
             verdict = self._verdict(spec, direction, sample)
-            if verdict == Verdict.YES:
+            if verdict == _YES:
                 matched.append(spec)
-            elif verdict == Verdict.MORE:
+            elif verdict == _MORE:
                 waiting = True
-            elif self._streams is not None:
+            elif tcp:
                 continue  # ruled out for this TCP direction
             left.append(spec)
         if len(left) < len(pending):
@@ -248,12 +253,11 @@ class AppState:
             self._pending = (pair[0], pair[1])
         return matched, waiting
 
-    def _hinted(self, spec: ParserSpec) -> bool:
-        return self._ports[0] in spec.ports or self._ports[1] in spec.ports
-
     def _verdict(self, spec: ParserSpec, direction: int, sample: bytes) -> Verdict:
+        ports = spec.ports  # a hint: either port of the session is the spec's
+        hinted = self._ports[0] in ports or self._ports[1] in ports
         try:
-            return spec.classify(self.transport, direction, sample, self._hinted(spec))
+            return spec.classify(self.transport, direction, sample, hinted)
         except Exception:  # a classifier bug counts as "not this protocol"
             logger.debug("app classifier failed parser=%s", spec.name, exc_info=True)
             return Verdict.NO
