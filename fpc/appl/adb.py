@@ -46,12 +46,14 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
     socket request."""
     if direction != 0:
         return Verdict.NO
-    if _SMART.match(data) and port_hint:
+    if data[:4] in COMMANDS:
+        if len(data) < HDR_LEN:
+            return Verdict.MORE
+        return Verdict.YES if _is_header(data) else Verdict.NO
+    if port_hint and _SMART.match(data):
         return Verdict.YES
-    if len(data) < HDR_LEN:
-        partial = any(c.startswith(data[:4]) for c in COMMANDS)
-        return Verdict.MORE if partial and data[:4] != b"" else Verdict.NO
-    return Verdict.YES if _is_header(data) else Verdict.NO
+    partial = 0 < len(data) < 4 and any(c.startswith(data) for c in COMMANDS)
+    return Verdict.MORE if partial else Verdict.NO
 
 
 def _is_header(head: bytes) -> bool:

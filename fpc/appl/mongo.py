@@ -23,6 +23,7 @@ HDR_LEN = 16
 MAX_MESSAGE = 48 * 1024 * 1024  # the server's limit
 OP_QUERY, OP_MSG = 2004, 2013
 CLIENT_OPS = frozenset({2001, 2002, OP_QUERY, 2005, 2006, 2007, 2012, OP_MSG})
+_CLIENT_OP_BYTES = frozenset(op.to_bytes(4, "little") for op in CLIENT_OPS)
 MSG_FLAGS = 0x00010003  # checksumPresent, moreToCome, exhaustAllowed
 MAX_NAME = 128  # bytes looked at for OP_QUERY's collection name
 
@@ -34,9 +35,11 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
         return Verdict.NO
     if len(data) < HDR_LEN + 5:
         return Verdict.MORE if port_hint and _plausible(data) else Verdict.NO
+    if data[12:16] not in _CLIENT_OP_BYTES:
+        return Verdict.NO  # most sessions end here, cheaply
     length = int.from_bytes(data[:4], "little")
     op = int.from_bytes(data[12:16], "little")
-    if not HDR_LEN + 5 <= length <= MAX_MESSAGE or op not in CLIENT_OPS:
+    if not HDR_LEN + 5 <= length <= MAX_MESSAGE:
         return Verdict.NO
     return Verdict.YES if port_hint or _body_looks_right(op, data) else Verdict.NO
 

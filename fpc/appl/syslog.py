@@ -40,6 +40,8 @@ NIL = b"-"
 
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
     """A PRI; off the syslog port also a header in one of the two formats."""
+    if data[:1] != b"<":
+        return Verdict.NO
     match = _PRI.match(data)
     if match is None or int(match.group(1)) > 191:
         return Verdict.NO

@@ -22,6 +22,8 @@ NEGOTIATIONS_OFF_PORT = 2  # in a row at the start, off port 23
 
 def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Verdict:
     """Option negotiations from the start: one on port 23, two elsewhere."""
+    if data[:1] != b"\xff":
+        return Verdict.MORE if not data else Verdict.NO
     need = 1 if port_hint else NEGOTIATIONS_OFF_PORT
     for i in range(need):
         chunk = data[3 * i : 3 * i + 3]
