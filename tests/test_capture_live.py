@@ -346,8 +346,12 @@ def test_capture_stop_during_traffic_returns_within_a_second(
 # Run by the SIGINT test in a child process: capture in the main thread and
 # wait for packets on an interface that has none. The first empty batch (one
 # timeout without packets) shows the loop runs; it goes on waiting after it.
+# Python leaves SIGINT ignored when it starts with it ignored, as it does in
+# a background job of a shell (pytest run with `&`): KeyboardInterrupt is
+# switched on explicitly.
 SIGINT_CHILD = """
-import sys, threading
+import signal, sys, threading
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from fpc.capture import LiveCapture
 with LiveCapture(sys.argv[1]) as capture:
     try:
