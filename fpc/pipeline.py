@@ -101,10 +101,19 @@ class Pipeline:
     def _save_done(self, force: bool = False) -> None:
         done = self.sessions.take_done()
         node = self.cfg.node
-        self._held.extend(build_record(node, s) for s in done)
         self.records += len(done)
-        if not self._held or (len(self._held) < self.hold_records and not force):
-            return
+        # The end of input ends every session at once: records are built and
+        # saved a hold at a time, so they never pile up by the ten thousand
+        # (each collector run walks every object still alive).
+        step = self.hold_records or len(done) or 1
+        for lo in range(0, len(done), step):
+            self._held.extend(build_record(node, s) for s in done[lo : lo + step])
+            if len(self._held) >= self.hold_records:
+                self._save_held()
+        if self._held and force:
+            self._save_held()
+
+    def _save_held(self) -> None:
         self.writer.flush()
         records, self._held = self._held, []
         try:

@@ -10,6 +10,7 @@ from fpc.pipeline import Pipeline
 from fpc.reader import open_capture
 from fpc.store import open_store
 from fpc.store.base import SessionQuery
+from fpc.store.sqlite import SqliteStore
 
 ALL = corpus_files()
 
@@ -127,3 +128,41 @@ def test_pipeline_holds_records_until_enough_have_ended(tmp_path):
     assert len(by_id) == eager.records
     for record in held_records:
         assert record == by_id[record["event"]["id"]]
+
+
+class _SizeRecordingStore(SqliteStore):
+    """The SQLite store, noting how many records each save hands it."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.saves: list[int] = []
+
+    def save_sessions(self, records: list[dict]) -> None:
+        self.saves.append(len(records))
+        super().save_sessions(records)
+
+
+def test_pipeline_saves_the_end_of_input_flush_a_hold_at_a_time(tmp_path):
+    """Every session still active at the end of input ends at once; their
+    records are built and saved in groups of about `hold_records` (under
+    twice that), in order, not all in one save."""
+    hold = 4
+    paths = [p for p in corpus_files("arkime") if p.name == "ospf.pcap"]
+    cfg = load_config(None, {"node": "test", "data_dir": str(tmp_path)})
+    store = _SizeRecordingStore(str(tmp_path / "fpc.sqlite"))
+    records: list[dict] = []
+    pipeline = Pipeline(cfg, store, records.append, hold)
+    _feed(pipeline, paths)
+    saved_before, active = len(records), len(pipeline.sessions)
+    assert active > 3 * hold
+
+    pipeline.finish()
+
+    assert sum(store.saves) == len(records) == pipeline.records
+    assert len(records) - saved_before >= active
+    assert len(store.saves) >= active // (2 * hold)
+    assert all(0 < n < 2 * hold for n in store.saves)
+    eager, eager_records = _pipeline(tmp_path / "eager", 0)
+    _feed(eager, paths)
+    eager.finish()
+    assert records == eager_records
