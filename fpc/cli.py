@@ -183,8 +183,10 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
         if args.read:
             from fpc.offline import read_files
 
+            # one process: the read-ahead thread takes a second core if any
+            overlap = (os.cpu_count() or 1) > 1
             errors = read_files(
-                pipeline, args.read, args.recursive, cfg, stop, args.quiet
+                pipeline, args.read, args.recursive, cfg, stop, args.quiet, overlap
             )
         else:
             errors = capture_live(pipeline, cfg, stop)

@@ -98,7 +98,10 @@ SECTIONS = {"capture": CaptureConfig, "writer": WriterConfig,
 ROTATIONS = ("hourly", "daily", "weekly", "monthly")
 AUTO_WORKERS = 0  # `workers = "auto"`
 MAX_AUTO_LIVE = 4  # workers "auto" starts for an interface, at most
-MAX_AUTO_OFFLINE = 2  # and for capture files (the reader is one more process)
+# and for capture files: each worker reads all of the input itself
+# TODO: measure where more workers stop paying for their extra reading; only
+# 1 and 2 workers have been measured (on 2 cores).
+MAX_AUTO_OFFLINE = 2
 
 
 def default_node() -> str:
@@ -109,8 +112,8 @@ def default_node() -> str:
 
 def fit_workers(workers: int, live: bool) -> int:
     """`workers`, or for "auto" as many as fit the machine: one per core, up
-    to 4 on an interface and 2 for capture files (where a reader process
-    feeds them and takes a core of its own)."""
+    to 4 on an interface and 2 for capture files (where every worker reads
+    the whole input)."""
     if workers != AUTO_WORKERS:
         return workers
     cap = MAX_AUTO_LIVE if live else MAX_AUTO_OFFLINE

@@ -41,8 +41,11 @@ def read_files(
     cfg: Config,
     stop: threading.Event,
     quiet: bool = False,
+    overlap: bool = True,
 ) -> int:
-    """Run every capture file through `pipeline`; returns the files with errors."""
+    """Run every capture file through `pipeline`; returns the files with errors.
+    With `overlap`, a thread reads ahead while the pipeline works (see
+    `read_ahead`): worth it only where a core would otherwise be idle."""
     files = expand_paths(paths, recursive)
     bar = _progress_bar(files, quiet)
     errors = 0
@@ -50,7 +53,7 @@ def read_files(
     for path in files:
         if stop.is_set():
             break
-        errors += _read_one(pipeline, path, bpf, stop, bar)
+        errors += _read_one(pipeline, path, bpf, stop, bar, overlap)
     if bar is not None:
         bar.close()
     return errors
@@ -62,21 +65,23 @@ def _read_one(
     bpf: BpfFilter | None,
     stop: threading.Event,
     bar: Any,
+    overlap: bool,
 ) -> int:
     done = 0
     try:
-        with (
-            open_capture(path) as capture,
-            closing(read_ahead(capture.batches(BATCH_PACKETS, BATCH_BYTES))) as batches,
-        ):
-            logger.info("reading capture file path=%s format=%s", path, capture.format)
-            for batch in batches:
-                pipeline.process(bpf.apply(batch) if bpf else batch)
-                if bar is not None:
-                    bar.update(capture.position - done)
-                    done = capture.position
-                if stop.is_set():
-                    break
+        with open_capture(path) as capture:
+            read = capture.batches(BATCH_PACKETS, BATCH_BYTES)
+            with closing(read_ahead(read) if overlap else read) as batches:
+                logger.info(
+                    "reading capture file path=%s format=%s", path, capture.format
+                )
+                for batch in batches:
+                    pipeline.process(bpf.apply(batch) if bpf else batch)
+                    if bar is not None:
+                        bar.update(capture.position - done)
+                        done = capture.position
+                    if stop.is_set():
+                        break
     except CorruptCapture as exc:
         logger.error("%s", exc)
         return 1

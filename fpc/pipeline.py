@@ -15,6 +15,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from fpc.config import Config
 from fpc.decode import decode_batch
 from fpc.errors import StoreError
@@ -76,14 +78,16 @@ class Pipeline:
         # Set by live capture: libpcap's received / dropped counters.
         self.capture_stats: Callable[[], dict[str, int]] | None = None
 
-    def process(self, batch: PacketBatch) -> None:
-        """Write, decode and account one batch; save the sessions it ended."""
+    def process(self, batch: PacketBatch, dec: np.ndarray | None = None) -> None:
+        """Write, decode and account one batch; save the sessions it ended.
+        `dec`: the batch already decoded (`decode_batch` with this config)."""
         if len(batch) == 0:
             return
         self.packets += len(batch)
         self.bytes += int(batch.caplen.sum())
         files, pos = self.writer.write(batch)
-        dec = decode_batch(batch, self.cfg.sessions.key_vlan)
+        if dec is None:
+            dec = decode_batch(batch, self.cfg.sessions.key_vlan)
         self.sessions.add_batch(batch, dec, files, pos)
         self._save_done()
 

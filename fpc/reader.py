@@ -38,7 +38,7 @@ import os
 import stat
 import struct
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from io import BufferedReader
 from types import TracebackType
@@ -256,7 +256,7 @@ class CaptureFile:
 
     def batches(
         self, max_packets: int = 512, max_bytes: int = 1 << 20
-    ) -> Iterator[PacketBatch]:
+    ) -> Generator[PacketBatch, None, None]:
         """Yield batches of at most `max_packets` packets and about `max_bytes`."""
         if max_packets < 1 or max_bytes < 1:
             raise ValueError("max_packets and max_bytes must be at least 1")

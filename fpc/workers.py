@@ -2,9 +2,9 @@
 
 Live (-i): each worker opens the interface itself and joins one
 PACKET_FANOUT_HASH group, so the kernel keeps every session on one worker.
-Files (-r): this process reads and decodes, and hands each packet through a
-ring (`fpc.ring`) to the worker `hash % N` of its session key; non-IP frames
-go to worker 0, and later IP fragments follow their first fragment.
+Files (-r): every worker reads the files and keeps the packets whose session
+key hash is its own (`hash % N`); non-IP frames belong to worker 0, and later
+IP fragments follow their first fragment.
 
 Every worker runs its own `Pipeline`: its own PCAP files (file numbers from
 the store's per-node sequence), its own store connection (and, with
@@ -34,22 +34,16 @@ import numpy as np
 from fpc import decode as dc
 from fpc.config import AUTO_WORKERS, Config, fit_workers
 from fpc.errors import FpcError
-from fpc.packets import PRECISION_NS, PacketBatch
+from fpc.packets import PacketBatch
 from fpc.pipeline import OFFLINE_HOLD_RECORDS, Pipeline
-from fpc.ring import PacketRing, RingClosed
 from fpc.store import open_store
 
 logger = logging.getLogger(__name__)
 
 MAX_WORKERS = 64
-OFFLINE_RING_BYTES = 8 << 20  # per worker: small enough to stay in cache
-OFFLINE_RING_SLOTS = 1 << 15
-POP_PACKETS = 16_384  # packets a worker takes from its ring at a time
-POP_WAIT_S = 1.0  # a worker waiting for packets checks its parent this often
 START_TIMEOUT_S = 60.0  # every worker has opened its store and files by then
 PRINT_FLUSH_BYTES = 1 << 18  # --print output a worker buffers before writing
 MAX_FRAGMENT_IDS = 65_536  # first fragments whose worker is remembered
-LINKTYPE_CLOCK = 0xFFFF  # ring record that carries the reader's clock, no packet
 
 
 def parse_workers(text: str, live: bool) -> int:
@@ -173,7 +167,8 @@ def merge_summaries(summaries: list[dict[str, int]]) -> dict[str, int]:
 def _context() -> Any:
     import multiprocessing
 
-    # fork: the rings are anonymous shared mappings inherited by the workers
+    # fork: the workers inherit the loaded modules, the shared counters and
+    # locks, and the collector settings of fpc.runtime
     return multiprocessing.get_context("fork")
 
 
@@ -194,14 +189,15 @@ def _start(
 
 
 def _collect(
-    procs: list[Any], shared: _Shared, stop: threading.Event | None
+    procs: list[Any], shared: _Shared, stop: threading.Event, stop_all_on_exit: bool
 ) -> tuple[int, list[dict[str, int]]]:
-    """Wait for the workers; their results. With `stop` (live), a stop or a
-    worker that ended early (e.g. could not open the interface) stops all."""
+    """Wait for the workers; their results. A stop is passed on to every
+    worker; with `stop_all_on_exit` (live) so is a worker that ended early
+    (e.g. could not open the interface)."""
     signalled = False
     while any(p.is_alive() for p in procs):
-        ended = any(p.exitcode is not None for p in procs)
-        if stop is not None and (stop.is_set() or ended) and not signalled:
+        ended = stop_all_on_exit and any(p.exitcode is not None for p in procs)
+        if (stop.is_set() or ended) and not signalled:
             for p in procs:
                 if p.pid is not None and p.is_alive():
                     os.kill(p.pid, signal.SIGTERM)
@@ -237,7 +233,7 @@ def _run_live(
         cfg.capture.workers, cfg.capture.interface, fanout[0],
     )  # fmt: skip
     procs = _start(shared, cfg.capture.workers, _live_worker, cfg, args, fanout)
-    return _collect(procs, shared, stop)
+    return _collect(procs, shared, stop, stop_all_on_exit=True)
 
 
 def _live_worker(
@@ -262,96 +258,56 @@ def _live_worker(
 def _run_offline(
     cfg: Config, args: argparse.Namespace, stop: threading.Event, shared: _Shared
 ) -> tuple[int, list[dict[str, int]]]:
-    from fpc.offline import read_files
-
     n = cfg.capture.workers
-    rings = [PacketRing(OFFLINE_RING_BYTES, OFFLINE_RING_SLOTS) for _ in range(n)]
-    procs = _start(shared, n, _offline_worker, cfg, args, rings)
-    splitter = Splitter(rings, [p.is_alive for p in procs])
-    try:
-        errors = read_files(
-            cast(Pipeline, splitter), args.read, args.recursive, cfg, stop, args.quiet
-        )
-    except RingClosed as exc:
-        logger.error("%s", exc)
-        errors = 1
-    finally:
-        for ring in rings:
-            ring.close()
-    errors_w, summaries = _collect(procs, shared, None)
-    written = sum(s["packets"] for s in summaries)
-    if written != splitter.packets:
-        logger.error(
-            "packets read and processed differ read=%d processed=%d",
-            splitter.packets, written,
-        )  # fmt: skip
-    return errors + errors_w, summaries
+    logger.info("starting workers count=%d files=%d", n, len(args.read))
+    procs = _start(shared, n, _offline_worker, cfg, args)
+    return _collect(procs, shared, stop, stop_all_on_exit=False)
 
 
 def _offline_worker(
-    index: int,
-    shared: _Shared,
-    cfg: Config,
-    args: argparse.Namespace,
-    rings: list[PacketRing],
+    index: int, shared: _Shared, cfg: Config, args: argparse.Namespace
 ) -> None:
-    # The reader ends the run: on a signal it stops reading and closes the
-    # rings; a worker drains its ring first, so no packet read is lost.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent = os.getppid()
+    # Every worker reads the files itself and keeps the packets of its own
+    # sessions: from the page cache a read costs less than handing the
+    # packets from one reader process on to the others, and no core waits
+    # for that reader. A signal (to the group, or forwarded by the parent)
+    # stops each worker after its current batch.
+    from fpc.cli import install_stop_handlers
+    from fpc.offline import read_files
+
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    n = cfg.capture.workers
+    if index:
+        # The same files give every worker the same damage and the same
+        # counts: worker 0 alone reports them.
+        for name in ("fpc.offline", "fpc.reader"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    # A read-ahead thread only helps on a core no worker is using.
+    overlap = (os.cpu_count() or 1) > n
 
     def consume(pipeline: Pipeline) -> int:
-        ring, pending = rings[index], []
-        while (batch := ring.pop(POP_PACKETS, POP_WAIT_S)) is not None:
-            if not len(batch) and os.getppid() != parent:
-                logger.error("reader process exited; worker %d stops", index)
-                return 1
-            lo = 0
-            for mark in np.flatnonzero(batch.linktype == LINKTYPE_CLOCK).tolist():
-                pending.append(_slice(batch, lo, mark))
-                pipeline.process(_concat(pending))
-                pipeline.tick(int(batch.ts_ns[mark]))
-                pending, lo = [], mark + 1
-            if lo < len(batch):
-                pending.append(_slice(batch, lo, len(batch)))
-        pipeline.process(_concat(pending))
-        return 0
+        share = OwnShare(pipeline, index, n, cfg.sessions.key_vlan)
+        return read_files(
+            cast(Pipeline, share), args.read, args.recursive, cfg, stop,
+            quiet=args.quiet or index > 0, overlap=overlap,
+        )  # fmt: skip
 
     _run_worker(index, shared, cfg, args, consume)
 
 
-class Splitter:
-    """Stands in for the pipeline in `read_files`: decodes each batch and
-    pushes every packet to the ring of the worker that owns its session."""
+class Router:
+    """The worker of each packet: its session hash modulo the workers, so that
+    every worker, looking at the same packets, agrees on who owns each."""
 
-    def __init__(
-        self, rings: list[PacketRing], alive: list[Callable[[], bool]]
-    ) -> None:
-        self.rings = rings
-        self.alive = alive
-        self.packets = 0
-        self.clock_ns = -(1 << 63)  # newest packet time read so far
+    def __init__(self, n: int) -> None:
+        self.n = n
         self._frags: OrderedDict[tuple[bytes, bytes, int, int], int] = OrderedDict()
 
-    def process(self, batch: PacketBatch) -> None:
-        if len(batch) == 0:
-            return
-        target = self.targets(dc.decode_batch(batch))
-        self.clock_ns = max(self.clock_ns, int(batch.ts_ns.max()))
-        mark = _clock_mark(self.clock_ns)
-        for w, ring in enumerate(self.rings):
-            part = batch.subset(target == w)
-            if len(part):
-                ring.push_all(part, self.alive[w])
-            ring.push_all(mark, self.alive[w])
-        self.packets += len(batch)
-
     def targets(self, dec: np.ndarray) -> np.ndarray:
-        """The worker of each packet: its session hash modulo the workers."""
         is_ip = dec["status"] == dc.STATUS_IP
         keyed = is_ip | (dec["status"] == dc.STATUS_LINK)
-        target = np.where(keyed, dec["hash"] % len(self.rings), 0).astype(np.int64)
+        target = np.where(keyed, dec["hash"] % self.n, 0).astype(np.int64)
         for j in np.flatnonzero((dec["frag"] != 0) & is_ip).tolist():
             target[j] = self._fragment_target(dec[j], int(target[j]))
         return target
@@ -369,40 +325,24 @@ class Splitter:
         return own
 
 
-def _clock_mark(clock_ns: int) -> PacketBatch:
-    """A zero-length record after each batch read: the worker processes what
-    it got of that batch as one batch, then ends the sessions idle as of the
-    reader's clock, so its sessions are cut exactly as in one process."""
-    return PacketBatch.from_list([(clock_ns, 0, b"")], LINKTYPE_CLOCK, PRECISION_NS)
+class OwnShare:
+    """Stands in for the pipeline in `read_files`: passes on the packets of
+    this worker's sessions, decoded once, then ends the sessions idle as of
+    the newest packet read, so sessions are cut exactly as in one process."""
 
+    def __init__(self, pipeline: Pipeline, index: int, n: int, key_vlan: bool):
+        self.pipeline, self.index, self.key_vlan = pipeline, index, key_vlan
+        self.router = Router(n)
+        self.clock_ns = -(1 << 63)
 
-def _slice(batch: PacketBatch, lo: int, hi: int) -> PacketBatch:
-    return PacketBatch(
-        data=batch.data, offset=batch.offset[lo:hi], caplen=batch.caplen[lo:hi],
-        wirelen=batch.wirelen[lo:hi], ts_ns=batch.ts_ns[lo:hi],
-        linktype=batch.linktype[lo:hi], precision=batch.precision[lo:hi],
-        framed=batch.framed,
-    )  # fmt: skip
-
-
-def _concat(parts: list[PacketBatch]) -> PacketBatch:
-    """One batch of `parts` in order (a batch read can arrive in pieces)."""
-    parts = [p for p in parts if len(p)]
-    if len(parts) == 1:
-        return parts[0]
-    if not parts:
-        return PacketBatch.from_list([], 1)
-    base = np.cumsum([0] + [len(p.data) for p in parts[:-1]])
-    return PacketBatch(
-        data=b"".join(p.data for p in parts),
-        offset=np.concatenate([p.offset + b for p, b in zip(parts, base, strict=True)]),
-        caplen=np.concatenate([p.caplen for p in parts]),
-        wirelen=np.concatenate([p.wirelen for p in parts]),
-        ts_ns=np.concatenate([p.ts_ns for p in parts]),
-        linktype=np.concatenate([p.linktype for p in parts]),
-        precision=np.concatenate([p.precision for p in parts]),
-        framed=all(p.framed for p in parts),  # each part's records stay whole
-    )
+    def process(self, batch: PacketBatch) -> None:
+        if len(batch) == 0:
+            return
+        dec = dc.decode_batch(batch, self.key_vlan)
+        mine = self.router.targets(dec) == self.index
+        self.pipeline.process(batch.subset(mine), dec[mine])
+        self.clock_ns = max(self.clock_ns, int(batch.ts_ns.max()))
+        self.pipeline.tick(self.clock_ns)
 
 
 # --- one worker -------------------------------------------------------------

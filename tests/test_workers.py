@@ -22,8 +22,7 @@ from fpc.cli import build_parser, config_from_args
 from fpc.config import AUTO_WORKERS, load_config
 from fpc.decode import decode_batch
 from fpc.reader import open_capture
-from fpc.ring import PacketRing
-from fpc.workers import Splitter, merge_summaries, parse_workers
+from fpc.workers import Router, merge_summaries, parse_workers
 
 ROOT = Path(__file__).parents[1]
 SUMMARY_RE = re.compile(r"^([A-Za-z() -]+?)\s{2,}(\d+)", re.M)
@@ -170,15 +169,14 @@ def test_workers_default_to_auto_in_config_and_on_the_command_line(tmp_path):
     assert config_from_args(args).capture.workers == 1
 
 
-def test_splitter_sends_later_fragments_after_their_first_fragment():
+def test_router_sends_later_fragments_after_their_first_fragment():
     path = CORPUS / "other" / "zeek-ipv4-fragmented-ntp.pcap"
     with open_capture(str(path)) as capture_file:
         batch = next(iter(capture_file.batches()))
     dec = decode_batch(batch)
     assert (dec["frag"] & 2).any()  # the file has non-first fragments
     for n in (2, 3, 5):
-        splitter = Splitter([PacketRing(1 << 20, 1024) for _ in range(n)], [])
-        target = splitter.targets(dec)
+        target = Router(n).targets(dec)
         frag = np.flatnonzero(dec["frag"] != 0)
         whole = np.flatnonzero((dec["frag"] == 0) & (dec["status"] == 0))
         assert (target[whole] == dec["hash"][whole] % n).all()
