@@ -192,18 +192,22 @@ def parse_capture_counts(tool: str, stderr: str) -> dict:
 
 
 def _fpc_counts(stderr: str) -> dict:
-    """The summary's `packets read` and the key=value pairs of `capture stopped`."""
+    """The summary's `packets read` and the sums of the key=value pairs of
+    the `capture stopped` lines (one per worker)."""
     read = FPC_READ_RE.search(stderr)
     stopped = [ln for ln in stderr.splitlines() if "capture stopped" in ln]
     if read is None or not stopped:
         raise RuntimeError(f"cannot parse fpc summary: {stderr[-2000:]}")
-    pairs = dict(FPC_PAIR_RE.findall(stopped[-1]))
-    counts = {"captured": int(read.group(1))}
-    for key in ("received", "dropped", "interface_dropped"):
-        if key in pairs:
-            counts[key] = int(pairs[key])
-    if "dropped" not in counts or "interface_dropped" not in counts:
-        raise RuntimeError(f"no drop counts in fpc line: {stopped[-1]}")
+    counts = {"captured": int(read.group(1)), "workers_stopped": len(stopped)}
+    for line in stopped:
+        pairs = dict(FPC_PAIR_RE.findall(line))
+        for key in ("received", "dropped", "interface_dropped", "ring_dropped"):
+            if key not in pairs:
+                raise RuntimeError(f"no {key} count in fpc line: {line}")
+            counts[key] = counts.get(key, 0) + int(pairs[key])
+    # lost between libpcap and the pipeline (a full ring at the stop) is lost
+    counts["kernel_dropped"] = counts["dropped"]
+    counts["dropped"] += counts["ring_dropped"]
     return counts
 
 
