@@ -169,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
+    if args.read and cfg.capture.workers > 1 and not _all_regular_files(args.read):
+        # every worker reads its files itself: a pipe can be read only once
+        logger.info(
+            "an input is not a regular file (a pipe or a device); one process "
+            "reads it, --workers %d is not used", cfg.capture.workers,
+        )  # fmt: skip
+        cfg = replace(cfg, capture=replace(cfg.capture, workers=1))
     if cfg.capture.workers > 1:
         from fpc.workers import run_workers
 
@@ -197,6 +204,11 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
         store.close()
     print_summary(pipeline.summary(), time.monotonic() - started)
     return 1 if errors else 0
+
+
+def _all_regular_files(paths: list[str]) -> bool:
+    """Directories count as regular: only their regular files are read."""
+    return all(os.path.isdir(p) or os.path.isfile(p) for p in paths)
 
 
 def start_node_stats(cfg: Config, store: object, source: Any) -> Any:

@@ -5,8 +5,9 @@ Out: batches popped by one consumer, in the same order. The ring (C,
 `fpc._fastpath.Ring`) lives in an anonymous mapping, private to the process
 (live capture) or shared, so that a ring made before `fork` can carry packets
 to a child process (tested, not used by fpc itself since capture-file workers
-read their input themselves). It holds packets as classic pcap records: a popped span is ready
-for a PCAP file as it is, and each packet's position is its offset in it.
+read their input themselves). It holds packets as classic pcap records: a
+popped span is ready for a PCAP file as it is, and each packet's position is
+its offset in it.
 Push and pop release the GIL while packets move and while they wait.
 """
 

@@ -226,3 +226,21 @@ def test_workers_live_interface_that_cannot_open_stops_every_worker(tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("fpcnosuch0") >= 2  # each worker says why
     assert time.monotonic() - started < 30
+
+
+def test_workers_read_a_pipe_in_one_process(tmp_path):
+    # every worker reads the files itself; a pipe can only be read once
+    source = SAMPLES / "mixed-3000.pcap"
+    with open(source, "rb") as f:
+        sent = sum(1 for _ in dpkt.pcap.Reader(f))
+    result = subprocess.run(
+        [sys.executable, "-m", "fpc.cli", "-r", "/dev/stdin", "--data-dir",
+         str(tmp_path), "-q", "--workers", "2"],
+        input=source.read_bytes(), capture_output=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert "an input is not a regular file" in err
+    s = summary(err)
+    assert s["packets read"] == s["PCAP packets"] == sent
+    assert sum(pcap_packets(tmp_path / "pcap").values()) == sent
