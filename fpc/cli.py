@@ -207,8 +207,11 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
 
 
 def _all_regular_files(paths: list[str]) -> bool:
-    """Directories count as regular: only their regular files are read."""
-    return all(os.path.isdir(p) or os.path.isfile(p) for p in paths)
+    """Directories count as regular: only their regular files are read. A
+    missing path does not count here; reading reports it."""
+    return all(
+        os.path.isdir(p) or os.path.isfile(p) or not os.path.exists(p) for p in paths
+    )
 
 
 def start_node_stats(cfg: Config, store: object, source: Any) -> Any:

@@ -8,6 +8,7 @@ before the damage are kept; the next file is read all the same.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sys
 import threading
@@ -42,21 +43,40 @@ def read_files(
     stop: threading.Event,
     quiet: bool = False,
     overlap: bool = True,
+    listed: list[tuple[str, int]] | None = None,
 ) -> int:
     """Run every capture file through `pipeline`; returns the files with errors.
     With `overlap`, a thread reads ahead while the pipeline works (see
-    `read_ahead`): worth it only where a core would otherwise be idle."""
-    files = expand_paths(paths, recursive)
+    `read_ahead`): worth it only where a core would otherwise be idle.
+    `listed`: the files already listed (`list_with_sizes`), each read only up
+    to the size it had then, so that processes reading the same files see the
+    same packets even if a file grows meanwhile; `paths` is then not used."""
+    if listed is None:
+        listed = [(path, -1) for path in expand_paths(paths, recursive)]
+    files = [path for path, _size in listed]
     bar = _progress_bar(files, quiet)
     errors = 0
     bpf = BpfFilter(cfg.capture.bpf) if cfg.capture.bpf else None
-    for path in files:
+    for path, size in listed:
         if stop.is_set():
             break
-        errors += _read_one(pipeline, path, bpf, stop, bar, overlap)
+        limit = size if size >= 0 else None
+        errors += _read_one(pipeline, path, bpf, stop, bar, overlap, limit)
     if bar is not None:
         bar.close()
     return errors
+
+
+def list_with_sizes(paths: list[str], recursive: bool) -> list[tuple[str, int]]:
+    """The capture files of `paths` (as `read_files` lists them) with their
+    sizes now; a file gone since it was listed is left out with a warning."""
+    listed = []
+    for path in expand_paths(paths, recursive):
+        try:
+            listed.append((path, os.path.getsize(path)))
+        except OSError as exc:
+            logger.warning("capture file skipped path=%s error=%s", path, exc.strerror)
+    return listed
 
 
 def _read_one(
@@ -66,10 +86,11 @@ def _read_one(
     stop: threading.Event,
     bar: Any,
     overlap: bool,
+    limit: int | None,
 ) -> int:
     done = 0
     try:
-        with open_capture(path) as capture:
+        with open_capture(path, limit) as capture:
             read = capture.batches(BATCH_PACKETS, BATCH_BYTES)
             with closing(read_ahead(read) if overlap else read) as batches:
                 logger.info(
@@ -136,7 +157,6 @@ def read_ahead(batches: Iterator[PacketBatch]) -> Generator[PacketBatch, None, N
 def _progress_bar(files: list[str], quiet: bool) -> Any:
     if quiet or not sys.stderr.isatty():
         return None
-    import os
 
     from tqdm import tqdm
 

@@ -140,15 +140,22 @@ def _looks_like_capture(path: str) -> bool:
     return magic in PCAP_MAGICS or magic == PCAPNG_SHB
 
 
-def open_capture(path: str) -> CaptureFile:
-    """Open a classic pcap or pcapng file; CaptureError if it is neither."""
+def open_capture(path: str, limit: int | None = None) -> CaptureFile:
+    """Open a classic pcap or pcapng file; CaptureError if it is neither.
+    With `limit`, bytes of the file past `limit` are not read (as if the file
+    ended there)."""
     try:
         fh = open(path, "rb")  # closed by CaptureFile.close()
     except OSError as exc:
         raise _unreadable(path, exc) from exc
     try:
         size = os.fstat(fh.fileno()).st_size
-        return _open_format(path, fh, size, fh.read(PCAPNG_MIN_SHB_BYTES))
+        head_bytes = PCAPNG_MIN_SHB_BYTES
+        if limit is not None:
+            size, head_bytes = min(size, limit), min(head_bytes, limit)
+        capture = _open_format(path, fh, size, fh.read(head_bytes))
+        capture.limit = limit
+        return capture
     except OSError as exc:
         fh.close()
         raise _unreadable(path, exc) from exc
@@ -246,6 +253,7 @@ class CaptureFile:
         self._end = len(head)  # end of the bytes read into _buf
         self._eof = False
         self._failure: CorruptCapture | None = None  # raised again if called again
+        self.limit: int | None = None  # file bytes past this are not read
         logger.debug(
             "capture file opened path=%s format=%s size=%d", path, self.format, size
         )
@@ -398,14 +406,22 @@ class CaptureFile:
             return True  # the read that follows reports the problem
         if not stat.S_ISREG(info.st_mode):
             return True
-        self.size = max(self.size, info.st_size)
-        return self._base + self._pos + need <= info.st_size
+        file_size = info.st_size
+        if self.limit is not None:
+            file_size = min(file_size, self.limit)
+        self.size = max(self.size, file_size)
+        return self._base + self._pos + need <= file_size
 
     def _read_more(self) -> None:
         """Read into the free end of the buffer; sets `_eof` at the file end."""
+        stop = len(self._buf)
+        if self.limit is not None:
+            stop = min(stop, max(self._end, self.limit - self._base))
+        count = 0
         try:
             with memoryview(self._buf) as view:
-                count = self._fh.readinto(view[self._end :])
+                if stop > self._end:
+                    count = self._fh.readinto(view[self._end : stop])
         except OSError as exc:
             raise CaptureError(
                 f"cannot read capture file {self.path} at byte "

@@ -261,14 +261,23 @@ def _live_worker(
 def _run_offline(
     cfg: Config, args: argparse.Namespace, stop: threading.Event, shared: _Shared
 ) -> tuple[int, list[dict[str, int]]]:
+    from fpc.offline import list_with_sizes
+
     n = cfg.capture.workers
-    logger.info("starting workers count=%d files=%d", n, len(args.read))
-    procs = _start(shared, n, _offline_worker, cfg, args)
+    # Listed once, with each file's size now: every worker reads the same
+    # files up to the same byte, even if one grows or a new one appears.
+    listed = list_with_sizes(args.read, args.recursive)
+    logger.info("starting workers count=%d files=%d", n, len(listed))
+    procs = _start(shared, n, _offline_worker, cfg, args, listed)
     return _collect(procs, shared, stop, stop_all_on_exit=False)
 
 
 def _offline_worker(
-    index: int, shared: _Shared, cfg: Config, args: argparse.Namespace
+    index: int,
+    shared: _Shared,
+    cfg: Config,
+    args: argparse.Namespace,
+    listed: list[tuple[str, int]],
 ) -> None:
     # Every worker reads the files itself and keeps the packets of its own
     # sessions: from the page cache a read costs less than handing the
@@ -293,7 +302,7 @@ def _offline_worker(
         share = OwnShare(pipeline, index, n, cfg.sessions.key_vlan)
         return read_files(
             cast(Pipeline, share), args.read, args.recursive, cfg, stop,
-            quiet=args.quiet or index > 0, overlap=overlap,
+            quiet=args.quiet or index > 0, overlap=overlap, listed=listed,
         )  # fmt: skip
 
     _run_worker(index, shared, cfg, args, consume)

@@ -763,3 +763,25 @@ def test_batches_little_endian_clean_records_are_kept_as_records(
     assert batch.framed is expected
     if expected:
         assert batch.data == content[24:]
+
+
+def test_open_capture_with_a_limit_reads_as_if_the_file_ended_there(tmp_path):
+    path = tmp_path / "grows.pcap"
+    with path.open("wb") as fh:
+        out = dpkt.pcap.Writer(fh, snaplen=65535)
+        for i in range(50):
+            out.writepkt(bytes([i]) * (100 + i), ts=1_600_000_000 + i)
+    records = dpkt_packets(path)
+    # the first 10 records end at 24 + sum(16 + 100 + i)
+    boundary = 24 + sum(16 + 100 + i for i in range(10))
+    with open_capture(str(path), limit=boundary) as capture:
+        got = [b.packet(i) for b in capture.batches(7) for i in range(len(b))]
+    assert got == [r[1] for r in records[:10]]
+    with (
+        open_capture(str(path), limit=boundary + 20) as capture,
+        pytest.raises(CorruptCapture, match="ends inside the last record"),
+    ):
+        for _ in capture.batches():
+            pass
+    with open_capture(str(path)) as capture:
+        assert sum(len(b) for b in capture.batches()) == 50
