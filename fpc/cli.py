@@ -19,6 +19,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from fpc.caplock import CaptureLock
 from fpc.config import Config, fit_workers, load_config, parse_duration, parse_size
 from fpc.errors import CaptureError, FpcError
 from fpc.logsetup import setup_logging
@@ -162,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     install_stop_handlers(stop)
     try:
-        return run(cfg, args, stop)
+        with CaptureLock(cfg.pcap_dir, cfg.node):
+            return run(cfg, args, stop)
     except FpcError as exc:
         logger.critical("%s", exc)
         return 1
