@@ -9,7 +9,6 @@ summary of what it did.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ from fpc.config import Config, fit_workers, load_config, parse_duration, parse_s
 from fpc.errors import CaptureError, FpcError
 from fpc.logsetup import setup_logging
 from fpc.pipeline import OFFLINE_HOLD_RECORDS, Pipeline
+from fpc.printout import RecordPrinter
 from fpc.runtime import tune_for_capture
 from fpc.store import open_store
 
@@ -183,9 +183,9 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
 
         return run_workers(cfg, args, stop)
     store = open_store(cfg.data_dir, cfg.es if cfg.es.url else None)
-    on_record = _print_record if args.print_records else None
+    printer = RecordPrinter(live=not args.read) if args.print_records else None
     hold = OFFLINE_HOLD_RECORDS if args.read else 0
-    pipeline = Pipeline(cfg, store, on_record, hold_records=hold)
+    pipeline = Pipeline(cfg, store, printer.add if printer else None, hold)
     reporter = start_node_stats(cfg, store, pipeline)
     started = time.monotonic()
     try:
@@ -201,6 +201,8 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
             errors = capture_live(pipeline, cfg, stop)
     finally:
         pipeline.finish()
+        if printer is not None:
+            printer.flush()
         if reporter is not None:
             reporter.stop()
         store.close()
@@ -228,10 +230,6 @@ def start_node_stats(cfg: Config, store: object, source: Any) -> Any:
     reporter = NodeStatsReporter(store, cfg.node, source.node_counters, cfg.data_dir)  # type: ignore[arg-type]
     reporter.start()
     return reporter
-
-
-def _print_record(record: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 
 def capture_live(

@@ -37,13 +37,13 @@ from fpc.config import AUTO_WORKERS, Config, fit_workers
 from fpc.errors import FpcError
 from fpc.packets import PacketBatch
 from fpc.pipeline import OFFLINE_HOLD_RECORDS, Pipeline
+from fpc.printout import RecordPrinter
 from fpc.store import open_store
 
 logger = logging.getLogger(__name__)
 
 MAX_WORKERS = 64
 START_TIMEOUT_S = 60.0  # every worker has opened its store and files by then
-PRINT_FLUSH_BYTES = 1 << 18  # --print output a worker buffers before writing
 MAX_FRAGMENT_IDS = 65_536  # first fragments whose worker is remembered
 
 
@@ -369,7 +369,9 @@ def _run_worker(
     work: Callable[[Pipeline], int],
 ) -> None:
     """Open the store and pipeline, wait for the others, run `work`, report."""
-    printer = _Printer(shared.print_lock) if args.print_records else None
+    printer = None
+    if args.print_records:
+        printer = RecordPrinter(not args.read, shared.print_lock)
     errors, store, pipeline = 0, None, None
     try:
         with shared.file_lock:  # SQLite: two first opens race to switch on WAL
@@ -396,28 +398,3 @@ def _run_worker(
             printer.flush()
     summary = pipeline.summary() if pipeline is not None else {}
     shared.results.put((index, summary, errors))
-
-
-class _Printer:
-    """--print for a worker: whole lines, written under a lock shared by all."""
-
-    def __init__(self, lock: Any) -> None:
-        self.lock = lock
-        self.lines: list[str] = []
-        self.size = 0
-
-    def add(self, record: dict[str, Any]) -> None:
-        import json
-
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        self.lines.append(line)
-        self.size += len(line)
-        if self.size >= PRINT_FLUSH_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        data = memoryview("".join(self.lines).encode())
-        self.lines, self.size = [], 0
-        with self.lock:
-            while data:
-                data = data[os.write(1, data) :]
