@@ -206,8 +206,9 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
         if reporter is not None:
             reporter.stop()
         store.close()
-    print_summary(pipeline.summary(), time.monotonic() - started)
-    return 1 if errors else 0
+    summary = pipeline.summary()
+    print_summary(summary, time.monotonic() - started)
+    return 1 if errors or lost_anything(summary) else 0
 
 
 def _all_regular_files(paths: list[str]) -> bool:
@@ -289,7 +290,17 @@ def print_summary(s: dict[str, int], seconds: float) -> None:
         lines.append(f"app parse errors   {s['app_errors']:>12}")
     if s["unsaved_records"]:
         lines.append(f"records not stored {s['unsaved_records']:>12}")
+    if s.get("lost_records"):
+        lines.append(f"records LOST       {s['lost_records']:>12}")
     print("\n".join(lines), file=sys.stderr)
+
+
+def lost_anything(s: dict[str, int]) -> bool:
+    """Whether packets or records of the run did not reach the disk: the run
+    then exits 1, as for damaged input."""
+    return bool(
+        s.get("pcap_write_failed") or s.get("unsaved_records") or s.get("lost_records")
+    )
 
 
 if __name__ == "__main__":

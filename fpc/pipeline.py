@@ -75,6 +75,7 @@ class Pipeline:
         self.bytes = 0
         self.records = 0
         self.unsaved = 0
+        self.lost = 0  # records neither stored nor kept in UNSAVED_NAME
         # Set by live capture: libpcap's received / dropped counters.
         self.capture_stats: Callable[[], dict[str, int]] | None = None
 
@@ -131,9 +132,18 @@ class Pipeline:
     def _keep_unsaved(self, records: list[dict[str, Any]], exc: StoreError) -> None:
         """Append records the store refused to a JSON-lines file, to load later."""
         path = os.path.join(self.cfg.data_dir, UNSAVED_NAME)
-        with open(path, "a", encoding="utf-8") as f:
-            for record in records:
-                f.write(encode_record(record) + "\n")
+        lines = "".join(encode_record(record) + "\n" for record in records)
+        try:
+            _append_whole(path, lines.encode())
+        except OSError as error:
+            # e.g. the disk that refused the store is full: count and go on
+            self.lost += len(records)
+            logger.error(
+                "records lost count=%d: the store refused them (%s) and they "
+                "could not be kept in %s (%s); free disk space in the data "
+                "directory", len(records), exc, path, error.strerror,
+            )  # fmt: skip
+            return
         self.unsaved += len(records)
         logger.error(
             "store refused records count=%d kept_in=%s error=%s",
@@ -178,4 +188,22 @@ class Pipeline:
             "pcap_files": self.writer.files,
             "pcap_write_failed": self.writer.packets_failed,
             "unsaved_records": self.unsaved,
+            "lost_records": self.lost,
         }
+
+
+def _append_whole(path: str, data: bytes) -> None:
+    """Append `data` to `path` all or nothing: a failed write is cut back, so
+    the file never ends in half a line."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)

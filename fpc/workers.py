@@ -91,12 +91,12 @@ def run_workers(cfg: Config, args: argparse.Namespace, stop: threading.Event) ->
             errors, summaries = _run_live(cfg, args, stop, shared)
     finally:
         stats.stop()
-    from fpc.cli import print_summary
+    from fpc.cli import lost_anything, print_summary
 
     merged = merge_summaries(summaries)
     if "packets" in merged:
         print_summary(merged, time.monotonic() - started)
-    return 1 if errors else 0
+    return 1 if errors or lost_anything(merged) else 0
 
 
 COUNTER_KEYS = (

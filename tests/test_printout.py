@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,6 @@ def test_print_into_a_closed_pipe_still_stores_every_record(tmp_path, workers):
     assert proc.returncode == 0, text
     assert "Traceback" not in text
     assert "records are no longer printed" in text
-    with sqlite3.connect(tmp_path / "fpc.sqlite") as db:
+    with closing(sqlite3.connect(tmp_path / "fpc.sqlite")) as db:
         stored = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
     assert stored == summary(text)["SPI records"] > 100
