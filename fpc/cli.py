@@ -88,16 +88,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
+# Words of tcpdump's filter language: read as the filter even if a file or
+# directory of that name happens to exist here.
+BPF_WORDS = frozenset(
+    "dst src host net port portrange gateway less greater ip ip6 arp rarp tcp "
+    "udp icmp icmp6 sctp igmp pim ah esp vrrp ether broadcast multicast vlan "
+    "mpls proto and or not len inbound outbound geneve".split()
+)
+
+
 def split_inputs(args: argparse.Namespace) -> None:
     """With -r, leading positional arguments that exist on disk are more inputs
     (`fpc-capture -r *.pcap tcp port 80`); the rest is the BPF expression."""
     if not args.read:
         return
     while args.expression and os.path.exists(args.expression[0]):
+        word = args.expression[0]
+        if word in BPF_WORDS:
+            print(
+                f"fpc-capture: {word!r} exists on disk but is read as part of "
+                "the BPF filter; to read it as a capture, give it with -r",
+                file=sys.stderr,
+            )
+            break
         args.read.append(args.expression.pop(0))
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    if args.bpf and args.expression:
+        raise FpcError(
+            f"command line: a BPF filter both in --bpf ({args.bpf!r}) and after "
+            f"the options ({' '.join(args.expression)!r}); give it once"
+        )
     bpf = args.bpf or " ".join(args.expression) or None
     try:
         size = parse_size(args.max_file_size) if args.max_file_size else None

@@ -196,3 +196,26 @@ def test_capture_filter_leaves_out_link_types_it_cannot_filter(tmp_path):
         assert sum(r["network"]["packets"] for r in records) == sum(
             1 for _ in dpkt.pcap.Reader(f)
         )
+
+
+def test_capture_filter_words_that_exist_on_disk_stay_the_filter(tmp_path):
+    (tmp_path / "tcp").mkdir()  # a directory named like a filter word
+    result = subprocess.run(
+        [sys.executable, "-m", "fpc.cli", "-r", str(SAMPLES / "mixed-3000.pcap"),
+         "--data-dir", str(tmp_path / "d"), "--print", "tcp"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "'tcp' exists on disk but is read as part of the BPF filter" in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records and {r["network"]["transport"] for r in records} == {"tcp"}
+
+
+def test_capture_filter_given_twice_is_refused(tmp_path):
+    result = capture("-r", str(SAMPLES / "mixed-3000.pcap"), "--data-dir",
+                     str(tmp_path), "--bpf", "udp", "tcp")  # fmt: skip
+    assert result.returncode == 2
+    assert "a BPF filter both in --bpf ('udp') and after the options ('tcp')" in (
+        result.stderr
+    )
