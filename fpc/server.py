@@ -55,8 +55,12 @@ logger = logging.getLogger(__name__)
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}\Z")
 NODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 PROTOCOL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}\Z")
-EPOCH_PATTERN = re.compile(r"\d{1,11}(\.\d{1,9})?\Z")
-ISO_FRACTION = re.compile(r"(.*T\d\d:\d\d:\d\d)[.,](\d{1,9})(?!\d)(.*)\Z")
+# [0-9], not \d or str.isdigit(): those take any script's digits, and '²'.
+DIGITS_PATTERN = re.compile(r"[0-9]{1,18}\Z")
+EPOCH_PATTERN = re.compile(r"[0-9]{1,11}(\.[0-9]{1,9})?\Z")
+ISO_FRACTION = re.compile(
+    r"(.*T[0-9][0-9]:[0-9][0-9]:[0-9][0-9])[.,]([0-9]{1,9})(?![0-9])(.*)\Z"
+)
 QUERY_PARAMS = ("ip", "port", "protocol", "start", "end", "node", "limit")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10000
@@ -141,10 +145,15 @@ def parse_query(params: MultiMapping[str]) -> SessionQuery:
     return q
 
 
+def is_number(value: str) -> bool:
+    """Whether `value` is a whole number in ASCII digits that int() can take."""
+    return DIGITS_PATTERN.match(value) is not None
+
+
 def _parse_limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not is_number(value) or not 1 <= int(value) <= MAX_LIMIT:
         raise BadQuery(
             "limit", f"= {value[:40]!r} is out of range", f"use 1 to {MAX_LIMIT}"
         )
@@ -160,7 +169,7 @@ def _parse_ip(value: str) -> str:
 
 
 def _parse_port(value: str) -> int:
-    if not value.isdigit() or int(value) > 65535:
+    if not is_number(value) or int(value) > 65535:
         raise BadQuery("port", f"= {value[:40]!r} is not a port", "use 0 to 65535")
     return int(value)
 
@@ -512,7 +521,7 @@ async def start_site(service: Service, host: str, port: int) -> web.AppRunner:
 def parse_listen(value: str) -> tuple[str, int]:
     """HOST:PORT or [IPv6]:PORT."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not is_number(port) or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(
             f"--listen {value!r} is not HOST:PORT; use e.g. 127.0.0.1:8005"
         )

@@ -6,6 +6,7 @@ the service returns is compared with the source capture packet by packet.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import calendar
 import http.client
@@ -31,7 +32,14 @@ from hypothesis import strategies as st
 from test_writer import assert_tcpdump_reads, load_source, read_pcapng, read_records
 
 from fpc.packets import PRECISION_NS, PRECISION_US, PacketBatch
-from fpc.server import BadQuery, Service, packet_list, parse_time, start_site
+from fpc.server import (
+    BadQuery,
+    Service,
+    packet_list,
+    parse_listen,
+    parse_time,
+    start_site,
+)
 from fpc.store import open_store
 from fpc.store.base import Store
 from fpc.writer import PcapWriter
@@ -308,6 +316,14 @@ def test_sessions_pcap_mixed_kinds_is_pcapng(server, corpus):
         ("/api/sessions?limit=0", 400, "parameter 'limit'"),
         ("/api/sessions?limit=10001", 400, "parameter 'limit'"),
         ("/api/sessions?limit=-5", 400, "parameter 'limit'"),
+        # str.isdigit() takes these, then int() fails or reads them as digits
+        ("/api/sessions?limit=%C2%B2", 400, "parameter 'limit'"),
+        ("/api/sessions?limit=%EF%BC%91", 400, "parameter 'limit'"),
+        ("/api/sessions.pcap?limit=%D9%A1", 400, "parameter 'limit'"),
+        ("/api/sessions?limit=" + "1" * 5000, 400, "parameter 'limit'"),
+        ("/api/sessions?port=%C2%B2", 400, "parameter 'port'"),
+        ("/api/sessions?port=%D9%A1", 400, "parameter 'port'"),
+        ("/api/sessions?start=%D9%A1%D9%A1", 400, "parameter 'start'"),
         ("/api/sessions?hostname=x", 400, "parameter 'hostname' is unknown"),
         ("/api/sessions?start=yesterday", 400, "parameter 'start'"),
         ("/api/sessions?start=2020-01-02&end=2020-01-01", 400, "is after 'end'"),
@@ -471,13 +487,30 @@ def test_parse_time_gives_utc_nanoseconds(value, want):
 
 
 @pytest.mark.parametrize(
-    "value", ["1969-12-31", "2015-13-01", "1e9", "-5", "now", "2015-01-01T25:00"]
+    "value",
+    [
+        "1969-12-31",
+        "2015-13-01",
+        "1e9",
+        "-5",
+        "now",
+        "2015-01-01T25:00",
+        "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",
+        "1700000000.\uff15",
+        "2015-01-01T00:00:00.\u0665Z",
+    ],
 )
 def test_parse_time_rejects_bad_times(value):
     with pytest.raises(
         BadQuery, match=r"parameter 'start' = .* (is not a time|out of range)"
     ):
         parse_time("start", value)
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:\u00b2", "[::1]:\u0668\u0660", "h:"])
+def test_listen_port_must_be_ascii_digits(value):
+    with pytest.raises(argparse.ArgumentTypeError, match="is not HOST:PORT"):
+        parse_listen(value)
 
 
 def _record_for(sid: str, node: str, file_num, pos, packets) -> dict:
@@ -525,7 +558,9 @@ def test_open_file_is_served_up_to_its_last_flush(server, corpus):
 
 
 QUERY_TEXT = st.text(
-    alphabet=st.sampled_from("0123456789abcdefxyzTZ:.-+/%&=?;#[] \\'\"\x00\u00e9"),
+    alphabet=st.sampled_from(
+        "0123456789abcdefxyzTZ:.-+/%&=?;#[] \\'\"\x00\u00e9\u00b2\u0661\uff11"
+    ),
     max_size=40,
 )
 
