@@ -36,7 +36,13 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from fpc.config import EsConfig, default_node
-from fpc.errors import FpcError, PcapUnavailable, SessionNotFound, StoreError
+from fpc.errors import (
+    FpcError,
+    PacketsNotWritten,
+    PcapUnavailable,
+    SessionNotFound,
+    StoreError,
+)
 from fpc.fields import get_path
 from fpc.forward import SeveralNodes, relay, relay_target, remote_node
 from fpc.pcapfile import (
@@ -72,6 +78,11 @@ HINT_404 = "search with GET /api/sessions?ip=...&start=... to find session ids"
 HINT_410 = (
     "the PCAP file was deleted to free disk space (aged out) or damaged; "
     "the SPI record stays searchable, but its packets are gone"
+)
+HINT_410_UNWRITTEN = (
+    "the capture could not write these packets (the PCAP disk was full or a "
+    "write failed: see pcap_write_failed in the fpc-capture log); only the SPI "
+    "record exists"
 )
 HINT_503 = "check that the session store (SQLite file or Elasticsearch) is up"
 HINT_ROUTES = (
@@ -245,8 +256,18 @@ def check_session_id(session_id: str) -> str:
 
 
 def packet_list(records: list[dict[str, Any]]) -> PacketList:
-    """The packet positions of SPI records, record after record, in capture order."""
-    parts = [_record_packets(r) for r in records]
+    """The packet positions of SPI records, record after record, in capture order.
+
+    Packets the capture could not write are left out (see `_written_packets`).
+    """
+    listed = [_record_packets(r) for r in records]
+    parts = [_written_packets(*part) for part in listed]
+    unwritten = sum(len(p[1]) for p in listed) - sum(len(p[1]) for p in parts)
+    if unwritten:
+        logger.info(
+            "packets skipped, not written at capture unwritten=%d records=%d",
+            unwritten, len(records),
+        )  # fmt: skip
     keys = sorted({(node, int(f)) for node, files, _, _ in parts for f in set(files)})
     index = {key: i for i, key in enumerate(keys)}
     file_idx = [
@@ -263,6 +284,35 @@ def packet_list(records: list[dict[str, Any]]) -> PacketList:
 
 def _concat(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+
+
+def check_written(records: list[dict[str, Any]], sid: str) -> None:
+    """PacketsNotWritten when the records list packets but none was written."""
+    files = [f for r in records for f in _record_packets(r)[1]]
+    if files and max(files) < 0:
+        raise PacketsNotWritten(
+            f"none of the {len(files)} packets of session {sid} was written at "
+            "capture time (the PCAP disk was full or a write failed)"
+        )
+
+
+def _written_packets(
+    node: str, files: list[Any], positions: list[Any], lens: list[Any]
+) -> tuple[str, list[Any], list[Any], list[Any]]:
+    """The packets of a record less those with a negative file number.
+
+    The writer gives file number -1 to packets it could not write (disk full,
+    a write error): they are in the record but in no file.
+    """
+    keep = [i for i, f in enumerate(files) if f >= 0]
+    if len(keep) == len(files):
+        return node, files, positions, lens
+    return (
+        node,
+        [files[i] for i in keep],
+        [positions[i] for i in keep],
+        [lens[i] for i in keep],
+    )
 
 
 def _record_packets(
@@ -359,6 +409,8 @@ async def handle_session(request: web.Request) -> web.StreamResponse:
     if relayed is not None:
         return relayed
     packets = await service.in_io(packet_list, records)
+    if not len(packets):
+        check_written(records, sid)
     return await stream_pcap(request, packets, sid, by_time=False)
 
 
@@ -458,6 +510,9 @@ def response_for(exc: Exception) -> web.Response:
         return error_response(400, str(exc), exc.hint)
     if isinstance(exc, SessionNotFound):
         return error_response(404, str(exc), HINT_404)
+    if isinstance(exc, PacketsNotWritten):
+        logger.info("packets not written error=%s", exc)
+        return error_response(410, str(exc), HINT_410_UNWRITTEN)
     if isinstance(exc, PcapUnavailable):
         logger.error("pcap unavailable error=%s", exc)
         return error_response(410, str(exc), HINT_410)

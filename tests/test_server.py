@@ -565,6 +565,56 @@ def test_open_file_is_served_up_to_its_last_flush(server, corpus):
     w.close()
 
 
+def _lose(file_num, pos, lost: list[int]):
+    """The writer's arrays had packets `lost` not been written (disk full)."""
+    file_num, pos = file_num.copy(), pos.copy()
+    file_num[lost] = pos[lost] = -1
+    return file_num, pos
+
+
+@pytest.fixture
+def unwritten(corpus):
+    """Node vm: session 'part' lost 4 of its 10 packets, 'none' all of its 3."""
+    _, _, source = load_source(CAPTURES[0][0])
+    w = PcapWriter(str(corpus.pcap_dir), "vm", corpus.store, 1 << 30, 1e12)
+    fn, pos = w.write(PacketBatch.from_list(source[:13], 1, PRECISION_US))
+    w.close()
+    lost = [0, 3, 4, 9, 10, 11, 12]
+    fn, pos = _lose(fn, pos, lost)
+    corpus.store.save_sessions(
+        [
+            _record_for("vm--1--1-part", "vm", fn[:10], pos[:10], source[:10]),
+            _record_for("vm--1--1-none", "vm", fn[10:], pos[10:], source[10:13]),
+        ]
+    )
+    return [p for i, p in enumerate(source[:10]) if i not in lost]
+
+
+def test_unwritten_packets_are_skipped_and_the_written_served(
+    server, corpus, unwritten, caplog
+):
+    caplog.set_level("INFO", logger="fpc.server")
+    status, _, body = server.get("/api/session/vm--1--1-part.pcap")
+    path = corpus.data_dir / "part.pcap"
+    path.write_bytes(body)
+    assert status == 200 and read_records(path)[2] == unwritten
+    assert "not written at capture unwritten=4 records=1" in caplog.text
+
+
+def test_session_with_no_packet_written_gives_410_saying_so(server, unwritten):
+    status, body = server.get_json("/api/session/vm--1--1-none.pcap")
+    assert status == 410
+    assert "none of the 3 packets of session vm--1--1-none was written" in body["error"]
+    assert "disk was full" in body["hint"] and "aged out" not in body["hint"]
+
+
+def test_query_pcap_serves_every_packet_written(server, corpus, unwritten):
+    status, _, body = server.get("/api/sessions.pcap?node=vm&limit=10000")
+    path = corpus.data_dir / "query.pcap"
+    path.write_bytes(body)
+    assert status == 200 and read_records(path)[2] == unwritten
+
+
 QUERY_TEXT = st.text(
     alphabet=st.sampled_from(
         "0123456789abcdefxyzTZ:.-+/%&=?;#[] \\'\"\x00\u00e9\u00b2\u0661\uff11"
