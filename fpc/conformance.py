@@ -122,13 +122,18 @@ def uri_parts(uri: str) -> tuple[str, str]:
     return path, query
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes '²' and other scripts' digits."""
+    return text.isascii() and text.isdigit()
+
+
 def norm_host(value: object) -> str:
     """Host header value, lowercase, without the port (Arkime keeps both forms)."""
     host = str(value).lower()
     if host.startswith("["):
         return host[1:].split("]", 1)[0]
     name, colon, port = host.rpartition(":")
-    return name if colon and port.isdigit() and ":" not in name else host
+    return name if colon and is_number(port) and ":" not in name else host
 
 
 def norm_dns_name(value: object) -> str:
@@ -151,7 +156,7 @@ def norm_protocols(names: Iterable[str]) -> frozenset[str]:
     out = set()
     for name in names:
         # fpc names an IP protocol it has no name for by its number
-        mapped = "unknown-ip" if name.isdigit() else PROTOCOL_NAMES.get(name, name)
+        mapped = "unknown-ip" if is_number(name) else PROTOCOL_NAMES.get(name, name)
         if (
             mapped is not None
             and mapped not in FPC_ONLY_NAMES

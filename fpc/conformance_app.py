@@ -21,6 +21,7 @@ from fpc.conformance import (
     a_set,
     as_list,
     f_sets,
+    is_number,
     iso_to_ms,
     lower,
     norm_ip,
@@ -87,7 +88,7 @@ def key_algorithm(value: object) -> str:
 
 def ntp_stratum(value: object) -> str:
     """fpc's stratum number as Arkime's class name."""
-    if isinstance(value, str) and not value.isdigit():
+    if isinstance(value, str) and not is_number(value):
         return value
     n = int(str(value))
     if n <= 1:
@@ -294,7 +295,7 @@ def app_detail_specs() -> list[FieldSpec]:
 def fpc_krb5_etypes(doc: Record) -> object:
     """fpc's encryption types less those without a name (Arkime drops them)."""
     names = value_set(get_path(doc, "fpc.krb5.etype"))
-    return frozenset(n for n in names if not n.lstrip("-").isdigit())
+    return frozenset(n for n in names if not is_number(n.lstrip("-")))
 
 
 def stun_address_rows() -> list[FieldSpec]:

@@ -11,6 +11,7 @@ Every error names what failed, where, and one concrete fix::
      |    +-- IndexingError     records Elasticsearch refused or could not take
      +-- SessionNotFound    no session with that id
      +-- PcapUnavailable    the PCAP file holding a session is gone or unreadable
+          +-- PacketsNotWritten  the capture could not write a session's packets
 """
 
 
@@ -56,4 +57,8 @@ class SessionNotFound(FpcError):
 
 
 class PcapUnavailable(FpcError):
+    pass
+
+
+class PacketsNotWritten(PcapUnavailable):
     pass

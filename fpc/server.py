@@ -36,7 +36,13 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from fpc.config import EsConfig, default_node
-from fpc.errors import FpcError, PcapUnavailable, SessionNotFound, StoreError
+from fpc.errors import (
+    FpcError,
+    PacketsNotWritten,
+    PcapUnavailable,
+    SessionNotFound,
+    StoreError,
+)
 from fpc.fields import get_path
 from fpc.forward import SeveralNodes, relay, relay_target, remote_node
 from fpc.pcapfile import (
@@ -55,8 +61,11 @@ logger = logging.getLogger(__name__)
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}\Z")
 NODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 PROTOCOL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}\Z")
-EPOCH_PATTERN = re.compile(r"\d{1,11}(\.\d{1,9})?\Z")
-ISO_FRACTION = re.compile(r"(.*T\d\d:\d\d:\d\d)[.,](\d{1,9})(?!\d)(.*)\Z")
+# [0-9], not \d or str.isdigit(): those take any script's digits, and '²'.
+DIGITS_PATTERN = re.compile(r"[0-9]{1,18}\Z")
+EPOCH_PATTERN = re.compile(r"[0-9]{1,11}(\.[0-9]+)?\Z")
+# The fraction of the seconds: after the last 'T' or ' ', past the digits and colons.
+ISO_FRACTION = re.compile(r"(.+[T ][0-9:]+)[.,]([0-9]+)(.*)\Z")
 QUERY_PARAMS = ("ip", "port", "protocol", "start", "end", "node", "limit")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10000
@@ -69,6 +78,11 @@ HINT_404 = "search with GET /api/sessions?ip=...&start=... to find session ids"
 HINT_410 = (
     "the PCAP file was deleted to free disk space (aged out) or damaged; "
     "the SPI record stays searchable, but its packets are gone"
+)
+HINT_410_UNWRITTEN = (
+    "the capture could not write these packets (the PCAP disk was full or a "
+    "write failed: see pcap_write_failed in the fpc-capture log); only the SPI "
+    "record exists"
 )
 HINT_503 = "check that the session store (SQLite file or Elasticsearch) is up"
 HINT_ROUTES = (
@@ -141,10 +155,15 @@ def parse_query(params: MultiMapping[str]) -> SessionQuery:
     return q
 
 
+def is_number(value: str) -> bool:
+    """Whether `value` is a whole number in ASCII digits that int() can take."""
+    return DIGITS_PATTERN.match(value) is not None
+
+
 def _parse_limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not is_number(value) or not 1 <= int(value) <= MAX_LIMIT:
         raise BadQuery(
             "limit", f"= {value[:40]!r} is out of range", f"use 1 to {MAX_LIMIT}"
         )
@@ -160,7 +179,7 @@ def _parse_ip(value: str) -> str:
 
 
 def _parse_port(value: str) -> int:
-    if not value.isdigit() or int(value) > 65535:
+    if not is_number(value) or int(value) > 65535:
         raise BadQuery("port", f"= {value[:40]!r} is not a port", "use 0 to 65535")
     return int(value)
 
@@ -194,7 +213,7 @@ def parse_time(name: str, value: str) -> int:
     ns: int | None
     if EPOCH_PATTERN.match(value):
         sec, _, frac = value.partition(".")
-        ns = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0"))
+        ns = int(sec) * 1_000_000_000 + fraction_ns(frac)
     else:
         ns = _parse_iso(value)
     if ns is None:
@@ -210,14 +229,20 @@ def _parse_iso(value: str) -> int | None:
     m = ISO_FRACTION.match(value)
     if m:  # datetime keeps microseconds only: take the fraction apart
         value = m.group(1) + m.group(3)
-        frac_ns = int(m.group(2).ljust(9, "0"))
+        frac_ns = fraction_ns(m.group(2))
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // timedelta(seconds=1) * 1_000_000_000 + frac_ns
+    # In microseconds: a fraction the pattern missed stays in dt.
+    return (dt - _EPOCH) // timedelta(microseconds=1) * 1_000 + frac_ns
+
+
+def fraction_ns(digits: str) -> int:
+    """Nanoseconds of a decimal fraction of a second; digits past 9 are cut off."""
+    return int(digits[:9].ljust(9, "0"))
 
 
 def check_session_id(session_id: str) -> str:
@@ -231,8 +256,18 @@ def check_session_id(session_id: str) -> str:
 
 
 def packet_list(records: list[dict[str, Any]]) -> PacketList:
-    """The packet positions of SPI records, record after record, in capture order."""
-    parts = [_record_packets(r) for r in records]
+    """The packet positions of SPI records, record after record, in capture order.
+
+    Packets the capture could not write are left out (see `_written_packets`).
+    """
+    listed = [_record_packets(r) for r in records]
+    parts = [_written_packets(*part) for part in listed]
+    unwritten = sum(len(p[1]) for p in listed) - sum(len(p[1]) for p in parts)
+    if unwritten:
+        logger.info(
+            "packets skipped, not written at capture unwritten=%d records=%d",
+            unwritten, len(records),
+        )  # fmt: skip
     keys = sorted({(node, int(f)) for node, files, _, _ in parts for f in set(files)})
     index = {key: i for i, key in enumerate(keys)}
     file_idx = [
@@ -249,6 +284,35 @@ def packet_list(records: list[dict[str, Any]]) -> PacketList:
 
 def _concat(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+
+
+def check_written(records: list[dict[str, Any]], sid: str) -> None:
+    """PacketsNotWritten when the records list packets but none was written."""
+    files = [f for r in records for f in _record_packets(r)[1]]
+    if files and max(files) < 0:
+        raise PacketsNotWritten(
+            f"none of the {len(files)} packets of session {sid} was written at "
+            "capture time (the PCAP disk was full or a write failed)"
+        )
+
+
+def _written_packets(
+    node: str, files: list[Any], positions: list[Any], lens: list[Any]
+) -> tuple[str, list[Any], list[Any], list[Any]]:
+    """The packets of a record less those with a negative file number.
+
+    The writer gives file number -1 to packets it could not write (disk full,
+    a write error): they are in the record but in no file.
+    """
+    keep = [i for i, f in enumerate(files) if f >= 0]
+    if len(keep) == len(files):
+        return node, files, positions, lens
+    return (
+        node,
+        [files[i] for i in keep],
+        [positions[i] for i in keep],
+        [lens[i] for i in keep],
+    )
 
 
 def _record_packets(
@@ -345,6 +409,8 @@ async def handle_session(request: web.Request) -> web.StreamResponse:
     if relayed is not None:
         return relayed
     packets = await service.in_io(packet_list, records)
+    if not len(packets):
+        check_written(records, sid)
     return await stream_pcap(request, packets, sid, by_time=False)
 
 
@@ -444,6 +510,9 @@ def response_for(exc: Exception) -> web.Response:
         return error_response(400, str(exc), exc.hint)
     if isinstance(exc, SessionNotFound):
         return error_response(404, str(exc), HINT_404)
+    if isinstance(exc, PacketsNotWritten):
+        logger.info("packets not written error=%s", exc)
+        return error_response(410, str(exc), HINT_410_UNWRITTEN)
     if isinstance(exc, PcapUnavailable):
         logger.error("pcap unavailable error=%s", exc)
         return error_response(410, str(exc), HINT_410)
@@ -512,7 +581,7 @@ async def start_site(service: Service, host: str, port: int) -> web.AppRunner:
 def parse_listen(value: str) -> tuple[str, int]:
     """HOST:PORT or [IPv6]:PORT."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not is_number(port) or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(
             f"--listen {value!r} is not HOST:PORT; use e.g. 127.0.0.1:8005"
         )

@@ -500,6 +500,16 @@ def test_http2_headers_across_frames_and_segments_become_http_fields() -> None:
     assert set(f["fpc.http.body.md5"]) == bodies
 
 
+@pytest.mark.parametrize("status", [b"\xb2", b"\xb900", b"2" * 5000, b"20"])
+def test_http2_status_not_three_ascii_digits_is_left_out(status: bytes) -> None:
+    # latin-1 '²' and '¹' pass str.isdigit() but not int()
+    response = hpack.Encoder().encode([(":status", status)])
+    server = h2_frame(0x4, 0, 0, b"") + h2_frame(0x1, 0x4, 1, response)
+    state = h2_session(h2_frame(0x4, 0, 0, b""), server)
+    assert state.errors == 0
+    assert "http.response.status_code" not in state.fields()
+
+
 def test_http2_oversized_header_block_ends_only_http2() -> None:
     block = h2_frame(0x1, 0, 1, bytes(60000)) + h2_frame(0x9, 0, 1, bytes(10000))
     state = h2_session(block, b"")

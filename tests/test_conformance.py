@@ -283,6 +283,7 @@ def test_compare_pair_explained_difference_is_not_agreed() -> None:
         (norm_host, "192.168.57.14:8080", "192.168.57.14"),
         (norm_host, "[2001:db8::1]:80", "2001:db8::1"),
         (norm_host, "WWW.Example.com", "www.example.com"),
+        (norm_host, "host:\u00b2", "host:\u00b2"),
         (norm_dns_name, ".", "<root>"),
         (norm_dns_name, "xn--80a0adav.xn--80ao21a", "уаноо.қаз"),
         (norm_rcode, "NOTIMP", "NOTIMPL"),
@@ -303,6 +304,7 @@ def test_normalizers_map_to_arkime_spelling(func, raw: str, want: str) -> None:
         (ntp_stratum, 0, "unspecified"),
         (ntp_stratum, 3, "secondary"),
         (ntp_stratum, 16, "unsynchronized"),
+        (ntp_stratum, "\u00b2", "\u00b2"),
         (http_version, "2", "2.0"),
         (ldap_auth, "ntlmsspAuth", "ntlm"),
         (address_part(True, int), "[2001:db8::1]:3478", 3478),
@@ -315,8 +317,8 @@ def test_app_detail_normalizers_map_to_one_spelling(func, raw, want) -> None:
 
 def test_app_detail_rows_drop_arkime_placeholders() -> None:
     assert ldap_bind_dns({"ldap": {"bindname": ["<ROOT>", "cn=a"]}}) == {"cn=a"}
-    etypes = {"fpc": {"krb5": {"etype": ["rc4-hmac", "-128"]}}}
-    assert fpc_krb5_etypes(etypes) == {"rc4-hmac"}
+    etypes = {"fpc": {"krb5": {"etype": ["rc4-hmac", "-128", "\u0661"]}}}
+    assert fpc_krb5_etypes(etypes) == {"rc4-hmac", "\u0661"}
 
 
 @pytest.mark.parametrize(
@@ -345,8 +347,8 @@ def test_iso_to_ms_truncates_nanoseconds() -> None:
 
 
 def test_norm_protocols_maps_and_drops_names() -> None:
-    got = norm_protocols(["udp", "vlan", "ipv6-icmp", "88", "gre", "ipip"])
-    assert got == {"udp", "icmp", "unknown-ip", "gre"}
+    got = norm_protocols(["udp", "vlan", "ipv6-icmp", "88", "gre", "ipip", "\u00b9"])
+    assert got == {"udp", "icmp", "unknown-ip", "gre", "\u00b9"}
 
 
 def test_explanation_patterns_and_when() -> None:

@@ -6,6 +6,7 @@ the service returns is compared with the source capture packet by packet.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import calendar
 import http.client
@@ -31,7 +32,14 @@ from hypothesis import strategies as st
 from test_writer import assert_tcpdump_reads, load_source, read_pcapng, read_records
 
 from fpc.packets import PRECISION_NS, PRECISION_US, PacketBatch
-from fpc.server import BadQuery, Service, packet_list, parse_time, start_site
+from fpc.server import (
+    BadQuery,
+    Service,
+    packet_list,
+    parse_listen,
+    parse_time,
+    start_site,
+)
 from fpc.store import open_store
 from fpc.store.base import Store
 from fpc.writer import PcapWriter
@@ -308,6 +316,14 @@ def test_sessions_pcap_mixed_kinds_is_pcapng(server, corpus):
         ("/api/sessions?limit=0", 400, "parameter 'limit'"),
         ("/api/sessions?limit=10001", 400, "parameter 'limit'"),
         ("/api/sessions?limit=-5", 400, "parameter 'limit'"),
+        # str.isdigit() takes these, then int() fails or reads them as digits
+        ("/api/sessions?limit=%C2%B2", 400, "parameter 'limit'"),
+        ("/api/sessions?limit=%EF%BC%91", 400, "parameter 'limit'"),
+        ("/api/sessions.pcap?limit=%D9%A1", 400, "parameter 'limit'"),
+        ("/api/sessions?limit=" + "1" * 5000, 400, "parameter 'limit'"),
+        ("/api/sessions?port=%C2%B2", 400, "parameter 'port'"),
+        ("/api/sessions?port=%D9%A1", 400, "parameter 'port'"),
+        ("/api/sessions?start=%D9%A1%D9%A1", 400, "parameter 'start'"),
         ("/api/sessions?hostname=x", 400, "parameter 'hostname' is unknown"),
         ("/api/sessions?start=yesterday", 400, "parameter 'start'"),
         ("/api/sessions?start=2020-01-02&end=2020-01-01", 400, "is after 'end'"),
@@ -463,6 +479,14 @@ def test_packet_list_unique_keeps_first_of_each_packet(corpus):
         ("2015-01-01", (2015, 1, 1, 0, 0, 0, 0)),
         ("2038-01-19T03:14:08", (2038, 1, 19, 3, 14, 8, 0)),
         ("1420070400.000000001", (2015, 1, 1, 0, 0, 0, 1)),
+        # past nanoseconds the fraction is cut off, not dropped whole
+        ("2015-01-01T00:00:00.999999999999Z", (2015, 1, 1, 0, 0, 0, 999999999)),
+        ("2015-01-01T00:00:00,1234567891+00:00", (2015, 1, 1, 0, 0, 0, 123456789)),
+        ("1420070400.9999999999", (2015, 1, 1, 0, 0, 0, 999999999)),
+        ("1420070400." + "5" * 3000, (2015, 1, 1, 0, 0, 0, 555555555)),
+        # forms datetime takes whose fraction was lost below the second
+        ("2015-01-01 00:00:00.5Z", (2015, 1, 1, 0, 0, 0, 500000000)),
+        ("20150101T000000.123456789Z", (2015, 1, 1, 0, 0, 0, 123456789)),
     ],
 )
 def test_parse_time_gives_utc_nanoseconds(value, want):
@@ -471,13 +495,30 @@ def test_parse_time_gives_utc_nanoseconds(value, want):
 
 
 @pytest.mark.parametrize(
-    "value", ["1969-12-31", "2015-13-01", "1e9", "-5", "now", "2015-01-01T25:00"]
+    "value",
+    [
+        "1969-12-31",
+        "2015-13-01",
+        "1e9",
+        "-5",
+        "now",
+        "2015-01-01T25:00",
+        "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",
+        "1700000000.\uff15",
+        "2015-01-01T00:00:00.\u0665Z",
+    ],
 )
 def test_parse_time_rejects_bad_times(value):
     with pytest.raises(
         BadQuery, match=r"parameter 'start' = .* (is not a time|out of range)"
     ):
         parse_time("start", value)
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:\u00b2", "[::1]:\u0668\u0660", "h:"])
+def test_listen_port_must_be_ascii_digits(value):
+    with pytest.raises(argparse.ArgumentTypeError, match="is not HOST:PORT"):
+        parse_listen(value)
 
 
 def _record_for(sid: str, node: str, file_num, pos, packets) -> dict:
@@ -524,8 +565,60 @@ def test_open_file_is_served_up_to_its_last_flush(server, corpus):
     w.close()
 
 
+def _lose(file_num, pos, lost: list[int]):
+    """The writer's arrays had packets `lost` not been written (disk full)."""
+    file_num, pos = file_num.copy(), pos.copy()
+    file_num[lost] = pos[lost] = -1
+    return file_num, pos
+
+
+@pytest.fixture
+def unwritten(corpus):
+    """Node vm: session 'part' lost 4 of its 10 packets, 'none' all of its 3."""
+    _, _, source = load_source(CAPTURES[0][0])
+    w = PcapWriter(str(corpus.pcap_dir), "vm", corpus.store, 1 << 30, 1e12)
+    fn, pos = w.write(PacketBatch.from_list(source[:13], 1, PRECISION_US))
+    w.close()
+    lost = [0, 3, 4, 9, 10, 11, 12]
+    fn, pos = _lose(fn, pos, lost)
+    corpus.store.save_sessions(
+        [
+            _record_for("vm--1--1-part", "vm", fn[:10], pos[:10], source[:10]),
+            _record_for("vm--1--1-none", "vm", fn[10:], pos[10:], source[10:13]),
+        ]
+    )
+    return [p for i, p in enumerate(source[:10]) if i not in lost]
+
+
+def test_unwritten_packets_are_skipped_and_the_written_served(
+    server, corpus, unwritten, caplog
+):
+    caplog.set_level("INFO", logger="fpc.server")
+    status, _, body = server.get("/api/session/vm--1--1-part.pcap")
+    path = corpus.data_dir / "part.pcap"
+    path.write_bytes(body)
+    assert status == 200 and read_records(path)[2] == unwritten
+    assert "not written at capture unwritten=4 records=1" in caplog.text
+
+
+def test_session_with_no_packet_written_gives_410_saying_so(server, unwritten):
+    status, body = server.get_json("/api/session/vm--1--1-none.pcap")
+    assert status == 410
+    assert "none of the 3 packets of session vm--1--1-none was written" in body["error"]
+    assert "disk was full" in body["hint"] and "aged out" not in body["hint"]
+
+
+def test_query_pcap_serves_every_packet_written(server, corpus, unwritten):
+    status, _, body = server.get("/api/sessions.pcap?node=vm&limit=10000")
+    path = corpus.data_dir / "query.pcap"
+    path.write_bytes(body)
+    assert status == 200 and read_records(path)[2] == unwritten
+
+
 QUERY_TEXT = st.text(
-    alphabet=st.sampled_from("0123456789abcdefxyzTZ:.-+/%&=?;#[] \\'\"\x00\u00e9"),
+    alphabet=st.sampled_from(
+        "0123456789abcdefxyzTZ:.-+/%&=?;#[] \\'\"\x00\u00e9\u00b2\u0661\uff11"
+    ),
     max_size=40,
 )
 

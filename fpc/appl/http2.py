@@ -219,7 +219,8 @@ def _add_header(sink: FieldSink, role: int, name: bytes, value: bytes) -> None:
             sink.add("user_agent.original", text)
         elif name == b"content-type":
             _add_media_type(sink, "http.request.mime_type", text)
-    elif name == b":status" and text.isdigit():
+    elif name == b":status" and len(value) == 3 and value.isdigit():
+        # bytes.isdigit() is ASCII only; latin-1 text would take '²' too
         sink.add("http.response.status_code", int(text))
     elif name == b"content-type":
         _add_media_type(sink, "http.response.mime_type", text)
