@@ -82,7 +82,6 @@ class Config:
 BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("capture", "snaplen"): (64, 262144),
     ("capture", "buffer_mb"): (1, 65536),
-    ("capture", "workers"): (0, 64),
     ("writer", "max_file_size"): (1 << 16, 1 << 42),
     ("writer", "max_file_time"): (1, 7 * 86400),
     ("sessions", "tcp_timeout"): (1, 86400),
@@ -97,6 +96,7 @@ SECTIONS = {"capture": CaptureConfig, "writer": WriterConfig,
             "sessions": SessionConfig, "es": EsConfig}  # fmt: skip
 ROTATIONS = ("hourly", "daily", "weekly", "monthly")
 AUTO_WORKERS = 0  # `workers = "auto"`
+MAX_WORKERS = 64
 MAX_AUTO_LIVE = 4  # workers "auto" starts for an interface, at most
 # and for capture files: each worker reads all of the input itself
 # TODO: measure where more workers stop paying for their extra reading; only
@@ -200,8 +200,8 @@ def _section(name: str, values: dict[str, Any], problems: list[str]) -> Any:
 
 
 def _coerce(section: str, key: str, value: Any, kind: type) -> Any:
-    if key == "workers" and value == "auto":
-        return AUTO_WORKERS
+    if key == "workers":
+        return _workers(value)
     if key == "max_file_size":
         return parse_size(value)
     if kind is float and isinstance(value, str):
@@ -215,6 +215,17 @@ def _coerce(section: str, key: str, value: Any, kind: type) -> Any:
             raise TypeError(f"must be a number, got {type(value).__name__}")
         return kind(value)
     return str(value)
+
+
+def _workers(value: Any) -> int:
+    """`workers`: "auto" or 1 to 64; 0, which stands for auto inside, is refused
+    as the command line refuses it."""
+    if value == "auto":
+        return AUTO_WORKERS
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 1 <= value <= MAX_WORKERS:
+            return value
+    raise ValueError(f'not a number from 1 to {MAX_WORKERS}; give one, or "auto"')
 
 
 def _number(value: float) -> str:

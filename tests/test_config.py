@@ -108,3 +108,18 @@ def test_parse_duration_units(text, value):
 def test_parse_size_rejects_garbage():
     with pytest.raises(ValueError, match="not a size"):
         parse_size("lots")
+
+
+@pytest.mark.parametrize(
+    "toml,shown",
+    [("0", "0"), ("65", "65"), ("-1", "-1"), ("2.5", "2.5"), ('"two"', "'two'"),
+     ("true", "True")],
+)  # fmt: skip
+def test_load_config_workers_are_auto_or_1_to_64(tmp_path, toml, shown):
+    # 0 is how "auto" is kept inside; written in the file it is refused
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f"[capture]\nworkers = {toml}\n"))
+    expected = f'workers = {shown}: not a number from 1 to 64; give one, or "auto"'
+    assert expected in str(err.value)
+    path = write(tmp_path, "[capture]\nworkers = 64\n")
+    assert load_config(path).capture.workers == 64
