@@ -172,7 +172,10 @@ def _build(raw: dict[str, Any], source: str) -> Config:
                 continue
             top[key] = _section(key, value, problems)
         elif key in ("node", "data_dir"):
-            top[key] = str(value)
+            try:
+                top[key] = _text(value)
+            except TypeError as exc:
+                problems.append(f"{key} = {value!r}: {exc}")
         else:
             problems.append(f"unknown key '{key}'")
     cfg = Config(**top)
@@ -214,7 +217,14 @@ def _coerce(section: str, key: str, value: Any, kind: type) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError(f"must be a number, got {type(value).__name__}")
         return kind(value)
-    return str(value)
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    # str() would take node = 5 as "5": a missing pair of quotes is a typo
+    if not isinstance(value, str):
+        raise TypeError(f"must be a string in quotes, got {type(value).__name__}")
+    return value
 
 
 def _workers(value: Any) -> int:

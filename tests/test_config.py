@@ -123,3 +123,13 @@ def test_load_config_workers_are_auto_or_1_to_64(tmp_path, toml, shown):
     assert expected in str(err.value)
     path = write(tmp_path, "[capture]\nworkers = 64\n")
     assert load_config(path).capture.workers == 64
+
+
+def test_load_config_wants_strings_in_quotes(tmp_path):
+    path = write(tmp_path, 'node = 5\ndata_dir = 5\n[es]\nurl = ["x"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    text = str(err.value)
+    assert "node = 5: must be a string in quotes, got int" in text
+    assert "data_dir = 5: must be a string in quotes, got int" in text
+    assert "[es] url = ['x']: must be a string in quotes, got list" in text
