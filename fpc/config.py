@@ -97,6 +97,7 @@ SECTIONS = {"capture": CaptureConfig, "writer": WriterConfig,
 ROTATIONS = ("hourly", "daily", "weekly", "monthly")
 AUTO_WORKERS = 0  # `workers = "auto"`
 MAX_WORKERS = 64
+MAX_CONFIG_BYTES = 1 << 20
 MAX_AUTO_LIVE = 4  # workers "auto" starts for an interface, at most
 # and for capture files: each worker reads all of the input itself
 # TODO: measure where more workers stop paying for their extra reading; only
@@ -145,21 +146,36 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Co
     raw: dict[str, Any] = {}
     source = path or "(command line)"
     if path:
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read config file {path}: {exc.strerror}"
-            ) from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        raw = _read_toml(path)
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
         section, _, key = dotted.rpartition(".")
         (raw.setdefault(section, {}) if section else raw)[key] = value
     return _build(raw, source)
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            # a capture file given by mistake would be read whole otherwise
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {path} is not a TOML config: it is over "
+            f"{MAX_CONFIG_BYTES >> 20} MiB; give the fpc.toml file"
+        )
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not a TOML config: byte {exc.start} is not "
+            "UTF-8 text; give the fpc.toml file"
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
 def _build(raw: dict[str, Any], source: str) -> Config:

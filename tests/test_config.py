@@ -133,3 +133,16 @@ def test_load_config_wants_strings_in_quotes(tmp_path):
     assert "node = 5: must be a string in quotes, got int" in text
     assert "data_dir = 5: must be a string in quotes, got int" in text
     assert "[es] url = ['x']: must be a string in quotes, got list" in text
+
+
+def test_load_config_refuses_a_binary_file(tmp_path):
+    path = tmp_path / "big.pcap"
+    path.write_bytes(b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00" + bytes(range(256)))
+    with pytest.raises(ConfigError, match="big.pcap is not a TOML config: byte 0"):
+        load_config(str(path))
+
+
+def test_load_config_refuses_a_file_too_large_for_a_config(tmp_path):
+    path = write(tmp_path, "# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(ConfigError, match="not a TOML config: it is over 1 MiB"):
+        load_config(path)
