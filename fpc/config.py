@@ -7,12 +7,14 @@ errors (never clamped), so a typo cannot silently change what is captured.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from fpc.errors import ConfigError
 
@@ -95,6 +97,8 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
 SECTIONS = {"capture": CaptureConfig, "writer": WriterConfig,
             "sessions": SessionConfig, "es": EsConfig}  # fmt: skip
 ROTATIONS = ("hourly", "daily", "weekly", "monthly")
+ES_SCHEMES = ("http", "https")
+ES_URL_EXAMPLE = "http://127.0.0.1:9200"
 AUTO_WORKERS = 0  # `workers = "auto"`
 MAX_WORKERS = 64
 MAX_CONFIG_BYTES = 1 << 20
@@ -135,6 +139,33 @@ def parse_duration(text: str | float) -> float:
     if not m:
         raise ValueError(f"{text!r} is not a duration; write e.g. 90s, 30m or 1h")
     return float(m.group(1)) * _TIME_UNITS[m.group(2)]
+
+
+def es_url_problem(url: str) -> str:
+    """Why the Elasticsearch client would refuse `url`, or "" if it is fine."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ES_SCHEMES:
+        return "the scheme must be http or https"
+    try:
+        port = parts.port
+    except ValueError:
+        return "the port is not a number from 0 to 65535"
+    if not parts.hostname:
+        return "there is no host"
+    if port is None and scheme == "http":
+        return "there is no port"  # the client supplies 443 for https only
+    return ""
+
+
+def es_url_arg(text: str) -> str:
+    """`--es URL`, checked as the config file's [es] url is."""
+    problem = es_url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {problem}; give it like {ES_URL_EXAMPLE}"
+        )
+    return text
 
 
 def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
@@ -274,6 +305,11 @@ def _validate(cfg: Config, problems: list[str]) -> None:
                 f"[{section}] {key} = {value:g} is out of range; "
                 f"set {_number(low)} to {_number(high)}"
             )
+    problem = es_url_problem(cfg.es.url) if cfg.es.url else ""
+    if problem:
+        problems.append(
+            f"[es] url = {cfg.es.url!r}: {problem}; give it like {ES_URL_EXAMPLE}"
+        )
     if cfg.es.rotation not in ROTATIONS:
         problems.append(
             f"[es] rotation = {cfg.es.rotation!r}; choose one of {', '.join(ROTATIONS)}"

@@ -28,7 +28,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
 
 from fpc.appl.fields import Field
-from fpc.config import EsConfig
+from fpc.config import EsConfig, es_url_arg
 from fpc.errors import FpcError, StoreError
 from fpc.fields import FIELDS
 from fpc.logsetup import setup_logging
@@ -409,7 +409,9 @@ def wipe(es: Elasticsearch, prefix: str) -> None:
 
 def add_es_args(p: argparse.ArgumentParser) -> None:
     """--es URL and its auth options, shared by every ES command."""
-    p.add_argument("--es", required=True, metavar="URL", help="Elasticsearch URL")
+    p.add_argument(
+        "--es", required=True, type=es_url_arg, metavar="URL", help="Elasticsearch URL"
+    )
     p.add_argument("--prefix", default="fpc", help="ES index name prefix")
     p.add_argument("--username", default="")
     p.add_argument("--password", default="")

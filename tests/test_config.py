@@ -146,3 +146,24 @@ def test_load_config_refuses_a_file_too_large_for_a_config(tmp_path):
     path = write(tmp_path, "# " + "x" * (1 << 20) + "\n")
     with pytest.raises(ConfigError, match="not a TOML config: it is over 1 MiB"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "url,problem",
+    [
+        ("ftp://x", "the scheme must be http or https"),
+        ("127.0.0.1:9200", "the scheme must be http or https"),
+        ("http://x", "there is no port"),
+        ("http://:9200", "there is no host"),
+        ("http://x:99999", "the port is not a number from 0 to 65535"),
+    ],
+)
+def test_load_config_checks_the_elasticsearch_url(tmp_path, url, problem):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f'[es]\nurl = "{url}"\n'))
+    assert f"[es] url = '{url}': {problem}; give it like http" in str(err.value)
+
+
+def test_load_config_takes_http_and_https_elasticsearch_urls():
+    for url in ("http://127.0.0.1:9200", "HTTPS://es.example", "http://[::1]:9200/"):
+        assert load_config(None, {"es.url": url}).es.url == url

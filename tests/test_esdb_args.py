@@ -42,3 +42,13 @@ def test_expire_accepts_fractions_of_days_and_gib():
         ["--es", "http://127.0.0.1:9", "expire", "--days", "0.5", "--max-gb", "1.5"]
     )
     assert (args.days, args.max_gb) == (0.5, 1.5)
+
+
+@pytest.mark.parametrize("argv", [["info"], ["expire", "--days", "30"]])
+def test_es_url_of_another_scheme_is_refused_before_connecting(
+    argv, no_connection, capsys
+):
+    with pytest.raises(SystemExit) as exit_:
+        esdb.main(["--es", "ftp://x", *argv])
+    assert exit_.value.code == 2
+    assert "the scheme must be http or https" in capsys.readouterr().err
