@@ -7,12 +7,14 @@ errors (never clamped), so a typo cannot silently change what is captured.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from fpc.errors import ConfigError
 
@@ -82,7 +84,6 @@ class Config:
 BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("capture", "snaplen"): (64, 262144),
     ("capture", "buffer_mb"): (1, 65536),
-    ("capture", "workers"): (0, 64),
     ("writer", "max_file_size"): (1 << 16, 1 << 42),
     ("writer", "max_file_time"): (1, 7 * 86400),
     ("sessions", "tcp_timeout"): (1, 86400),
@@ -96,7 +97,11 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
 SECTIONS = {"capture": CaptureConfig, "writer": WriterConfig,
             "sessions": SessionConfig, "es": EsConfig}  # fmt: skip
 ROTATIONS = ("hourly", "daily", "weekly", "monthly")
+ES_SCHEMES = ("http", "https")
+ES_URL_EXAMPLE = "http://127.0.0.1:9200"
 AUTO_WORKERS = 0  # `workers = "auto"`
+MAX_WORKERS = 64
+MAX_CONFIG_BYTES = 1 << 20
 MAX_AUTO_LIVE = 4  # workers "auto" starts for an interface, at most
 # and for capture files: each worker reads all of the input itself
 # TODO: measure where more workers stop paying for their extra reading; only
@@ -136,6 +141,33 @@ def parse_duration(text: str | float) -> float:
     return float(m.group(1)) * _TIME_UNITS[m.group(2)]
 
 
+def es_url_problem(url: str) -> str:
+    """Why the Elasticsearch client would refuse `url`, or "" if it is fine."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ES_SCHEMES:
+        return "the scheme must be http or https"
+    try:
+        port = parts.port
+    except ValueError:
+        return "the port is not a number from 0 to 65535"
+    if not parts.hostname:
+        return "there is no host"
+    if port is None and scheme == "http":
+        return "there is no port"  # the client supplies 443 for https only
+    return ""
+
+
+def es_url_arg(text: str) -> str:
+    """`--es URL`, checked as the config file's [es] url is."""
+    problem = es_url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {problem}; give it like {ES_URL_EXAMPLE}"
+        )
+    return text
+
+
 def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
     """Config from the TOML file at `path` (or defaults), then `overrides`.
 
@@ -145,21 +177,36 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Co
     raw: dict[str, Any] = {}
     source = path or "(command line)"
     if path:
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read config file {path}: {exc.strerror}"
-            ) from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        raw = _read_toml(path)
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
         section, _, key = dotted.rpartition(".")
         (raw.setdefault(section, {}) if section else raw)[key] = value
     return _build(raw, source)
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            # a capture file given by mistake would be read whole otherwise
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {path} is not a TOML config: it is over "
+            f"{MAX_CONFIG_BYTES >> 20} MiB; give the fpc.toml file"
+        )
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not a TOML config: byte {exc.start} is not "
+            "UTF-8 text; give the fpc.toml file"
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
 def _build(raw: dict[str, Any], source: str) -> Config:
@@ -172,7 +219,10 @@ def _build(raw: dict[str, Any], source: str) -> Config:
                 continue
             top[key] = _section(key, value, problems)
         elif key in ("node", "data_dir"):
-            top[key] = str(value)
+            try:
+                top[key] = _text(value)
+            except TypeError as exc:
+                problems.append(f"{key} = {value!r}: {exc}")
         else:
             problems.append(f"unknown key '{key}'")
     cfg = Config(**top)
@@ -200,8 +250,8 @@ def _section(name: str, values: dict[str, Any], problems: list[str]) -> Any:
 
 
 def _coerce(section: str, key: str, value: Any, kind: type) -> Any:
-    if key == "workers" and value == "auto":
-        return AUTO_WORKERS
+    if key == "workers":
+        return _workers(value)
     if key == "max_file_size":
         return parse_size(value)
     if kind is float and isinstance(value, str):
@@ -214,7 +264,25 @@ def _coerce(section: str, key: str, value: Any, kind: type) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError(f"must be a number, got {type(value).__name__}")
         return kind(value)
-    return str(value)
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    # str() would take node = 5 as "5": a missing pair of quotes is a typo
+    if not isinstance(value, str):
+        raise TypeError(f"must be a string in quotes, got {type(value).__name__}")
+    return value
+
+
+def _workers(value: Any) -> int:
+    """`workers`: "auto" or 1 to 64; 0, which stands for auto inside, is refused
+    as the command line refuses it."""
+    if value == "auto":
+        return AUTO_WORKERS
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 1 <= value <= MAX_WORKERS:
+            return value
+    raise ValueError(f'not a number from 1 to {MAX_WORKERS}; give one, or "auto"')
 
 
 def _number(value: float) -> str:
@@ -237,6 +305,11 @@ def _validate(cfg: Config, problems: list[str]) -> None:
                 f"[{section}] {key} = {value:g} is out of range; "
                 f"set {_number(low)} to {_number(high)}"
             )
+    problem = es_url_problem(cfg.es.url) if cfg.es.url else ""
+    if problem:
+        problems.append(
+            f"[es] url = {cfg.es.url!r}: {problem}; give it like {ES_URL_EXAMPLE}"
+        )
     if cfg.es.rotation not in ROTATIONS:
         problems.append(
             f"[es] rotation = {cfg.es.rotation!r}; choose one of {', '.join(ROTATIONS)}"

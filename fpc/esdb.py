@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
 
 from fpc.appl.fields import Field
-from fpc.config import EsConfig
+from fpc.config import EsConfig, es_url_arg
 from fpc.errors import FpcError, StoreError
 from fpc.fields import FIELDS
 from fpc.logsetup import setup_logging
@@ -41,6 +42,9 @@ ROTATION_FORMATS = {
     "weekly": "%G.w%V",
     "monthly": "%Y.%m",
 }
+# expire --days at most: a century (some 739,000 days puts the cutoff before
+# year 1, where datetime overflows)
+MAX_KEEP_DAYS = 36500
 KEYWORD_IGNORE_ABOVE = 1024  # longer values are kept in _source, not indexed
 
 FILE_PROPS = {
@@ -405,7 +409,9 @@ def wipe(es: Elasticsearch, prefix: str) -> None:
 
 def add_es_args(p: argparse.ArgumentParser) -> None:
     """--es URL and its auth options, shared by every ES command."""
-    p.add_argument("--es", required=True, metavar="URL", help="Elasticsearch URL")
+    p.add_argument(
+        "--es", required=True, type=es_url_arg, metavar="URL", help="Elasticsearch URL"
+    )
     p.add_argument("--prefix", default="fpc", help="ES index name prefix")
     p.add_argument("--username", default="")
     p.add_argument("--password", default="")
@@ -424,12 +430,42 @@ def es_config(args: argparse.Namespace) -> EsConfig:
     )
 
 
+def days_arg(text: str) -> float:
+    """`--days`: a positive number of days a datetime can reach back."""
+    days = _positive(text, "days")
+    if days > MAX_KEEP_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is more than {MAX_KEEP_DAYS} days; "
+            f"give a positive number up to {MAX_KEEP_DAYS}"
+        )
+    return days
+
+
+def max_gb_arg(text: str) -> float:
+    """`--max-gb`: a positive, finite size in GiB."""
+    return _positive(text, "GiB")
+
+
+def _positive(text: str, unit: str) -> float:
+    # refused here, before any connection: a negative --days moves the
+    # cutoff into the future and deletes today's ES index
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive number of {unit}; give e.g. 30"
+        )
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="fpc-db", description=__doc__.splitlines()[0])
     add_es_args(p)
     p.add_argument("command", choices=("init", "upgrade", "info", "expire", "wipe"))
-    p.add_argument("--days", type=float, help="expire: keep this many days")
-    p.add_argument("--max-gb", type=float, help="expire: keep at most this size")
+    p.add_argument("--days", type=days_arg, help="expire: keep this many days")
+    p.add_argument("--max-gb", type=max_gb_arg, help="expire: keep at most this size")
     p.add_argument("--yes-really", action="store_true", help="wipe: no question")
     args = p.parse_args(argv)
     if args.command == "expire" and args.days is None and args.max_gb is None:

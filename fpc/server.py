@@ -35,7 +35,7 @@ import numpy as np
 from aiohttp import web
 from multidict import MultiMapping
 
-from fpc.config import EsConfig, default_node
+from fpc.config import EsConfig, default_node, es_url_arg
 from fpc.errors import (
     FpcError,
     PacketsNotWritten,
@@ -601,7 +601,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="HOST:PORT",
         help="address to serve on (default 127.0.0.1:8005)",
     )
-    p.add_argument("--es", metavar="URL", help="Elasticsearch URL (else SQLite)")
+    p.add_argument(
+        "--es", type=es_url_arg, metavar="URL", help="Elasticsearch URL (else SQLite)"
+    )
     p.add_argument("--es-prefix", default="fpc", help="ES index prefix (default fpc)")
     p.add_argument(
         "--advertise",

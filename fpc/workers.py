@@ -33,7 +33,7 @@ from typing import Any, cast
 import numpy as np
 
 from fpc import decode as dc
-from fpc.config import AUTO_WORKERS, Config, fit_workers
+from fpc.config import AUTO_WORKERS, MAX_WORKERS, Config, fit_workers
 from fpc.errors import FpcError
 from fpc.packets import PacketBatch
 from fpc.pipeline import OFFLINE_HOLD_RECORDS, Pipeline
@@ -42,7 +42,6 @@ from fpc.store import open_store
 
 logger = logging.getLogger(__name__)
 
-MAX_WORKERS = 64
 START_TIMEOUT_S = 60.0  # every worker has opened its store and files by then
 MAX_FRAGMENT_IDS = 65_536  # first fragments whose worker is remembered
 

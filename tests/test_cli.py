@@ -122,6 +122,24 @@ def test_capture_config_file_and_bad_values(tmp_path):
     assert "max_file_size = 5 is out of range" in bad.stderr
 
 
+def test_capture_config_that_is_no_toml_file_exits_2(tmp_path):
+    sample = str(SAMPLES / "mixed-3000.pcap")
+    binary = capture("-c", sample, "-r", sample, "--data-dir", str(tmp_path))
+    assert binary.returncode == 2
+    assert "mixed-3000.pcap is not a TOML config" in binary.stderr
+    assert "Traceback" not in binary.stderr
+    folder = capture("-c", str(tmp_path), "-r", sample, "--data-dir", str(tmp_path))
+    assert folder.returncode == 2
+    assert "cannot read config file" in folder.stderr
+
+
+def test_capture_es_url_of_another_scheme_exits_2(tmp_path):
+    sample = str(SAMPLES / "mixed-3000.pcap")
+    result = capture("--es", "ftp://x", "-r", sample, "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "url = 'ftp://x': the scheme must be http or https" in result.stderr
+
+
 def test_capture_missing_input_is_a_clear_error(tmp_path):
     result = capture("-r", str(tmp_path / "nope.pcap"), "--data-dir", str(tmp_path))
     assert result.returncode == 1

@@ -108,3 +108,62 @@ def test_parse_duration_units(text, value):
 def test_parse_size_rejects_garbage():
     with pytest.raises(ValueError, match="not a size"):
         parse_size("lots")
+
+
+@pytest.mark.parametrize(
+    "toml,shown",
+    [("0", "0"), ("65", "65"), ("-1", "-1"), ("2.5", "2.5"), ('"two"', "'two'"),
+     ("true", "True")],
+)  # fmt: skip
+def test_load_config_workers_are_auto_or_1_to_64(tmp_path, toml, shown):
+    # 0 is how "auto" is kept inside; written in the file it is refused
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f"[capture]\nworkers = {toml}\n"))
+    expected = f'workers = {shown}: not a number from 1 to 64; give one, or "auto"'
+    assert expected in str(err.value)
+    path = write(tmp_path, "[capture]\nworkers = 64\n")
+    assert load_config(path).capture.workers == 64
+
+
+def test_load_config_wants_strings_in_quotes(tmp_path):
+    path = write(tmp_path, 'node = 5\ndata_dir = 5\n[es]\nurl = ["x"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    text = str(err.value)
+    assert "node = 5: must be a string in quotes, got int" in text
+    assert "data_dir = 5: must be a string in quotes, got int" in text
+    assert "[es] url = ['x']: must be a string in quotes, got list" in text
+
+
+def test_load_config_refuses_a_binary_file(tmp_path):
+    path = tmp_path / "big.pcap"
+    path.write_bytes(b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00" + bytes(range(256)))
+    with pytest.raises(ConfigError, match="big.pcap is not a TOML config: byte 0"):
+        load_config(str(path))
+
+
+def test_load_config_refuses_a_file_too_large_for_a_config(tmp_path):
+    path = write(tmp_path, "# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(ConfigError, match="not a TOML config: it is over 1 MiB"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "url,problem",
+    [
+        ("ftp://x", "the scheme must be http or https"),
+        ("127.0.0.1:9200", "the scheme must be http or https"),
+        ("http://x", "there is no port"),
+        ("http://:9200", "there is no host"),
+        ("http://x:99999", "the port is not a number from 0 to 65535"),
+    ],
+)
+def test_load_config_checks_the_elasticsearch_url(tmp_path, url, problem):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f'[es]\nurl = "{url}"\n'))
+    assert f"[es] url = '{url}': {problem}; give it like http" in str(err.value)
+
+
+def test_load_config_takes_http_and_https_elasticsearch_urls():
+    for url in ("http://127.0.0.1:9200", "HTTPS://es.example", "http://[::1]:9200/"):
+        assert load_config(None, {"es.url": url}).es.url == url
