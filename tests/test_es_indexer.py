@@ -192,20 +192,8 @@ def test_indexer_submit_to_searchable_delay(es_url, es_prefix, es_spool):
     assert max(delays) < 5.0
 
 
-@pytest.fixture
-def tiny_spool(tmp_path: Path):
-    """A 64 KiB tmpfs as spool directory, to run out of disk for real."""
-    path = tmp_path / "tiny"
-    path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                              str(path)], capture_output=True)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
-    yield path
-    subprocess.run(["umount", str(path)], check=True)
-
-
-def test_indexer_full_disk_and_dead_cluster_counts_every_record(tiny_spool, caplog):
+def test_indexer_full_disk_and_dead_cluster_counts_every_record(small_disk, caplog):
+    tiny_spool = small_disk("64k")  # the spool directory runs out of disk
     es = Elasticsearch("http://127.0.0.1:9", request_timeout=2)
     cfg = fast_config(str(tiny_spool), queue_records=100, retries=1)
     indexer = Indexer(es, cfg)

@@ -463,23 +463,8 @@ def test_writer_start_cuts_partial_record_of_unclosed_file(tmp_path, caplog):
     os.close(w._file.fd)
 
 
-def _mount_tmpfs(path: Path, size: str) -> bool:
-    path.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True,
-    )
-    return proc.returncode == 0
-
-
-def test_writer_full_disk_counts_lost_packets_and_keeps_flushed(tmp_path, caplog):
-    mnt = tmp_path / "small"
-    if not _mount_tmpfs(mnt, "256k"):
-        pytest.skip("needs root to mount a small tmpfs")
-    try:
-        _check_full_disk(mnt, caplog)
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+def test_writer_full_disk_counts_lost_packets_and_keeps_flushed(small_disk, caplog):
+    _check_full_disk(small_disk("256k"), caplog)
 
 
 def _check_full_disk(mnt: Path, caplog) -> None:
