@@ -212,13 +212,12 @@ def run(cfg: Config, args: argparse.Namespace, stop: threading.Event) -> int:
     started = time.monotonic()
     try:
         if args.read:
-            from fpc.offline import read_files
+            from fpc.offline import has_spare_core, read_files
 
-            # one process: the read-ahead thread takes a second core if any
-            overlap = (os.cpu_count() or 1) > 1
             errors = read_files(
-                pipeline, args.read, args.recursive, cfg, stop, args.quiet, overlap
-            )
+                pipeline, args.read, args.recursive, cfg, stop, args.quiet,
+                overlap=has_spare_core(1),
+            )  # fmt: skip
         else:
             errors = capture_live(pipeline, cfg, stop)
     finally:

@@ -43,7 +43,7 @@ def read_files(
     stop: threading.Event,
     quiet: bool = False,
     overlap: bool = True,
-    listed: list[tuple[str, int]] | None = None,
+    listed: list[tuple[str, int | None]] | None = None,
 ) -> int:
     """Run every capture file through `pipeline`; returns the files with errors.
     With `overlap`, a thread reads ahead while the pipeline works (see
@@ -52,25 +52,23 @@ def read_files(
     to the size it had then, so that processes reading the same files see the
     same packets even if a file grows meanwhile; `paths` is then not used."""
     if listed is None:
-        listed = [(path, -1) for path in expand_paths(paths, recursive)]
-    files = [path for path, _size in listed]
-    bar = _progress_bar(files, quiet)
+        listed = [(path, None) for path in expand_paths(paths, recursive)]
+    bar = _progress_bar(listed, quiet)
     errors = 0
     bpf = BpfFilter(cfg.capture.bpf) if cfg.capture.bpf else None
     for path, size in listed:
         if stop.is_set():
             break
-        limit = size if size >= 0 else None
-        errors += _read_one(pipeline, path, bpf, stop, bar, overlap, limit)
+        errors += _read_one(pipeline, path, bpf, stop, bar, overlap, size)
     if bar is not None:
         bar.close()
     return errors
 
 
-def list_with_sizes(paths: list[str], recursive: bool) -> list[tuple[str, int]]:
+def list_with_sizes(paths: list[str], recursive: bool) -> list[tuple[str, int | None]]:
     """The capture files of `paths` (as `read_files` lists them) with their
     sizes now; a file gone since it was listed is left out with a warning."""
-    listed = []
+    listed: list[tuple[str, int | None]] = []
     for path in expand_paths(paths, recursive):
         try:
             listed.append((path, os.path.getsize(path)))
@@ -154,13 +152,19 @@ def read_ahead(batches: Iterator[PacketBatch]) -> Generator[PacketBatch, None, N
         reader.join()
 
 
-def _progress_bar(files: list[str], quiet: bool) -> Any:
+def has_spare_core(processes: int) -> bool:
+    """Whether a read-ahead thread would find a core that `processes`
+    reading processes leave idle (else it only contends for the GIL)."""
+    return (os.cpu_count() or 1) > processes
+
+
+def _progress_bar(listed: list[tuple[str, int | None]], quiet: bool) -> Any:
     if quiet or not sys.stderr.isatty():
         return None
 
     from tqdm import tqdm
 
-    total = sum(os.path.getsize(f) for f in files)
+    total = sum(os.path.getsize(f) if size is None else size for f, size in listed)
     return tqdm(total=total, unit="B", unit_scale=True, desc="fpc-capture", leave=False)
 
 

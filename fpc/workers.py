@@ -276,7 +276,7 @@ def _offline_worker(
     shared: _Shared,
     cfg: Config,
     args: argparse.Namespace,
-    listed: list[tuple[str, int]],
+    listed: list[tuple[str, int | None]],
 ) -> None:
     # Every worker reads the files itself and keeps the packets of its own
     # sessions: from the page cache a read costs less than handing the
@@ -284,7 +284,7 @@ def _offline_worker(
     # for that reader. A signal (to the group, or forwarded by the parent)
     # stops each worker after its current batch.
     from fpc.cli import install_stop_handlers
-    from fpc.offline import read_files
+    from fpc.offline import has_spare_core, read_files
 
     stop = threading.Event()
     install_stop_handlers(stop)
@@ -294,8 +294,7 @@ def _offline_worker(
         # counts: worker 0 alone reports them.
         for name in ("fpc.offline", "fpc.reader"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-    # A read-ahead thread only helps on a core no worker is using.
-    overlap = (os.cpu_count() or 1) > n
+    overlap = has_spare_core(n)
 
     def consume(pipeline: Pipeline) -> int:
         share = OwnShare(pipeline, index, n, cfg.sessions.key_vlan)
