@@ -97,10 +97,17 @@ int fpc_tunnel_udp(FpcDecoder *d, FpcCursor *c, uint16_t sport, uint16_t dport, 
 /* tunnel.c: whether UDP ports name a tunnel fpc_tunnel_udp decodes. */
 int fpc_tunnel_is_udp(uint16_t sport, uint16_t dport);
 
+/* transaction.c: the last key byte of a DHCP or DHCPv6 exchange keyed by transaction. */
+#define FPC_KEY_TRANSACTION 1
+
 /* key.c: fills key, reverse and hash from the addresses and ports, and the
- * VLAN ids when `key_vlan` is set. */
-void fpc_key_build(FpcDecoded *row, int key_vlan);
+ * VLAN ids when `key_vlan` is set; `pkt` holds the packet the row describes
+ * (a DHCP exchange is keyed by its transaction, see transaction.c). */
+void fpc_key_build(FpcDecoded *row, const uint8_t *pkt, int key_vlan);
 /* key.c: the same from the MACs and the ethertype of a non-IP Ethernet frame. */
 void fpc_key_build_link(FpcDecoded *row, int key_vlan);
+/* transaction.c: keys a DHCP or DHCPv6 message by its transaction; 0 when
+ * the row is not one (the key is then left alone). */
+int fpc_key_transaction(FpcDecoded *row, const uint8_t *pkt, int key_vlan);
 
 #endif /* FPC_DECODE_H */

@@ -35,7 +35,7 @@ decode_one(const uint8_t *pkt, size_t caplen, unsigned linktype, char *dst, cons
     memset(&d, 0, sizeof(d));
     d.row.status = (uint8_t)fpc_link_decode(&d, &c, linktype);
     if (d.row.status == FPC_STATUS_IP) {
-        fpc_key_build(&d.row, key_vlan);
+        fpc_key_build(&d.row, pkt, key_vlan);
     } else if (d.row.status == FPC_STATUS_NON_IP && has_macs(&d.row)) {
         fpc_key_build_link(&d.row, key_vlan);
         d.row.status = FPC_STATUS_LINK;

@@ -13,6 +13,8 @@
  * A frame to a multicast group (LLDP, STP, IS-IS hellos) leaves its source
  * out: every sender's announcements to the group are one session.
  *
+ * DHCP and DHCPv6 exchanges are keyed by transaction instead (transaction.c).
+ *
  * The VLAN ids are zero unless the caller keys sessions by VLAN too (for
  * networks whose VLANs reuse addresses); by default the same conversation
  * mirrored from two VLANs is one session.
@@ -86,9 +88,11 @@ key_fill(FpcDecoded *row, const uint8_t *src, const uint8_t *dst, int key_vlan)
 }
 
 void
-fpc_key_build(FpcDecoded *row, int key_vlan)
+fpc_key_build(FpcDecoded *row, const uint8_t *pkt, int key_vlan)
 {
-    key_fill(row, row->src, row->dst, key_vlan);
+    if (!fpc_key_transaction(row, pkt, key_vlan)) {
+        key_fill(row, row->src, row->dst, key_vlan);
+    }
     row->hash = murmur3(row->key, FPC_KEY_LEN);
 }
 

@@ -80,11 +80,19 @@ typedef struct {
     uint64_t serial;
     int64_t session_ts;
     FpcPositions pos;
-    uint32_t app_bytes[2];   /* payload offered to the parsers, per client direction */
-    uint32_t syn_seq[2];     /* per client direction, of SYNs seen before app_started */
-    uint32_t tcp_next[2];    /* per key side: next stream byte expected (see stream_take) */
-    uint32_t tcp_start[2];   /* per key side: where its stream started (see stream_start) */
-    uint32_t tcp_held[2][2]; /* per key side: [start, end) of bytes seen past a gap */
+    uint32_t app_bytes[2]; /* payload offered to the parsers, per client direction */
+    union {
+        struct { /* TCP sessions */
+            uint32_t syn_seq[2];     /* per client direction, of SYNs seen before app_started */
+            uint32_t tcp_next[2];    /* per key side: next stream byte expected (see stream_take) */
+            uint32_t tcp_start[2];   /* per key side: where its stream started (see stream_start) */
+            uint32_t tcp_held[2][2]; /* per key side: [start, end) of bytes seen past a gap */
+        };
+        struct { /* sessions keyed by transaction: their first packet's endpoints */
+            uint8_t addr[2][16]; /* the client's, the server's */
+            uint16_t port[2];
+        } first;
+    };
     uint32_t prev, next;     /* LRU links; `next` links the free list too */
     uint8_t lru;             /* LRU_* list the slot is on */
     uint8_t client;          /* key side of the client */
@@ -132,9 +140,9 @@ struct FpcSessionTable {
 
 /* What the table reads of one decoded packet. */
 typedef struct {
-    const uint8_t *key, *src_mac, *dst_mac;
+    const uint8_t *key, *src_mac, *dst_mac, *src, *dst;
     uint32_t hash, payload_len, seq, ack;
-    uint16_t tunnel, vlan[2];
+    uint16_t tunnel, vlan[2], sport, dport;
     uint8_t proto, flags, ttl, reverse, vlan_count, icmp_type, icmp_code;
 } FpcPacket;
 
@@ -504,6 +512,65 @@ ended_reserve(FpcSessionTable *t, size_t extra)
     return 0;
 }
 
+static void
+put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static int
+is_transaction_key(const uint8_t *key)
+{
+    /* a non-IP frame's key (IP version 0) ends in its ethertype instead */
+    return key[37] != 0 && key[FPC_KEY_LEN - 1] == FPC_KEY_TRANSACTION;
+}
+
+/* Swaps the two sides of a per-side array `a` (FpcCounts' largest side: 24 bytes). */
+#define SWAP_SIDES(a) swap_halves((a), sizeof(a) / 2)
+_Static_assert(sizeof(((FpcCounts *)0)->macs) / 2 <= 32, "swap_halves holds 32 bytes");
+
+static void
+swap_halves(void *a, size_t half)
+{
+    uint8_t tmp[32];
+
+    memcpy(tmp, a, half);
+    memcpy(a, (uint8_t *)a + half, half);
+    memcpy((uint8_t *)a + half, tmp, half);
+}
+
+/*
+ * A session keyed by transaction (transaction.c) is reported under the
+ * endpoints of its first packet, ordered as a 5-tuple key orders them, so
+ * that its record reads like any other; its per-side counts follow.
+ */
+static void
+report_endpoints(FpcEnded *rec, const FpcSlot *s)
+{
+    const uint8_t(*addr)[16] = s->first.addr;
+    const uint16_t *port = s->first.port;
+    int cmp = memcmp(addr[0], addr[1], 16);
+    int swap = cmp > 0 || (cmp == 0 && port[0] > port[1]);
+    FpcCounts *c = &rec->c;
+
+    memcpy(rec->key, addr[swap], 16);
+    memcpy(rec->key + 16, addr[!swap], 16);
+    put_be16(rec->key + 32, port[swap]);
+    put_be16(rec->key + 34, port[!swap]);
+    rec->key[FPC_KEY_LEN - 1] = 0;
+    if (swap) {
+        rec->client ^= 1;
+        SWAP_SIDES(c->bytes);
+        SWAP_SIDES(c->payload);
+        SWAP_SIDES(c->packets);
+        SWAP_SIDES(c->nmac);
+        SWAP_SIDES(c->macs);
+        SWAP_SIDES(c->nttl);
+        SWAP_SIDES(c->ttls);
+    }
+}
+
 /* Moves the current segment of slot `s` to the ended list (room reserved). */
 static void
 ended_push(FpcSessionTable *t, FpcSlot *s, uint8_t reason)
@@ -521,6 +588,9 @@ ended_push(FpcSessionTable *t, FpcSlot *s, uint8_t reason)
     e->rec.client = s->client;
     e->rec.vlan_count = s->vlan_count;
     e->rec.end_reason = reason;
+    if (is_transaction_key(s->key)) {
+        report_endpoints(&e->rec, s);
+    }
     e->pos = s->pos;
     t->positions -= s->pos.n;
     s->pos.n = 0;
@@ -660,6 +730,10 @@ packet_read(const char *row, const FpcRowLayout *L, FpcPacket *p)
     p->key = (const uint8_t *)row + L->key;
     p->src_mac = (const uint8_t *)row + L->src_mac;
     p->dst_mac = (const uint8_t *)row + L->dst_mac;
+    p->src = (const uint8_t *)row + L->src;
+    p->dst = (const uint8_t *)row + L->dst;
+    memcpy(&p->sport, row + L->sport, 2);
+    memcpy(&p->dport, row + L->dport, 2);
     memcpy(p->vlan, row + L->vlan, 4);
     memcpy(&p->hash, row + L->hash, 4);
     memcpy(&p->payload_len, row + L->payload_len, 4);
@@ -736,6 +810,15 @@ session_start(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
     s->c.first_ts = s->c.last_ts = ts;
     s->pos.cap = 1;
     s->client = client_side(p, syn_ack);
+    if (is_transaction_key(p->key)) {
+        int up = !p->reverse; /* side 0 is the client's */
+
+        s->client = 0;
+        memcpy(s->first.addr[0], up ? p->src : p->dst, 16);
+        memcpy(s->first.addr[1], up ? p->dst : p->src, 16);
+        s->first.port[0] = up ? p->sport : p->dport;
+        s->first.port[1] = up ? p->dport : p->sport;
+    }
     s->vlan_count = p->vlan_count;
     s->app_done = !t->lim.app_layer ||
                   !(p->proto == PROTO_TCP || p->proto == PROTO_UDP || p->proto == PROTO_SCTP);

@@ -102,6 +102,7 @@ typedef struct {
     ptrdiff_t itemsize;
     ptrdiff_t status, proto, tcp_flags, ttl, reverse, vlan_count, icmp_type, icmp_code;
     ptrdiff_t tunnel, payload_len, seq, ack, src_mac, dst_mac, vlan, key, hash;
+    ptrdiff_t src, dst, sport, dport;
 } FpcRowLayout;
 
 /* The arrays of one batch; packet i is row i of `rows`. */

@@ -50,6 +50,10 @@ static const FpcRowField ROW_FIELDS[] = {
     {"vlan", offsetof(FpcRowLayout, vlan)},
     {"key", offsetof(FpcRowLayout, key)},
     {"hash", offsetof(FpcRowLayout, hash)},
+    {"src", offsetof(FpcRowLayout, src)},
+    {"dst", offsetof(FpcRowLayout, dst)},
+    {"sport", offsetof(FpcRowLayout, sport)},
+    {"dport", offsetof(FpcRowLayout, dport)},
     {NULL, 0},
 };
 

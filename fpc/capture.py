@@ -302,6 +302,11 @@ class LiveCapture:
         if self.fanout is None:
             return
         group_id, mode = self.fanout
+        # TODO: the kernel spreads packets by 5-tuple, but DHCP sessions are
+        # keyed by client (csrc/transaction.c): with several workers a request
+        # and its reply can land on different workers, each with part of the
+        # exchange. A classic BPF fanout program (PACKET_FANOUT_CBPF) that
+        # hashes DHCP by chaddr would keep an exchange on one worker.
         try:
             handle.set_fanout(group_id, mode)
         except OSError as exc:

@@ -1,0 +1,143 @@
+"""DHCP and DHCPv6 sessions: keyed by client and transaction, not by 5-tuple."""
+
+from __future__ import annotations
+
+import struct
+
+import dpkt
+import numpy as np
+
+from fpc.decode import decode_batch
+from fpc.packets import PacketBatch
+from fpc.session import SessionLimits, SessionTable
+from fpc.spi import build_record
+
+NS = 1_000_000_000
+ANY, BCAST = b"\0\0\0\0", b"\xff\xff\xff\xff"
+SERVER, CLIENT = bytes([192, 168, 0, 1]), bytes([192, 168, 0, 10])
+SERVER_MAC, CLIENT_MAC = b"\x00\x08\x74\xad\xf1\x9b", b"\x00\x0b\x82\x01\xfc\x42"
+COOKIE = b"\x63\x82\x53\x63"
+
+
+def dhcp(op: int, xid: int, chaddr: bytes, msg_type: int) -> bytes:
+    """A DHCP message: the 236 fixed bytes, the magic cookie, option 53."""
+    fixed = struct.pack("!BBBBIHH", op, 1, 6, 0, xid, 0, 0) + b"\0" * 16
+    fixed += chaddr.ljust(16, b"\0") + b"\0" * 192
+    return fixed + COOKIE + bytes([53, 1, msg_type, 255])
+
+
+def v4(src, dst, sport, dport, payload, smac, dmac) -> bytes:
+    udp = dpkt.udp.UDP(sport=sport, dport=dport, data=payload)
+    udp.ulen = 8 + len(payload)
+    ip = dpkt.ip.IP(src=src, dst=dst, p=17, data=udp)
+    ip.len = len(bytes(ip))
+    return bytes(dpkt.ethernet.Ethernet(src=smac, dst=dmac, data=ip))
+
+
+def v6(src, dst, sport, dport, payload) -> bytes:
+    udp = dpkt.udp.UDP(sport=sport, dport=dport, data=payload)
+    udp.ulen = 8 + len(payload)
+    ip = dpkt.ip6.IP6(src=src, dst=dst, nxt=17, hlim=1, data=udp)
+    ip.plen = len(bytes(udp))
+    eth = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x33\x33\0\x01\0\x02",
+                                 type=dpkt.ethernet.ETH_TYPE_IP6, data=ip)  # fmt: skip
+    return bytes(eth)
+
+
+def run(frames: list[bytes]) -> list[dict]:
+    """Records of `frames`, sent one second apart, oldest first."""
+    table = SessionTable(SessionLimits(), app_layer=True)
+    batch = PacketBatch.from_list(
+        [(i * NS, len(f), f) for i, f in enumerate(frames)], 1
+    )
+    n = len(batch)
+    table.add_batch(
+        batch, decode_batch(batch), np.ones(n, dtype=np.int64), np.arange(n)
+    )
+    table.flush_all()
+    return [build_record("t", s) for s in table.take_done()]
+
+
+def dora(chaddr: bytes = CLIENT_MAC, xids=(0x3D1D, 0x3D1E)) -> list[bytes]:
+    """DISCOVER, OFFER, REQUEST, ACK; the REQUEST takes a new xid, as some do."""
+    return [
+        v4(ANY, BCAST, 68, 67, dhcp(1, xids[0], chaddr, 1), chaddr, b"\xff" * 6),
+        v4(SERVER, CLIENT, 67, 68, dhcp(2, xids[0], chaddr, 2), SERVER_MAC, chaddr),
+        v4(ANY, BCAST, 68, 67, dhcp(1, xids[1], chaddr, 3), chaddr, b"\xff" * 6),
+        v4(SERVER, CLIENT, 67, 68, dhcp(2, xids[1], chaddr, 5), SERVER_MAC, chaddr),
+    ]
+
+
+def test_dhcp_exchange_is_one_session_under_its_first_packets_endpoints():
+    records = run(dora())
+    assert len(records) == 1
+    r = records[0]
+    assert (r["source"]["ip"], r["source"]["port"]) == ("0.0.0.0", 68)
+    assert (r["destination"]["ip"], r["destination"]["port"]) == ("255.255.255.255", 67)
+    assert (r["source"]["packets"], r["destination"]["packets"]) == (2, 2)
+    assert r["fpc"]["packet"]["pos"] == [0, 1, 2, 3]
+    assert r["fpc"]["dhcp"]["message_type"] == ["DISCOVER", "OFFER", "REQUEST", "ACK"]
+    assert "00-08-74-AD-F1-9B" in r["destination"]["mac"]
+
+
+def test_dhcp_clients_are_sessions_of_their_own():
+    other = b"\x02\x00\x00\x00\x00\x07"
+    frames = dora()
+    frames[2:2] = dora(other, xids=(1, 2))
+    records = run(frames)
+    assert sorted(r["network"]["packets"] for r in records) == [4, 4]
+    assert sorted(r["fpc"]["packet"]["pos"][0] for r in records) == [0, 2]
+
+
+def test_dhcp_renewal_reported_with_sides_in_key_order():
+    # The client's address is the higher one: the reported key puts the server
+    # first, and the counts must follow their side.
+    renew = [
+        v4(CLIENT, SERVER, 68, 67, dhcp(1, 9, CLIENT_MAC, 3), CLIENT_MAC, SERVER_MAC),
+        v4(SERVER, CLIENT, 67, 68, dhcp(2, 9, CLIENT_MAC, 5), SERVER_MAC, CLIENT_MAC),
+        v4(SERVER, CLIENT, 67, 68, dhcp(2, 9, CLIENT_MAC, 5), SERVER_MAC, CLIENT_MAC),
+    ]
+    (r,) = run(renew)
+    assert (r["source"]["ip"], r["source"]["port"]) == ("192.168.0.10", 68)
+    assert (r["destination"]["ip"], r["destination"]["port"]) == ("192.168.0.1", 67)
+    assert (r["source"]["packets"], r["destination"]["packets"]) == (1, 2)
+    assert r["source"]["mac"] == ["00-0B-82-01-FC-42"]
+    assert r["destination"]["mac"] == ["00-08-74-AD-F1-9B"]
+
+
+def test_udp_on_dhcp_ports_without_a_dhcp_message_is_keyed_by_5_tuple():
+    frames = [
+        v4(ANY, BCAST, 68, 67, b"not dhcp", CLIENT_MAC, b"\xff" * 6),
+        v4(SERVER, CLIENT, 67, 68, b"not dhcp", SERVER_MAC, CLIENT_MAC),
+    ]
+    assert [r["network"]["packets"] for r in run(frames)] == [1, 1]
+
+
+CLIENT6 = bytes.fromhex("fe800000000000000a0027fffefe8f95")
+SERVER6 = bytes.fromhex("fe800000000000000a0027fffed410bb")
+GROUP6 = bytes.fromhex("ff020000000000000000000000010002")
+
+
+def dhcp6(msg_type: int, xid: int) -> bytes:
+    return bytes([msg_type]) + xid.to_bytes(3, "big") + b"\0\x08\0\x02\0\0"
+
+
+def test_dhcpv6_each_transaction_is_a_session():
+    frames = [
+        v6(CLIENT6, GROUP6, 546, 547, dhcp6(1, 0x100874)),  # SOLICIT
+        v6(SERVER6, CLIENT6, 547, 546, dhcp6(2, 0x100874)),  # ADVERTISE
+        v6(CLIENT6, GROUP6, 546, 547, dhcp6(3, 0x49174E)),  # REQUEST
+        v6(SERVER6, CLIENT6, 547, 546, dhcp6(7, 0x49174E)),  # REPLY
+    ]
+    records = run(frames)
+    assert [r["fpc"]["packet"]["pos"] for r in records] == [[0, 1], [2, 3]]
+    for r in records:
+        assert r["source"]["ip"] == "fe80::a00:27ff:fefe:8f95"
+        assert r["source"]["port"] == 546
+        assert (r["destination"]["ip"], r["destination"]["port"]) == ("ff02::1:2", 547)
+        assert (r["source"]["packets"], r["destination"]["packets"]) == (1, 1)
+
+
+def test_dhcpv6_relayed_messages_are_keyed_by_5_tuple():
+    frames = [v6(CLIENT6, SERVER6, 547, 547, dhcp6(12, xid)) for xid in (1, 2)]
+    assert [r["network"]["packets"] for r in run(frames)] == [2]
