@@ -97,7 +97,7 @@ typedef struct {
     uint8_t lru;             /* LRU_* list the slot is on */
     uint8_t client;          /* key side of the client */
     uint8_t vlan_count;
-    uint8_t app_done;    /* the parsers want no more packets */
+    uint8_t app_done;    /* bit d: the parsers want no more packets of client direction d */
     uint8_t app_started; /* a packet was listed for the parsers */
     uint8_t syn_seen;    /* bit d: syn_seq[d] is set */
     uint8_t fin;         /* bit s: FIN seen from key side s */
@@ -820,8 +820,8 @@ session_start(FpcSessionTable *t, const FpcPacket *p, uint32_t tag, int64_t ts)
         s->first.port[1] = up ? p->dport : p->sport;
     }
     s->vlan_count = p->vlan_count;
-    s->app_done = !t->lim.app_layer ||
-                  !(p->proto == PROTO_TCP || p->proto == PROTO_UDP || p->proto == PROTO_SCTP);
+    int app_transport = p->proto == PROTO_TCP || p->proto == PROTO_UDP || p->proto == PROTO_SCTP;
+    s->app_done = t->lim.app_layer && app_transport ? 0 : FPC_APP_DONE_ALL;
     bucket_put(t->buckets, t->mask, tag, i + 1);
     lru_append(t, i, lru_class(p->proto));
     t->active++;
@@ -1129,7 +1129,7 @@ app_offer(FpcSessionTable *t, FpcSlot *s, const FpcPacket *p, ptrdiff_t index, F
     uint8_t dir = p->reverse ^ s->client;
     uint64_t budget;
 
-    if (s->app_done || (p->payload_len == 0 && !(p->flags & (TCP_SYN | TCP_FIN)))) {
+    if (((s->app_done >> dir) & 1) || (p->payload_len == 0 && !(p->flags & (TCP_SYN | TCP_FIN)))) {
         return;
     }
     if (p->payload_len == 0 && !s->app_started) {
@@ -1345,14 +1345,16 @@ slot_of_serial(const FpcSessionTable *t, uint64_t serial)
     return s->serial == serial ? s : NULL;
 }
 
-void
-fpc_session_app_done(FpcSessionTable *t, uint64_t serial)
+int
+fpc_session_app_done(FpcSessionTable *t, uint64_t serial, int directions)
 {
     FpcSlot *s = slot_of_serial(t, serial);
 
-    if (s != NULL) {
-        s->app_done = 1;
+    if (s == NULL) {
+        return FPC_APP_DONE_ALL;
     }
+    s->app_done |= (uint8_t)(directions & FPC_APP_DONE_ALL);
+    return s->app_done;
 }
 
 int

@@ -150,8 +150,13 @@ ptrdiff_t fpc_session_add(FpcSessionTable *t, const FpcBatch *b, FpcAppOut *app)
 int fpc_session_expire(FpcSessionTable *t, int64_t now_ns);
 /* Ends every session with FPC_END_FLUSH; -1 when out of memory. */
 int fpc_session_flush(FpcSessionTable *t);
-/* Stops offering the packets of session `serial` to the parsers. */
-void fpc_session_app_done(FpcSessionTable *t, uint64_t serial);
+/* Both client directions for fpc_session_app_done: bit 0 client to server,
+ * bit 1 server to client. */
+#define FPC_APP_DONE_ALL 3
+/* Stops offering the packets of session `serial` that travel in `directions`
+ * (bits as above) to the parsers; returns the directions stopped so far
+ * (all for a session that ended). */
+int fpc_session_app_done(FpcSessionTable *t, uint64_t serial, int directions);
 /*
  * Sequence numbers of the SYNs session `serial` saw per client direction
  * before its first packet for the parsers (bit d of the result: seq[d] set);

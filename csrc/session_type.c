@@ -318,18 +318,25 @@ cleanup:
 }
 
 static PyObject *
-table_app_done(FpcSessionObject *self, PyObject *arg)
+table_app_done(FpcSessionObject *self, PyObject *args)
 {
-    unsigned long long serial = PyLong_AsUnsignedLongLong(arg);
+    PyObject *serial_obj;
+    unsigned long long serial;
+    int directions = FPC_APP_DONE_ALL, done;
 
-    if (serial == (unsigned long long)-1 && PyErr_Occurred()) {
+    if (!PyArg_ParseTuple(args, "O|i:app_done", &serial_obj, &directions)) {
         return NULL;
     }
-    if (check_idle(self) < 0) {
+    serial = PyLong_AsUnsignedLongLong(serial_obj); /* range checked, unlike "K" */
+    if ((serial == (unsigned long long)-1 && PyErr_Occurred()) || check_idle(self) < 0) {
         return NULL;
     }
-    fpc_session_app_done(self->table, serial);
-    Py_RETURN_NONE;
+    if (directions < 1 || directions > FPC_APP_DONE_ALL) {
+        PyErr_Format(PyExc_ValueError, "app_done: directions %d is not 1, 2 or 3", directions);
+        return NULL;
+    }
+    done = fpc_session_app_done(self->table, serial, directions);
+    return PyLong_FromLong(done);
 }
 
 /* Returns a new reference: (seq or None, seq or None) of the SYNs per client direction. */
@@ -494,8 +501,10 @@ static PyMethodDef table_methods[] = {
     {"flush", (PyCFunction)table_flush, METH_NOARGS, "flush($self, /)\n--\n\nEnd every session."},
     {"take", (PyCFunction)table_take, METH_NOARGS,
      "take($self, /)\n--\n\nThe ended sessions and their packet positions."},
-    {"app_done", (PyCFunction)table_app_done, METH_O,
-     "app_done($self, serial, /)\n--\n\nOffer no more packets of this session to the parsers."},
+    {"app_done", (PyCFunction)table_app_done, METH_VARARGS,
+     "app_done($self, serial, directions=3, /)\n--\n\nOffer no more packets of this session "
+     "to the parsers\nin `directions` (bit 0: client to server, bit 1: server to client);\n"
+     "returns the directions stopped so far (3 for a session that ended)."},
     {"syn_seqs", (PyCFunction)table_syn_seqs, METH_O,
      "syn_seqs($self, serial, /)\n--\n\nSequence numbers of the SYNs the "
      "session saw\nper client direction before its first packet for the parsers."},

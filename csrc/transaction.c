@@ -19,7 +19,8 @@
  * The last byte keeps these keys apart from 5-tuple keys, whose last two bytes
  * are zero. Relayed messages (server port on both ends) stay keyed by 5-tuple.
  * The session table reports such a session under the endpoints of its first
- * packet (session.c), as a 5-tuple session would be.
+ * packet (session.c), as a 5-tuple session would be. Pure computation on the
+ * decoder's bytes: runs without the GIL, allocates nothing.
  */
 #include <string.h>
 

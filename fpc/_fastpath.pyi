@@ -100,8 +100,10 @@ class SessionTable:
     def take(self) -> tuple[bytes, bytes]:
         """Ended sessions and segments since the last call, as rows of the dtype
         built from layouts()[0], and their packet positions (layouts()[2])."""
-    def app_done(self, serial: int, /) -> None:
-        """Offer no more packets of session `serial` to the parsers."""
+    def app_done(self, serial: int, directions: int = 3, /) -> int:
+        """Offer no more packets of session `serial` to the parsers in
+        `directions` (bit 0: client to server, bit 1: server to client);
+        the directions stopped so far (3 for a session that ended)."""
     def syn_seqs(self, serial: int, /) -> tuple[int | None, int | None]:
         """Sequence numbers of the SYNs session `serial` saw per client direction
         before its first packet for the parsers (None: no SYN that way)."""

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 NS = 1_000_000_000
 PROTO_TCP, PROTO_UDP = 6, 17
+APP_DONE_ALL = 3  # SessionTable.app_done: both client directions
 TRANSPORTS = {6: "tcp", 17: "udp", 132: "sctp"}  # protocols with app-layer parsers
 MAX_FRAGMENT_IDS = 65_536  # first fragments remembered for the later ones
 # end_reason codes of the C table (FPC_END_* in csrc/session.h); 5 is a flush.
@@ -340,6 +341,12 @@ class SessionTable:
         if not app.wants_more:
             self._finish_app(serial, app)
             return False
+        declined = app.declined & ~app.declined_told
+        if declined:  # the C table stops offering those directions' packets
+            app.declined_told |= declined
+            if self._table.app_done(serial, declined) == APP_DONE_ALL:
+                self._finish_app(serial, app)
+                return False
         return True
 
     def _finish_app(self, serial: int, app: AppState) -> None:
@@ -371,7 +378,9 @@ class SessionTable:
         if direction:  # sent by the server: the client's port is the destination
             sport, dport = dport, sport
         tried = self._parked.tried(serial)
-        app = self._apps[serial] = new_app_state(TRANSPORTS[proto], sport, dport, tried)
+        app = self._apps[serial] = new_app_state(
+            TRANSPORTS[proto], sport, dport, tried, self.limits.app_bytes
+        )
         for d, seq in enumerate(self._table.syn_seqs(serial)):
             if seq is not None:
                 app.feed(d, b"", seq, dc.TCP_SYN)

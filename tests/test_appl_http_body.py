@@ -99,3 +99,40 @@ def test_http_body_read_until_close_is_hashed_at_the_end() -> None:
     assert state.fields()["fpc.http.body.md5"] == [
         hashlib.md5(b"hello world").hexdigest()
     ]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_http_body_ending_past_the_reach_is_declined_not_hashed(chunked: bool) -> None:
+    data = b"x" * 5000
+    headers, framed = _body(data, chunked, [4000])
+    state = new_app_state("tcp", 50000, 80, reach=3000)
+    state.feed(0, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1000, 0x18)
+    head = b"HTTP/1.1 200 OK\r\n" + headers + b"\r\n"
+    state.feed(1, head + framed[:1000], 5000, 0x18)
+    assert state.declined == 0b10  # server to client: nothing more to learn
+    state.feed(1, framed[1000:], 5000 + len(head) + 1000, 0x19)
+    state.feed(0, b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n", 1027, 0x18)
+    got = state.fields()
+    assert "fpc.http.body.md5" not in got
+    assert got["url.path"] == ["/", "/next"]  # the client side is still read
+    assert state.wants_more
+
+
+def test_http_body_ending_within_the_reach_is_hashed() -> None:
+    data = b"y" * 2000
+    state = new_app_state("tcp", 50000, 80, reach=3000)
+    state.feed(0, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1000, 0x18)
+    state.feed(1, b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + data, 5000, 0x18)
+    assert state.declined == 0
+    assert state.fields()["fpc.http.body.md5"] == [hashlib.md5(data).hexdigest()]
+
+
+def test_http_body_read_until_close_past_the_reach_is_declined() -> None:
+    state = new_app_state("tcp", 50000, 80, reach=3000)
+    state.feed(0, b"GET / HTTP/1.0\r\n\r\n", 1000, 0x18)
+    head = b"HTTP/1.0 200 OK\r\n\r\n"
+    state.feed(1, head + b"z" * 2000, 5000, 0x18)
+    assert state.declined == 0  # the close may still come within the reach
+    state.feed(1, b"z" * 1000, 5000 + len(head) + 2000, 0x18)
+    assert state.declined == 0b10
+    assert "fpc.http.body.md5" not in state.fields()

@@ -70,7 +70,8 @@ APP_FIELDS_MET = (
     "tls.sni (http.host)", "stun.xorMappedIp", "stun.xorMappedPort",
     "stun.xorRelayedIp", "stun.xorRelayedPort", "stun.xorPeerIp", "stun.xorPeerPort",
     "mqtt.version", "mqtt.type", "mqtt.clientId", "mqtt.topic", "mqtt.willTopic",
-    "mqtt.connackCode", "user", "dhcp.type", "dhcp.id", "bacnet.function", "bacnet.apduType", "dnp3.src",
+    "mqtt.connackCode", "user", "dhcp.type", "dhcp.id", "bacnet.function",
+    "bacnet.apduType", "dnp3.src",
     "dnp3.dst", "dnp3.func", "dnp3.funcName", "adb.command", "adb.version",
     "adb.serial", "adb.service", "adb.maxpayload", "adb.systemtype", "adb.authtype",
 )  # fmt: skip

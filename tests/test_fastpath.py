@@ -29,6 +29,7 @@ CORPUS_FILES = sorted(
     glob.glob(os.path.join(CORPUS, "*", "*.pcap"))
     + glob.glob(os.path.join(CORPUS, "*", "*.pcapng"))
 )
+KEY_TRANSACTION = 1  # last key byte of a DHCP transaction key (csrc/decode.h)
 LINKTYPES = [0, 1, 12, 14, 101, 105, 107, 108, 113, 127, 228, 229, 239, 276, 147]
 
 needs_corpus = pytest.mark.skipif(not CORPUS_FILES, reason=f"no captures in {CORPUS}")
@@ -180,11 +181,18 @@ def test_corpus_vlan_collisions_give_three_keys():
 
 
 def endpoints_of_keys(out: np.ndarray) -> set[frozenset]:
-    """{(address, port), (address, port)} of every session key in `out`."""
+    """{(address, port), (address, port)} of every session key in `out`; a
+    DHCP transaction key holds no addresses, its packet's endpoints stand in
+    (the session table reports the session under its first packet's)."""
     pairs = set()
     for row in out[out["status"] == decode.STATUS_IP]:
         key = row["key"].ljust(44, b"\0")
         width = 4 if row["ip_version"] == 4 else 16
+        if key[43] == KEY_TRANSACTION:
+            src = ipaddress.ip_address(row["src"].ljust(16, b"\0")[:width])
+            dst = ipaddress.ip_address(row["dst"].ljust(16, b"\0")[:width])
+            pairs.add(frozenset([(src, int(row["sport"])), (dst, int(row["dport"]))]))
+            continue
         lo = (ipaddress.ip_address(key[:width]), int.from_bytes(key[32:34], "big"))
         hi = (ipaddress.ip_address(key[16 : 16 + width]), int.from_bytes(key[34:36]))
         pairs.add(frozenset([lo, hi]))

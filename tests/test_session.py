@@ -341,3 +341,34 @@ def test_session_run_bounds_follow_sequence_direction_and_flags():
     assert _run_bounds(rows, serials, dirs).tolist() == [0, 3, 4, 5, 6, 7]
     rows["seq"][1:3] = [5, 15]  # a gap of one byte before the second
     assert _run_bounds(rows, serials, dirs).tolist() == [0, 1, 3, 4, 5, 6, 7]
+
+
+def test_session_stops_offering_a_direction_the_parsers_declined(monkeypatch):
+    # A response body far longer than the parsers' share of the session: the
+    # table stops offering the server's packets once the head announcing it is
+    # read, and still offers the client's (its next request is parsed).
+    from fpc.appl.http import HttpParser
+
+    fed = [0, 0]  # bytes
+    feed = HttpParser.feed
+
+    def counting_feed(self, direction, data):
+        fed[direction] += len(data)
+        feed(self, direction, data)
+
+    monkeypatch.setattr(HttpParser, "feed", counting_feed)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"
+    packets = handshake()
+    t, seq = 1.0, 1
+    packets.append((t, tcp(B, A, 80, 40000, ACK, head, seq=seq)))
+    seq += len(head)
+    for _ in range(100):
+        t += 0.001
+        packets.append((t, tcp(B, A, 80, 40000, ACK, b"z" * 1400, seq=seq)))
+        seq += 1400
+    request = b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
+    packets.append((t + 0.1, tcp(A, B, 40000, 80, PSH | ACK, request, seq=28)))
+    (record,), _ = run(packets, batch_size=1)  # the table decides per batch
+    assert fed[1] == len(head)
+    assert record["url"]["path"] == ["/", "/next"]
+    assert "body" not in record["fpc"].get("http", {})

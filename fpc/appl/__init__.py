@@ -50,7 +50,10 @@ from fpc.appl.state import AppState
 __all__ = ["AppState", "new_app_state", "registered_names"]
 
 
-def new_app_state(transport: str, sport: int, dport: int, tried: int = 0) -> AppState:
+def new_app_state(
+    transport: str, sport: int, dport: int, tried: int = 0, reach: int = 0
+) -> AppState:
     """App-layer state of a new session; sport is the client's port; `tried`
-    datagrams were classified by a parked state of it already."""
-    return AppState(transport, sport, dport, tried)
+    datagrams were classified by a parked state of it already; `reach` is the
+    payload the session table offers per direction (0: unlimited)."""
+    return AppState(transport, sport, dport, tried, reach)

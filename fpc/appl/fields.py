@@ -50,12 +50,14 @@ APP_FIELDS: tuple[Field, ...] = (
         "fpc.http.body.md5",
         "keyword",
         "MD5 of each non-empty HTTP body as sent (chunked framing removed, "
-        "content coding kept); of its first 8 MiB only when longer.",
+        "content coding kept) that ends within the first `app_bytes` (64 KiB) "
+        "of its direction; a longer body is not hashed.",
     ),
     Field(
         "fpc.http.body.sha256",
         "keyword",
-        "SHA-256 of each non-empty HTTP body, as fpc.http.body.md5 (first 8 MiB).",
+        "SHA-256 of each non-empty HTTP body, as fpc.http.body.md5 (bodies "
+        "ending within the first 64 KiB of their direction).",
     ),
     Field("user_agent.original", "keyword", "HTTP User-Agent header values."),
     Field("dns.question.name", "keyword", "DNS query names."),

@@ -65,7 +65,7 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
 class _Side:
     """Framing state of one direction."""
 
-    __slots__ = ("buf", "state", "remaining", "scanned", "body")
+    __slots__ = ("buf", "state", "remaining", "scanned", "body", "fed")
 
     def __init__(self) -> None:
         self.body = BodyHash()
@@ -73,6 +73,7 @@ class _Side:
         self.state = _HEAD
         self.remaining = 0
         self.scanned = 0  # bytes of an incomplete head searched for its end
+        self.fed = 0  # bytes of this direction fed so far
 
 
 class HttpParser(Parser):
@@ -99,10 +100,14 @@ class HttpParser(Parser):
         side = self._sides[direction]
         if side.state == _OPAQUE:
             return
+        side.fed += len(data)
         buf = side.buf + data if side.buf else data
         pos = self._consume(side, buf, 0)
         if self._switched:
             self._hand_off(direction, buf[pos:])
+            return
+        if self.reach and self._past_reach(side):
+            self._out_of_reach(direction)
             return
         rest = len(buf) - pos
         if rest > MAX_HEAD_BYTES:
@@ -111,6 +116,23 @@ class HttpParser(Parser):
                 f"(direction {direction}); not HTTP/1.x or a broken peer"
             )
         side.buf = buf[pos:] if rest else b""
+
+    def _past_reach(self, side: _Side) -> bool:
+        """Whether the body being read ends past `reach`: a body read until
+        close is, once the session table has offered all it will."""
+        if side.state in (_BODY, _CHUNK_DATA):
+            return side.fed + side.remaining > self.reach
+        return side.state == _UNTIL_CLOSE and side.fed >= self.reach
+
+    def _out_of_reach(self, direction: int) -> None:
+        """The body being read ends past the bytes the session table offers
+        (`reach`): it cannot be hashed, nor anything after it read."""
+        side = self._sides[direction]
+        side.body.drop()
+        side.state = _OPAQUE
+        side.buf = b""
+        self.declined |= 1 << direction
+        self.done = self.done or all(s.state == _OPAQUE for s in self._sides)
 
     def end(self, direction: int) -> None:
         self._sides[direction].body.finish(self.sink)  # a body read until close

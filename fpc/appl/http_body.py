@@ -3,9 +3,11 @@
 In: the body bytes of one HTTP/1.x message as the HTTP parser frames them
 (after Content-Length or chunked framing is removed; content codings such as
 gzip are not undone). Out: MD5 and SHA-256 of each non-empty body in
-`fpc.http.body.md5` and `fpc.http.body.sha256`. Only the first
-MAX_HASHED_BYTES of a body are hashed, so a long download costs bounded work;
-the hash of a longer body is the hash of that first part.
+`fpc.http.body.md5` and `fpc.http.body.sha256`. In a session, the HTTP
+parser drops the hash of a body that ends past the payload the session table
+offers it (`app_bytes` per direction), so a long download costs no parsing.
+With no such limit only the first MAX_HASHED_BYTES of a body are hashed: the
+hash of a longer body is the hash of that first part.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ class BodyHash:
         self._md5.update(part)
         self._sha256.update(part)
         self._size += len(part)
+
+    def drop(self) -> None:
+        """Forget the body being hashed: it will not be seen whole."""
+        self._md5 = self._sha256 = None
+        self._size = 0
 
     def finish(self, sink: FieldSink) -> None:
         """Adds the hashes of a non-empty body; a body not started is ignored."""

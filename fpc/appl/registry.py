@@ -28,15 +28,20 @@ class Parser:
 
     `feed` gets in-order bytes of one direction (TCP) or one datagram (UDP);
     it raises `fpc.appl.cursor.ParseError` on malformed data. `done` turns
-    True when the parser needs nothing more from this session.
+    True when the parser needs nothing more from this session; bit d of
+    `declined` is set when it needs nothing more of TCP direction d.
     """
 
     name = ""
+    # Bytes of each TCP direction the session table offers the parsers (0: no
+    # limit): a message that ends past them can never be read whole.
+    reach = 0
 
     def __init__(self, sink: FieldSink, transport: str) -> None:
         self.sink = sink
         self.transport = transport
         self.done = False
+        self.declined = 0
         # Set when the rest of the session is another protocol (after CONNECT,
         # an Upgrade, SOCKS, STARTTLS): the bytes of each direction already
         # received past the switch. The session is then classified again.

@@ -47,9 +47,12 @@ class AppState:
         "transport", "errors", "_ports", "_sink", "_pending", "_prelude",
         "_prelude_bytes", "_samples", "_tried", "_parsers", "_protocols",
         "_streams", "_classifying", "_handoffs", "_broken", "_late_left",
+        "_reach", "declined", "declined_told",
     )  # fmt: skip
 
-    def __init__(self, transport: str, sport: int, dport: int, tried: int = 0) -> None:
+    def __init__(
+        self, transport: str, sport: int, dport: int, tried: int = 0, reach: int = 0
+    ) -> None:
         self.transport = transport
         self.errors = 0
         self._ports = (sport, dport)
@@ -68,6 +71,12 @@ class AppState:
         self._handoffs = 0
         self._broken = False  # an internal error stopped all parsing
         self._late_left = 0  # chunks still to try with the `late` classifiers
+        self._reach = reach  # see Parser.reach
+        # Bit d: no parser wants more of TCP direction d (set by the parsers);
+        # the session table tells the C table, and keeps in declined_told what
+        # it told.
+        self.declined = 0
+        self.declined_told = 0
 
     @property
     def tried(self) -> int:
@@ -163,12 +172,16 @@ class AppState:
         if self._late_left:
             self._try_late(direction, data)
             return
+        declined = 3
         for parser in self._parsers:
             if not parser.done:
                 self._run(parser, parser.feed, direction, data)
             if parser.handoff is not None:
                 self._restart(parser)
                 return
+            declined &= 3 if parser.done else parser.declined
+        if self._streams is not None:
+            self.declined = declined
 
     def _on_end(self, direction: int) -> None:
         pair = list(self._pending)
@@ -266,7 +279,10 @@ class AppState:
         if self._sink is None:
             self._sink = FieldSink()
         for spec in specs:
-            self._parsers += (spec.create(self._sink, self.transport),)
+            parser = spec.create(self._sink, self.transport)
+            if self._reach and self._streams is not None:
+                parser.reach = self._reach
+            self._parsers += (parser,)
             if spec.name not in self._protocols:
                 self._protocols += (spec.name,)
         prelude = self._prelude or ()
