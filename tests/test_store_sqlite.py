@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
 from fpc.spi import iso_ns
 from fpc.store.base import encode_record
-from fpc.store.sqlite import SqliteStore, _ns
+from fpc.store.sqlite import PAGE_BYTES, SqliteStore, _ns
 
 NS = 1_000_000_000
 
@@ -46,4 +47,38 @@ def test_store_keeps_the_record_it_was_given(tmp_path):
     }
     store.save_sessions([record])
     assert store.get_session("n-1-24-0-0") == record
+    store.close()
+
+
+def _record(n: int) -> dict:
+    sid = f"n-1-{n}-0-0"
+    return {
+        "@timestamp": iso_ns(n * NS),
+        "event": {"id": sid, "start": iso_ns(n * NS), "end": iso_ns(n * NS)},
+        "observer": {"name": "n"},
+        "source": {"ip": "192.0.2.1", "port": n},
+        "destination": {"ip": "192.0.2.2", "port": 2},
+        "fpc": {"session": sid, "protocols": ["udp"], "packet": {"pos": [24] * 300}},
+    }
+
+
+def test_new_database_has_pages_that_hold_a_record(tmp_path):
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    store.save_sessions([_record(1)])
+    page_size = store._db.execute("PRAGMA page_size").fetchone()[0]
+    assert page_size == PAGE_BYTES
+    assert len(encode_record(_record(1))) < PAGE_BYTES  # no overflow page
+    store.close()
+
+
+def test_database_of_smaller_pages_is_still_read_and_written(tmp_path):
+    path = str(tmp_path / "old.sqlite")
+    old = sqlite3.connect(path)
+    old.execute("PRAGMA page_size=4096")
+    old.execute("PRAGMA journal_mode=WAL")
+    old.close()
+    store = SqliteStore(path)
+    store.save_sessions([_record(1), _record(2)])
+    assert store._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert store.get_session("n-1-2-0-0") == _record(2)
     store.close()

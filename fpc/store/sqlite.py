@@ -23,6 +23,7 @@ from fpc.store.base import PcapFile, SessionQuery, Store, encode_record
 
 logger = logging.getLogger(__name__)
 
+PAGE_BYTES = 16_384
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, session TEXT NOT NULL, node TEXT NOT NULL,
@@ -66,6 +67,9 @@ class SqliteStore(Store):
         self.path = path
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+            # A record is a few KB (its packet positions): with 4 KB pages most
+            # rows spill into overflow pages. Takes effect on a new file only.
+            self._db.execute(f"PRAGMA page_size={PAGE_BYTES}")
             self._db.execute("PRAGMA journal_mode=WAL")
             # WAL with NORMAL syncs at checkpoints only: a commit per batch must not
             # force the file system to flush the PCAP data written meanwhile.
