@@ -50,14 +50,15 @@ APP_FIELDS: tuple[Field, ...] = (
         "fpc.http.body.md5",
         "keyword",
         "MD5 of each non-empty HTTP body as sent (chunked framing removed, "
-        "content coding kept) that ends within the first `app_bytes` (64 KiB) "
-        "of its direction; a longer body is not hashed.",
+        "content coding kept), when the parsers saw all of it: each direction's "
+        "payload is offered up to `app_bytes` (64 KiB, retransmissions "
+        "included; the packet crossing that line whole). A body that ends past "
+        "it, or is cut by a reset, a close or a lost segment, has no hash.",
     ),
     Field(
         "fpc.http.body.sha256",
         "keyword",
-        "SHA-256 of each non-empty HTTP body, as fpc.http.body.md5 (bodies "
-        "ending within the first 64 KiB of their direction).",
+        "SHA-256 of each non-empty HTTP body seen whole, as fpc.http.body.md5.",
     ),
     Field("user_agent.original", "keyword", "HTTP User-Agent header values."),
     Field("dns.question.name", "keyword", "DNS query names."),

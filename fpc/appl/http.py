@@ -31,6 +31,7 @@ from fpc.appl.sink import FieldSink
 MAX_HEAD_BYTES = 16 * 1024  # a request or response head longer than this is an error
 MAX_CHUNK_LINE_BYTES = 1024
 MAX_PENDING_REQUESTS = 64  # pipelined requests waiting for their response
+_STATUS_START = b"HTTP/1."  # the start of every HTTP/1.x response
 WEBSOCKET = "websocket"  # listed after a 101 switching to it (RFC 6455)
 
 _METHOD = re.compile(rb"[A-Z][A-Z_-]{1,19} ")
@@ -65,7 +66,7 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
 class _Side:
     """Framing state of one direction."""
 
-    __slots__ = ("buf", "state", "remaining", "scanned", "body", "fed")
+    __slots__ = ("buf", "state", "remaining", "scanned", "body", "fed", "guess")
 
     def __init__(self) -> None:
         self.body = BodyHash()
@@ -74,6 +75,9 @@ class _Side:
         self.remaining = 0
         self.scanned = 0  # bytes of an incomplete head searched for its end
         self.fed = 0  # bytes of this direction fed so far
+        # The response's request was not seen (see _on_response): whether it
+        # has a body is a guess until its next bytes are read.
+        self.guess = False
 
 
 class HttpParser(Parser):
@@ -120,6 +124,8 @@ class HttpParser(Parser):
     def _past_reach(self, side: _Side) -> bool:
         """Whether the body being read ends past `reach`: a body read until
         close is, once the session table has offered all it will."""
+        if side.guess:
+            return False
         if side.state in (_BODY, _CHUNK_DATA):
             return side.fed + side.remaining > self.reach
         return side.state == _UNTIL_CLOSE and side.fed >= self.reach
@@ -135,14 +141,34 @@ class HttpParser(Parser):
         self.done = self.done or all(s.state == _OPAQUE for s in self._sides)
 
     def end(self, direction: int) -> None:
-        self._sides[direction].body.finish(self.sink)  # a body read until close
-        self._sides[direction].state = _OPAQUE
+        side = self._sides[direction]
+        if side.state == _UNTIL_CLOSE and not side.guess:
+            side.body.finish(self.sink)  # the close ends this body
+        else:
+            side.body.drop()  # a body cut short by the close
+        self._close(side)
+
+    def cut(self, direction: int) -> None:
+        self._sides[direction].body.drop()
+        self._close(self._sides[direction])
+
+    def _close(self, side: _Side) -> None:
+        side.state = _OPAQUE
+        side.buf = b""
         self.done = self.done or all(s.state == _OPAQUE for s in self._sides)
 
     def _consume(self, side: _Side, buf: bytes, pos: int) -> int:
         """Reads as far as `buf` allows; returns the first byte not used."""
         size = len(buf)
         while pos < size and side.state != _OPAQUE and not self._switched:
+            if side.guess:
+                start = buf[pos : pos + len(_STATUS_START)]
+                if len(start) < len(_STATUS_START) and _STATUS_START.startswith(start):
+                    break  # too few bytes to tell
+                side.guess = False
+                if start == _STATUS_START:  # no body: a HEAD's response
+                    side.body.drop()
+                    side.state = _HEAD
             state = side.state
             if state == _HEAD:
                 new = self._read_head(side, buf, pos)
@@ -238,7 +264,11 @@ class HttpParser(Parser):
         self.sink.add("http.response.status_code", status)
         if 100 <= status < 200 and status != 101:
             return  # interim response: the final one follows, body-less
-        method = self._methods.pop(0) if self._methods else b""
+        # Unseen when the client's bytes were not all offered, or more than
+        # MAX_PENDING_REQUESTS were pipelined: a HEAD's response announces a
+        # body it does not carry, so the bytes after the head decide.
+        seen = bool(self._methods)
+        method = self._methods.pop(0) if seen else b""
         if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
             self._switched = True  # a tunnel or another protocol follows
             if status == 101 and _upgrades_to_websocket(headers):
@@ -251,6 +281,7 @@ class HttpParser(Parser):
                 ntlm.scan_base64(self.sink, token)
         no_body = method == b"HEAD" or status in (204, 304)
         _frame_body(side, headers, has_body=not no_body, until_close=True)
+        side.guess = not seen and side.state != _HEAD
 
 
 def _upgrades_to_websocket(headers: _Headers) -> bool:

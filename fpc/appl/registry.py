@@ -53,7 +53,12 @@ class Parser:
         raise NotImplementedError
 
     def end(self, direction: int) -> None:
-        """No more bytes will come in `direction` (FIN, RST, gap or limit)."""
+        """No more bytes will come in `direction`: the peer closed it (FIN)."""
+
+    def cut(self, direction: int) -> None:
+        """No more bytes will come in `direction`, without a close: a RST, or
+        a gap that never filled. What was being read is incomplete."""
+        self.end(direction)
 
 
 # classify(transport, direction, first_bytes, port_hint) -> Verdict

@@ -22,7 +22,7 @@ from fpc.appl import ntlm
 from fpc.appl.cursor import ParseError
 from fpc.appl.registry import Parser, ParserSpec, Verdict, pending_pair, specs_for
 from fpc.appl.sink import FieldSink
-from fpc.appl.stream import TcpStream, seq_diff
+from fpc.appl.stream import END_FIN, TcpStream, seq_diff
 
 logger = logging.getLogger(__name__)
 
@@ -189,9 +189,10 @@ class AppState:
         self._pending = (pair[0], pair[1])
         if self._classifying and not any(self._pending):
             self._give_up()
+        closed = self._streams is None or self._streams[direction].ended == END_FIN
         for parser in self._parsers:
             if not parser.done:
-                self._run(parser, parser.end, direction)
+                self._run(parser, parser.end if closed else parser.cut, direction)
 
     def _run(self, parser: Parser, method: Callable[..., None], *args: object) -> None:
         try:

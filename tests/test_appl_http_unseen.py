@@ -1,0 +1,105 @@
+"""HTTP bodies that are not seen whole, or whose request was not seen.
+
+A body hash must be the hash of the whole body or absent: a stream closed,
+reset or cut by a lost segment mid-body gives none, and a response whose
+request was not seen (HEAD announces a body it does not carry) is framed by
+the bytes that follow its head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from fpc.appl import new_app_state
+from fpc.appl.http import HttpParser
+from fpc.appl.sink import FieldSink
+
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
+
+
+def _parser() -> HttpParser:
+    return HttpParser(FieldSink(), "tcp")
+
+
+def _fields(parser: HttpParser) -> dict:
+    return parser.sink.as_dict()
+
+
+def test_body_closed_before_its_length_is_not_hashed() -> None:
+    p = _parser()
+    p.feed(0, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    p.feed(1, RESPONSE + b"a" * 3000)
+    p.end(1)  # FIN after 3000 of 5000 bytes
+    assert "fpc.http.body.md5" not in _fields(p)
+
+
+def test_chunked_body_closed_mid_chunk_is_not_hashed() -> None:
+    p = _parser()
+    p.feed(0, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    p.feed(1, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc")
+    p.end(1)
+    assert "fpc.http.body.md5" not in _fields(p)
+
+
+def test_body_read_until_close_and_cut_by_a_gap_is_not_hashed() -> None:
+    p = _parser()
+    p.feed(0, b"GET / HTTP/1.0\r\n\r\n")
+    p.feed(1, b"HTTP/1.0 200 OK\r\n\r\nhello")
+    p.cut(1)  # a lost segment, not a close
+    assert "fpc.http.body.md5" not in _fields(p)
+
+
+def test_body_read_until_close_is_hashed_at_the_close() -> None:
+    p = _parser()
+    p.feed(0, b"GET / HTTP/1.0\r\n\r\n")
+    p.feed(1, b"HTTP/1.0 200 OK\r\n\r\nhello")
+    p.end(1)
+    assert _fields(p)["fpc.http.body.md5"] == [hashlib.md5(b"hello").hexdigest()]
+
+
+def test_unseen_head_request_response_has_no_body() -> None:
+    # The responses to HEAD requests the parser never saw: each announces
+    # 5000 bytes and is followed by the next response.
+    p = _parser()
+    body = b"b" * 1234
+    second = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/css\r\nContent-Length: 1234\r\n\r\n"
+    )
+    p.feed(1, RESPONSE + RESPONSE[:5])  # the next status line, cut
+    p.feed(1, RESPONSE[5:] + second + body)
+    got = _fields(p)
+    assert got["http.response.mime_type"] == ["text/css"]
+    assert got["fpc.http.body.md5"] == [hashlib.md5(body).hexdigest()]
+
+
+def test_unseen_request_response_with_a_short_body_is_hashed() -> None:
+    p = _parser()
+    p.feed(1, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok2")
+    p.end(1)
+    assert _fields(p)["fpc.http.body.md5"] == [hashlib.md5(b"ok2").hexdigest()]
+
+
+def test_unseen_request_chunked_response_without_body_is_not_misread() -> None:
+    p = _parser()
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    p.feed(1, head + b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    assert _fields(p)["http.response.status_code"] == [200, 404]
+    assert not p.done
+
+
+def test_session_reset_mid_body_read_until_close_gives_no_hash() -> None:
+    state = new_app_state("tcp", 50000, 80)
+    state.feed(0, b"GET / HTTP/1.0\r\n\r\n", 1000, 0x18)
+    head = b"HTTP/1.0 200 OK\r\n\r\n"
+    state.feed(1, head + b"partial", 5000, 0x18)
+    state.feed(1, b"", 5000 + len(head) + 7, 0x04)  # RST
+    assert "fpc.http.body.md5" not in state.fields()
+
+
+def test_session_closed_after_body_read_until_close_is_hashed() -> None:
+    state = new_app_state("tcp", 50000, 80)
+    state.feed(0, b"GET / HTTP/1.0\r\n\r\n", 1000, 0x18)
+    head = b"HTTP/1.0 200 OK\r\n\r\n"
+    state.feed(1, head + b"whole", 5000, 0x18)
+    state.feed(1, b"", 5000 + len(head) + 5, 0x11)  # FIN
+    assert state.fields()["fpc.http.body.md5"] == [hashlib.md5(b"whole").hexdigest()]
