@@ -1139,6 +1139,9 @@ app_offer(FpcSessionTable *t, FpcSlot *s, const FpcPacket *p, ptrdiff_t index, F
         }
         return;
     }
+    /* TODO: retransmitted segments count against app_bytes, so a lossy
+     * session's parsers see less of it; counting only new sequence space needs
+     * the highest sequence number per direction (8 more bytes a session). */
     if (s->app_bytes[dir] >= t->lim.app_bytes) {
         return;
     }

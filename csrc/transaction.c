@@ -12,7 +12,7 @@
  * each its own id) of a client named by its address, which it sends from and
  * is answered on. Key side 0 is the client's.
  *
- *   | zero (4) | chaddr (16) | zero (12) |   DHCP
+ *   | zero (4) | chaddr (hlen bytes, zero-padded to 16) | zero (12) |   DHCP
  *   | xid (3) | zero (13) | client address (16) |   DHCPv6
  *   | client port (2) | server port (2) | 17 | IP version | VLANs (4) | 0 | FPC_KEY_TRANSACTION |
  *
@@ -33,7 +33,8 @@
 #define DHCP6_SERVER 547
 
 #define DHCP_MIN 240   /* fixed fields (236) and the magic cookie */
-#define DHCP_CHADDR 28 /* offsets in the message; chaddr is 16 bytes */
+#define DHCP_HLEN 2    /* offsets in the message: hardware address length, */
+#define DHCP_CHADDR 28 /* the client hardware address (16 bytes, hlen used) */
 #define DHCP_COOKIE 236
 #define DHCP6_RELAY_FORW 12 /* first relay message type; relays are not keyed here */
 
@@ -62,6 +63,24 @@ is_dhcp(const uint8_t *m, uint32_t len)
     return len >= DHCP_MIN && (m[0] == 1 || m[0] == 2) && memcmp(m + DHCP_COOKIE, cookie, 4) == 0;
 }
 
+/*
+ * Whether chaddr names the client: hlen bytes (1 to 16), not all zero. The
+ * bytes past hlen are padding, which some stacks leave dirty. Clients that
+ * send no hardware address (hlen 0, as over InfiniBand) stay keyed by 5-tuple.
+ */
+static int
+names_client(const uint8_t *m)
+{
+    uint8_t hlen = m[DHCP_HLEN];
+
+    for (uint8_t i = 0; i < hlen && hlen <= 16; i++) {
+        if (m[DHCP_CHADDR + i]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int
 fpc_key_transaction(FpcDecoded *row, const uint8_t *pkt, int key_vlan)
 {
@@ -77,11 +96,11 @@ fpc_key_transaction(FpcDecoded *row, const uint8_t *pkt, int key_vlan)
     }
     if (row->ip_version == 4) {
         up = direction(row, DHCP_CLIENT, DHCP_SERVER);
-        if (up < 0 || !is_dhcp(m, len)) {
+        if (up < 0 || !is_dhcp(m, len) || !names_client(m)) {
             return 0;
         }
         memset(k, 0, FPC_KEY_LEN);
-        memcpy(k + 4, m + DHCP_CHADDR, 16);
+        memcpy(k + 4, m + DHCP_CHADDR, m[DHCP_HLEN]);
         put_be16(k + 32, DHCP_CLIENT);
         put_be16(k + 34, DHCP_SERVER);
     } else if (row->ip_version == 6) {

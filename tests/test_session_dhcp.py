@@ -141,3 +141,38 @@ def test_dhcpv6_each_transaction_is_a_session():
 def test_dhcpv6_relayed_messages_are_keyed_by_5_tuple():
     frames = [v6(CLIENT6, SERVER6, 547, 547, dhcp6(12, xid)) for xid in (1, 2)]
     assert [r["network"]["packets"] for r in run(frames)] == [2]
+
+
+def with_hlen(message: bytes, hlen: int, padding: bytes = b"") -> bytes:
+    """`message` with hardware address length `hlen` and chaddr bytes past
+    it set to `padding`."""
+    out = bytearray(message)
+    out[2] = hlen
+    out[28 + hlen : 28 + hlen + len(padding)] = padding
+    return bytes(out)
+
+
+def test_dhcp_chaddr_padding_past_hlen_is_not_part_of_the_key():
+    frames = dora()
+    # the server's stack leaves junk in the chaddr bytes past the MAC
+    for i in (1, 3):
+        eth = dpkt.ethernet.Ethernet(frames[i])
+        udp = eth.data.data
+        udp.data = with_hlen(udp.data, 6, b"\xaa" * 10)
+        udp.sum = 0
+        frames[i] = bytes(eth)
+    (record,) = run(frames)
+    assert record["network"]["packets"] == 4
+
+
+def test_dhcp_clients_without_a_hardware_address_are_keyed_by_5_tuple():
+    # hlen 0 (as over InfiniBand): two clients must not become one session
+    first = [with_hlen(dhcp(1, 7, b"", 1), 0)]
+    second = [with_hlen(dhcp(1, 8, b"", 1), 0)]
+    frames = [
+        v4(ANY, BCAST, 68, 67, first[0], CLIENT_MAC, b"\xff" * 6),
+        v4(CLIENT, SERVER, 68, 67, second[0], b"\x02" * 6, SERVER_MAC),
+    ]
+    records = run(frames)
+    assert len(records) == 2
+    assert {r["source"]["ip"] for r in records} == {"0.0.0.0", "192.168.0.10"}
