@@ -149,7 +149,15 @@ def build_record(node: str, sess: Session) -> dict[str, Any]:
     if app is not None:
         for name, values in app.fields().items():
             _put(record, name, values)
+    _related_ips(record)
     return record
+
+
+def _related_ips(record: dict[str, Any]) -> None:
+    """related.ip: the endpoints' addresses, then those the parsers named."""
+    named = record.get("related", {}).get("ip", [])
+    ips = [record["source"]["ip"], record["destination"]["ip"], *named]
+    record["related"] = {"ip": list(dict.fromkeys(ips))}
 
 
 def _tunnels(bits: int) -> list[str]:

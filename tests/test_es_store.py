@@ -204,3 +204,14 @@ def test_pipeline_records_fit_the_strict_mapping(es_url, es_prefix, es_spool, tm
     assert stats["dead_lettered"] == 0, rejected.read_text()[:2000]
     assert count == len({r["event"]["id"] for r in records}) > 100
     assert sample == records[0]
+
+
+def test_store_search_ip_finds_an_address_only_in_related_ip(store) -> None:
+    # a DHCP exchange reported as 0.0.0.0 -> 255.255.255.255 whose messages
+    # name the client's address and the server's
+    record = make_record(3)
+    record["related"] = {"ip": ["10.0.1.2", "192.168.1.2", "172.16.5.50"]}
+    store.save_sessions([record, make_record(4)])
+    store.flush()
+    got = store.search_sessions(SessionQuery(ip="172.16.5.50", limit=N))
+    assert ids(got) == [record["event"]["id"]]

@@ -176,3 +176,37 @@ def test_dhcp_clients_without_a_hardware_address_are_keyed_by_5_tuple():
     records = run(frames)
     assert len(records) == 2
     assert {r["source"]["ip"] for r in records} == {"0.0.0.0", "192.168.0.10"}
+
+
+def test_dhcp_exchange_names_its_unicast_addresses_in_related_ip():
+    # DISCOVER .. ACK, then a unicast renewal: the session is reported under
+    # 0.0.0.0 -> 255.255.255.255, and is found by the client's and the
+    # server's addresses (ciaddr, yiaddr, server identifier).
+    def with_addresses(message: bytes, ciaddr=b"", yiaddr=b"", server_id=b""):
+        out = bytearray(message)
+        out[12:16] = ciaddr or bytes(4)
+        out[16:20] = yiaddr or bytes(4)
+        options = bytes([54, 4]) + server_id if server_id else b""
+        return bytes(out[:-1]) + options + b"\xff"  # before the END option
+
+    frames = dora()
+    offer = dpkt.ethernet.Ethernet(frames[1])
+    offer.data.data.data = with_addresses(
+        offer.data.data.data, yiaddr=CLIENT, server_id=SERVER
+    )
+    offer.data.data.ulen = 8 + len(offer.data.data.data)
+    offer.data.data.sum = 0
+    offer.data.len = 20 + offer.data.data.ulen
+    offer.data.sum = 0
+    frames[1] = bytes(offer)
+    renew = dhcp(1, 9, CLIENT_MAC, 3)
+    frames.append(
+        v4(CLIENT, SERVER, 68, 67, with_addresses(renew, ciaddr=CLIENT), CLIENT_MAC,
+           SERVER_MAC)
+    )  # fmt: skip
+    (r,) = run(frames)
+    assert r["source"]["ip"] == "0.0.0.0"
+    assert r["related"]["ip"] == [
+        "0.0.0.0", "255.255.255.255", "192.168.0.10", "192.168.0.1"
+    ]  # fmt: skip
+    assert r["network"]["packets"] == 5

@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from fpc.spi import iso_ns
-from fpc.store.base import encode_record
-from fpc.store.sqlite import PAGE_BYTES, SqliteStore, _ns
+from fpc.store.base import SessionQuery, encode_record
+from fpc.store.sqlite import PAGE_BYTES, SCHEMA, SqliteStore, _ns
 
 NS = 1_000_000_000
 
@@ -81,4 +81,36 @@ def test_database_of_smaller_pages_is_still_read_and_written(tmp_path):
     store.save_sessions([_record(1), _record(2)])
     assert store._db.execute("PRAGMA page_size").fetchone()[0] == 4096
     assert store.get_session("n-1-2-0-0") == _record(2)
+    store.close()
+
+
+def test_search_ip_finds_an_address_only_in_related_ip(tmp_path):
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    named = _record(1)
+    named["related"] = {"ip": ["192.0.2.1", "192.0.2.2", "198.51.100.50"]}
+    store.save_sessions([named, _record(2)])
+    got = store.search_sessions(SessionQuery(ip="198.51.100.50"))
+    assert [r["event"]["id"] for r in got] == ["n-1-1-0-0"]
+    got = store.search_sessions(SessionQuery(ip="192.0.2.1"))
+    assert len(got) == 2
+    assert store.search_sessions(SessionQuery(ip="198.51.100.5")) == []
+    store.close()
+
+
+def test_database_made_before_related_ip_gets_the_column(tmp_path):
+    path = str(tmp_path / "old.sqlite")
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA.replace(", related_ip TEXT", ""))
+    old.execute(
+        "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        ("old-1", "old-1", "n", 0, 0, "192.0.2.9", "192.0.2.2", 1, 2, " udp ", "{}"),
+    )
+    old.commit()
+    old.close()
+    store = SqliteStore(path)
+    assert len(store.search_sessions(SessionQuery(ip="192.0.2.9"))) == 1
+    named = _record(3)
+    named["related"] = {"ip": ["192.0.2.1", "192.0.2.2", "198.51.100.50"]}
+    store.save_sessions([named])
+    assert len(store.search_sessions(SessionQuery(ip="198.51.100.50"))) == 1
     store.close()

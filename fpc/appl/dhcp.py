@@ -27,6 +27,7 @@ HTYPE_ETHERNET = 1
 MAX_MESSAGES = 64
 OPT_PAD, OPT_END = 0, 255
 OPT_HOST_NAME, OPT_REQUESTED_IP, OPT_MESSAGE_TYPE, OPT_VENDOR_CLASS = 12, 50, 53, 60
+OPT_SERVER_ID = 54
 MESSAGE_TYPES = {
     1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE", 5: "ACK", 6: "NAK",
     7: "RELEASE", 8: "INFORM", 9: "FORCERENEW", 10: "LEASEQUERY",
@@ -65,7 +66,8 @@ class DhcpParser(Parser):
         htype, hlen = c.u8("dhcp htype"), c.u8("dhcp hlen")
         c.skip(1, "dhcp hops")
         self.sink.add("fpc.dhcp.transaction_id", f"{c.u32('dhcp xid'):x}")
-        c.skip(8, "dhcp secs/flags/ciaddr")
+        c.skip(4, "dhcp secs/flags")
+        ciaddr = c.take(4, "dhcp ciaddr")
         yiaddr = c.take(4, "dhcp yiaddr")
         c.skip(8, "dhcp siaddr/giaddr")
         chaddr = c.take(16, "dhcp chaddr")
@@ -76,6 +78,9 @@ class DhcpParser(Parser):
             self.sink.add("fpc.dhcp.client_mac", chaddr[:6].hex(":"))
         if any(yiaddr):
             self.sink.add("fpc.dhcp.assigned_ip", str(ipaddress.IPv4Address(yiaddr)))
+        for address in (ciaddr, yiaddr):  # the unicast packets' addresses
+            if any(address):
+                self.sink.add("related.ip", str(ipaddress.IPv4Address(address)))
         self._read_options(c)
 
     def _read_options(self, c: Cursor) -> None:
@@ -92,6 +97,8 @@ class DhcpParser(Parser):
         if code == OPT_MESSAGE_TYPE and len(value) == 1:
             name = MESSAGE_TYPES.get(value[0], f"TYPE{value[0]}")
             self.sink.add("fpc.dhcp.message_type", name)
+        elif code == OPT_SERVER_ID and len(value) == 4 and any(value):
+            self.sink.add("related.ip", str(ipaddress.IPv4Address(value)))
         elif code == OPT_REQUESTED_IP and len(value) == 4:
             self.sink.add("fpc.dhcp.requested_ip", str(ipaddress.IPv4Address(value)))
         elif code in _TEXT_OPTIONS and value:

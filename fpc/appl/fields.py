@@ -17,6 +17,14 @@ class Field(NamedTuple):
 _CERTS = "Of each certificate a TLS (<= 1.2) or DTLS server sent, leaf first."
 
 APP_FIELDS: tuple[Field, ...] = (
+    Field(
+        "related.ip",
+        "ip",
+        "Every address of the session: source.ip, destination.ip and those its "
+        "messages name for its hosts (a DHCP client's current and assigned "
+        "addresses, the server's identifier), which a DHCP exchange reported "
+        "under its first packet's endpoints is found by.",
+    ),
     Field("http.request.method", "keyword", "HTTP request methods."),
     Field("url.domain", "keyword", "HTTP Host header values."),
     Field("url.path", "keyword", "HTTP request paths, without the query."),

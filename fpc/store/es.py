@@ -307,9 +307,9 @@ def build_query(q: SessionQuery) -> dict[str, Any]:
     must: list[dict[str, Any]] = []
     if q.ip is not None:
         ip = str(ipaddress.ip_address(q.ip))
-        must.append(either("source.ip", "destination.ip", ip))
+        must.append(any_of(("source.ip", "destination.ip", "related.ip"), ip))
     if q.port is not None:
-        must.append(either("source.port", "destination.port", int(q.port)))
+        must.append(any_of(("source.port", "destination.port"), int(q.port)))
     if q.protocol is not None:
         must.append({"term": {"fpc.protocols": q.protocol.lower()}})
     if q.start_ns is not None:
@@ -321,10 +321,10 @@ def build_query(q: SessionQuery) -> dict[str, Any]:
     return {"bool": {"filter": must}} if must else {"match_all": {}}
 
 
-def either(a: str, b: str, value: object) -> dict[str, Any]:
+def any_of(names: tuple[str, ...], value: object) -> dict[str, Any]:
     return {
         "bool": {
-            "should": [{"term": {a: value}}, {"term": {b: value}}],
+            "should": [{"term": {name: value}} for name in names],
             "minimum_should_match": 1,
         }
     }

@@ -24,13 +24,20 @@ from fpc.store.base import PcapFile, SessionQuery, Store, encode_record
 logger = logging.getLogger(__name__)
 
 PAGE_BYTES = 16_384
+# related_ip: the related.ip addresses other than src_ip and dst_ip, space-
+# separated with a space at each end (NULL when none), for `ip` searches.
+INSERT_SESSION = (
+    "INSERT OR REPLACE INTO sessions (id, session, node, start_ns, end_ns, src_ip, "
+    "dst_ip, src_port, dst_port, protocols, doc, related_ip) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, session TEXT NOT NULL, node TEXT NOT NULL,
     start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
     src_ip TEXT NOT NULL, dst_ip TEXT NOT NULL,
     src_port INTEGER NOT NULL, dst_port INTEGER NOT NULL,
-    protocols TEXT NOT NULL, doc TEXT NOT NULL
+    protocols TEXT NOT NULL, doc TEXT NOT NULL, related_ip TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_start ON sessions (start_ns);
 CREATE INDEX IF NOT EXISTS sessions_src ON sessions (src_ip);
@@ -75,6 +82,7 @@ class SqliteStore(Store):
             # force the file system to flush the PCAP data written meanwhile.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            _add_related_ip(self._db)
         except sqlite3.Error as exc:
             raise StoreError(
                 f"cannot open session database {path} ({exc}); check that the data "
@@ -120,10 +128,7 @@ class SqliteStore(Store):
         rows = [_session_row(r) for r in records]
         try:
             with self._lock, self._db:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
+                self._db.executemany(INSERT_SESSION, rows)
         except sqlite3.Error as exc:
             raise StoreError(f"session database {self.path}: {exc}") from exc
 
@@ -155,14 +160,25 @@ class SqliteStore(Store):
 def _session_row(r: dict[str, Any]) -> tuple[Any, ...]:
     fpc = r["fpc"]
     protocols = " " + " ".join(fpc["protocols"]) + " "
+    # a non-IP Ethernet session has no address or port: "" and 0
+    src_ip, dst_ip = r["source"].get("ip", ""), r["destination"].get("ip", "")
+    related = r.get("related", {}).get("ip", ())
+    named = [ip for ip in related if ip not in (src_ip, dst_ip)]
     return (
         r["event"]["id"], fpc["session"], r["observer"]["name"],
         _ns(r["event"]["start"]), _ns(r["event"]["end"]),
-        # a non-IP Ethernet session has no address or port: "" and 0
-        r["source"].get("ip", ""), r["destination"].get("ip", ""),
-        r["source"].get("port", 0), r["destination"].get("port", 0),
-        protocols, encode_record(r),
+        src_ip, dst_ip, r["source"].get("port", 0), r["destination"].get("port", 0),
+        protocols, encode_record(r), " " + " ".join(named) + " " if named else None,
     )  # fmt: skip
+
+
+def _add_related_ip(db: sqlite3.Connection) -> None:
+    """Gives a database made before related_ip existed the column (NULL in
+    its rows: their records name no address besides their endpoints)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
+    if "related_ip" not in columns:
+        with db:
+            db.execute("ALTER TABLE sessions ADD COLUMN related_ip TEXT")
 
 
 def _where(q: SessionQuery) -> tuple[list[str], list[Any]]:
@@ -170,8 +186,8 @@ def _where(q: SessionQuery) -> tuple[list[str], list[Any]]:
     args: list[Any] = []
     if q.ip is not None:
         ip = str(ipaddress.ip_address(q.ip))
-        where.append("(src_ip = ? OR dst_ip = ?)")
-        args += [ip, ip]
+        where.append("(src_ip = ? OR dst_ip = ? OR related_ip LIKE ?)")
+        args += [ip, ip, f"% {ip} %"]
     if q.port is not None:
         where.append("(src_port = ? OR dst_port = ?)")
         args += [q.port, q.port]
