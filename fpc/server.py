@@ -1,4 +1,4 @@
-"""Stage 6 of the pipeline: `fpc-pcapd` serves SPI records and session PCAP over HTTP.
+"""`fpc-pcapd` serves SPI records and the PCAP of sessions or queries over HTTP.
 
 In: HTTP requests; SPI records and PCAP file registry rows from the store
 (`fpc.store.open_store`); packets from the PCAP files under the PCAP directory.
