@@ -24,6 +24,7 @@ from bench.captures import mkpcap_capture, warm_page_cache
 from bench.measure import Child
 from bench.report import line_plot, markdown_table
 from bench.stats import REPO, median, ratio
+from fpc.config import AUTO_BUFFER, AUTO_WORKERS, fit_buffer_mb, fit_workers
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ SETTLE_MAX_S = 60.0
 # libpcap hands packets over in ring blocks that close on a timeout; waiting
 # this long after the CPU goes quiet lets the last partial block through.
 GRACE_S = 2.0
-TCPDUMP_BUFFER_KIB = 65536  # the same kernel buffer as fpc's default buffer_mb = 64
 FPC_PAIR_RE = re.compile(r"(\w+)=(\d+)\b")
 FPC_READ_RE = re.compile(r"^packets read\s+(\d+)", re.MULTILINE)
 TCPDUMP_RE = {
@@ -101,8 +101,14 @@ def capture_argv(tool: str, iface: str, out_dir: str, fpc_args: list[str]) -> li
         cli = [sys.executable, "-m", "fpc.cli", "-i", iface, "--data-dir", out_dir]
         return [*cli, *fpc_args]
     out = os.path.join(out_dir, "out.pcap")
-    return ["tcpdump", "-n", "-i", iface, "-B", str(TCPDUMP_BUFFER_KIB), "-Z", "root",
+    return ["tcpdump", "-n", "-i", iface, "-B", str(tcpdump_buffer_kib()), "-Z", "root",
             "-w", out]  # fmt: skip
+
+
+def tcpdump_buffer_kib() -> int:
+    """As much kernel buffer as fpc's default gives all its live workers."""
+    workers = fit_workers(AUTO_WORKERS, live=True)
+    return fit_buffer_mb(AUTO_BUFFER, workers) * workers * 1024
 
 
 def _run_once(tool: str, rate: str, pair: Any, plan: LivePlan) -> dict:

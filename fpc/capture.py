@@ -159,10 +159,12 @@ class LiveCapture:
         self._ring = PacketRing(RING_BYTES, RING_SLOTS, shared=False)
         self._linktype = _DLT_TO_LINKTYPE.get(dlt, dlt)
         logger.info(
-            "capture started interface=%s linktype=%d snaplen=%d bpf=%r fanout=%s",
+            "capture started interface=%s linktype=%d snaplen=%d buffer_mb=%d bpf=%r "
+            "fanout=%s",
             self.interface,
             self._linktype,
             self.snaplen,
+            self.buffer_mb,
             self.bpf,
             self.fanout,
         )

@@ -19,7 +19,15 @@ from dataclasses import replace
 from typing import Any
 
 from fpc.caplock import CaptureLock
-from fpc.config import Config, fit_workers, load_config, parse_duration, parse_size
+from fpc.config import (
+    AUTO_BUFFER,
+    Config,
+    fit_buffer_mb,
+    fit_workers,
+    load_config,
+    parse_duration,
+    parse_size,
+)
 from fpc.errors import CaptureError, FpcError
 from fpc.logsetup import setup_logging
 from fpc.pipeline import OFFLINE_HOLD_RECORDS, Pipeline
@@ -60,7 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not put the interface into promiscuous mode",
     )
-    cap.add_argument("-B", "--buffer-mb", type=int, help="kernel buffer size, MiB")
+    cap.add_argument(
+        "-B",
+        "--buffer-mb",
+        type=_buffer_mb_arg,
+        help="kernel buffer per worker, MiB (1-2047), or auto (the default: "
+        "1/32 of the RAM shared by the workers, 64-256 each)",
+    )
     cap.add_argument("--bpf", help="BPF filter (or give it after the options)")
     cap.add_argument("--workers", help="processes sharing the capture, 1-64 or auto")
     cap.add_argument("expression", nargs="*", help="BPF filter, as in tcpdump")
@@ -145,7 +159,17 @@ def config_from_args(args: argparse.Namespace) -> Config:
         },
     )
     workers = fit_workers(cfg.capture.workers, live=not args.read)
-    return replace(cfg, capture=replace(cfg.capture, workers=workers))
+    buffer_mb = fit_buffer_mb(cfg.capture.buffer_mb, workers)
+    capture = replace(cfg.capture, workers=workers, buffer_mb=buffer_mb)
+    return replace(cfg, capture=capture)
+
+
+def _buffer_mb_arg(text: str) -> int:
+    if text == "auto":
+        return AUTO_BUFFER
+    if text.isdigit() and int(text) >= 1:
+        return int(text)  # the upper bound is checked with the config's
+    raise argparse.ArgumentTypeError(f"{text!r} is not a number of MiB or auto")
 
 
 def _workers_arg(args: argparse.Namespace) -> int | None:

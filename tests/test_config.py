@@ -2,7 +2,13 @@
 
 import pytest
 
-from fpc.config import load_config, parse_duration, parse_size
+from fpc.config import (
+    AUTO_BUFFER,
+    fit_buffer_mb,
+    load_config,
+    parse_duration,
+    parse_size,
+)
 from fpc.errors import ConfigError
 
 
@@ -167,3 +173,36 @@ def test_load_config_checks_the_elasticsearch_url(tmp_path, url, problem):
 def test_load_config_takes_http_and_https_elasticsearch_urls():
     for url in ("http://127.0.0.1:9200", "HTTPS://es.example", "http://[::1]:9200/"):
         assert load_config(None, {"es.url": url}).es.url == url
+
+
+def test_buffer_is_auto_by_default_and_fits_the_ram_and_workers():
+    assert load_config(None).capture.buffer_mb == AUTO_BUFFER
+    gib = 1 << 30
+    assert fit_buffer_mb(AUTO_BUFFER, 2, 24 * gib) == 256  # 384 MiB each, capped
+    assert fit_buffer_mb(AUTO_BUFFER, 4, 8 * gib) == 64  # 64 MiB each
+    assert fit_buffer_mb(AUTO_BUFFER, 1, 4 * gib) == 128
+    assert fit_buffer_mb(AUTO_BUFFER, 8, 1 * gib) == 64  # never below 64
+    assert fit_buffer_mb(300, 2, 1 * gib) == 300  # a size given is kept
+
+
+@pytest.mark.parametrize("toml", ["0", "2048", "-1", "1.5", '"lots"', "true"])
+def test_load_config_buffer_is_auto_or_1_to_2047(tmp_path, toml):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f"[capture]\nbuffer_mb = {toml}\n"))
+    assert 'not a number from 1 to 2047 (MiB); give one, or "auto"' in str(err.value)
+    path = write(tmp_path, '[capture]\nbuffer_mb = "auto"\n')
+    assert load_config(path).capture.buffer_mb == AUTO_BUFFER
+    path = write(tmp_path, "[capture]\nbuffer_mb = 2047\n")
+    assert load_config(path).capture.buffer_mb == 2047
+
+
+def test_command_line_buffer_is_fitted_to_the_workers(monkeypatch):
+    from fpc.cli import build_parser, config_from_args
+
+    monkeypatch.delenv("FPC_CONFIG", raising=False)
+    args = build_parser().parse_args(["-i", "eth1", "--workers", "2"])
+    assert config_from_args(args).capture.buffer_mb == fit_buffer_mb(AUTO_BUFFER, 2)
+    args = build_parser().parse_args(["-i", "eth1", "-B", "100", "--workers", "2"])
+    assert config_from_args(args).capture.buffer_mb == 100
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["-i", "eth1", "-B", "0"])
