@@ -12,7 +12,7 @@
  * each its own id) of a client named by its address, which it sends from and
  * is answered on. Key side 0 is the client's.
  *
- *   | zero (4) | chaddr (hlen bytes, zero-padded to 16) | zero (12) |   DHCP
+ *   | zero (3) | hlen | chaddr (hlen bytes, zero-padded to 16) | zero (12) |   DHCP
  *   | xid (3) | zero (13) | client address (16) |   DHCPv6
  *   | client port (2) | server port (2) | 17 | IP version | VLANs (4) | 0 | FPC_KEY_TRANSACTION |
  *
@@ -100,6 +100,7 @@ fpc_key_transaction(FpcDecoded *row, const uint8_t *pkt, int key_vlan)
             return 0;
         }
         memset(k, 0, FPC_KEY_LEN);
+        k[3] = m[DHCP_HLEN]; /* aabbcc (hlen 3) is not aabbcc000000 (hlen 6) */
         memcpy(k + 4, m + DHCP_CHADDR, m[DHCP_HLEN]);
         put_be16(k + 32, DHCP_CLIENT);
         put_be16(k + 34, DHCP_SERVER);

@@ -20,7 +20,6 @@ from typing import Any
 
 from fpc.caplock import CaptureLock
 from fpc.config import (
-    AUTO_BUFFER,
     Config,
     fit_buffer_mb,
     fit_workers,
@@ -164,11 +163,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return replace(cfg, capture=capture)
 
 
-def _buffer_mb_arg(text: str) -> int:
+def _buffer_mb_arg(text: str) -> int | str:
+    """-B: "auto" (as the config file writes it) or MiB in ASCII digits; the
+    upper bound is checked with the config's."""
     if text == "auto":
-        return AUTO_BUFFER
-    if text.isdigit() and int(text) >= 1:
-        return int(text)  # the upper bound is checked with the config's
+        return text
+    if text.isascii() and text.isdigit() and int(text) >= 1:
+        return int(text)
     raise argparse.ArgumentTypeError(f"{text!r} is not a number of MiB or auto")
 
 

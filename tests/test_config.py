@@ -204,5 +204,8 @@ def test_command_line_buffer_is_fitted_to_the_workers(monkeypatch):
     assert config_from_args(args).capture.buffer_mb == fit_buffer_mb(AUTO_BUFFER, 2)
     args = build_parser().parse_args(["-i", "eth1", "-B", "100", "--workers", "2"])
     assert config_from_args(args).capture.buffer_mb == 100
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["-i", "eth1", "-B", "0"])
+    args = build_parser().parse_args(["-i", "eth1", "-B", "auto", "--workers", "1"])
+    assert config_from_args(args).capture.buffer_mb == fit_buffer_mb(AUTO_BUFFER, 1)
+    for bad in ("0", "\u0666\u0664", "lots"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["-i", "eth1", "-B", bad])

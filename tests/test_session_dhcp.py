@@ -210,3 +210,25 @@ def test_dhcp_exchange_names_its_unicast_addresses_in_related_ip():
         "0.0.0.0", "255.255.255.255", "192.168.0.10", "192.168.0.1"
     ]  # fmt: skip
     assert r["network"]["packets"] == 5
+
+
+def test_dhcpv6_assigned_address_is_in_related_ip():
+    from fpc.appl import new_app_state
+
+    iaaddr = struct.pack("!HH", 5, 24) + bytes.fromhex("20010db8" + "0" * 23 + "5")
+    iaaddr += struct.pack("!II", 3600, 7200)
+    ia_na = struct.pack("!HH", 3, 12 + len(iaaddr)) + struct.pack("!III", 1, 0, 0)
+    reply = bytes([7]) + (0x49174E).to_bytes(3, "big") + ia_na + iaaddr
+    state = new_app_state("udp", 546, 547)
+    state.feed(1, reply, None, 0)
+    assert state.fields()["related.ip"] == ["2001:db8::5"]
+
+
+def test_dhcp_hardware_address_length_is_part_of_the_key():
+    short = with_hlen(dhcp(1, 7, b"\xaa\xbb\xcc", 1), 3)
+    full = with_hlen(dhcp(1, 8, b"\xaa\xbb\xcc", 1), 6)
+    frames = [
+        v4(ANY, BCAST, 68, 67, short, CLIENT_MAC, b"\xff" * 6),
+        v4(ANY, BCAST, 68, 67, full, CLIENT_MAC, b"\xff" * 6),
+    ]
+    assert len(run(frames)) == 2

@@ -9,7 +9,7 @@ import pytest
 
 from fpc.spi import iso_ns
 from fpc.store.base import SessionQuery, encode_record
-from fpc.store.sqlite import PAGE_BYTES, SCHEMA, SqliteStore, _ns
+from fpc.store.sqlite import PAGE_BYTES, SCHEMA, SqliteStore, _ns, _where
 
 NS = 1_000_000_000
 
@@ -97,20 +97,47 @@ def test_search_ip_finds_an_address_only_in_related_ip(tmp_path):
     store.close()
 
 
-def test_database_made_before_related_ip_gets_the_column(tmp_path):
+def test_database_of_an_older_version_keeps_its_sessions_rows(tmp_path):
+    # An older fpc-capture may still be writing 11-column rows into the file
+    # a newer fpc opens: the sessions table must stay as it was.
     path = str(tmp_path / "old.sqlite")
     old = sqlite3.connect(path)
-    old.executescript(SCHEMA.replace(", related_ip TEXT", ""))
+    old.executescript(SCHEMA.split("-- related.ip")[0])
+    old.commit()
+    store = SqliteStore(path)
+    named = _record(3)
+    named["related"] = {"ip": ["192.0.2.1", "192.0.2.2", "198.51.100.50"]}
+    store.save_sessions([named])
     old.execute(
         "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         ("old-1", "old-1", "n", 0, 0, "192.0.2.9", "192.0.2.2", 1, 2, " udp ", "{}"),
     )
     old.commit()
     old.close()
-    store = SqliteStore(path)
     assert len(store.search_sessions(SessionQuery(ip="192.0.2.9"))) == 1
-    named = _record(3)
+    assert len(store.search_sessions(SessionQuery(ip="198.51.100.50"))) == 1
+    store.close()
+
+
+def test_search_ip_uses_indexes_not_a_table_scan(tmp_path):
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    where, args = _where(SessionQuery(ip="198.51.100.50"))
+    plan = store._db.execute(
+        "EXPLAIN QUERY PLAN SELECT doc FROM sessions WHERE " + " AND ".join(where),
+        args,
+    ).fetchall()
+    steps = " / ".join(row[-1] for row in plan)
+    assert "SCAN sessions" not in steps, steps
+    store.close()
+
+
+def test_resaved_record_keeps_one_row_per_related_address(tmp_path):
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    named = _record(4)
     named["related"] = {"ip": ["192.0.2.1", "192.0.2.2", "198.51.100.50"]}
     store.save_sessions([named])
-    assert len(store.search_sessions(SessionQuery(ip="198.51.100.50"))) == 1
+    named["related"]["ip"][2] = "198.51.100.51"
+    store.save_sessions([named])
+    assert store.search_sessions(SessionQuery(ip="198.51.100.50")) == []
+    assert len(store.search_sessions(SessionQuery(ip="198.51.100.51"))) == 1
     store.close()

@@ -89,6 +89,7 @@ class Dhcpv6Parser(Parser):
             if code == OPT_IAADDR and len(value) >= 16:
                 address = ipaddress.IPv6Address(value[:16])
                 self.sink.add("fpc.dhcp.assigned_ip", str(address))
+                self.sink.add("related.ip", str(address))
 
 
 register(

@@ -22,8 +22,9 @@ APP_FIELDS: tuple[Field, ...] = (
         "ip",
         "Every address of the session: source.ip, destination.ip and those its "
         "messages name for its hosts (a DHCP client's current and assigned "
-        "addresses, the server's identifier), which a DHCP exchange reported "
-        "under its first packet's endpoints is found by.",
+        "addresses and the server's identifier; the addresses a DHCPv6 server "
+        "assigns), which a DHCP exchange reported under its first packet's "
+        "endpoints is found by.",
     ),
     Field("http.request.method", "keyword", "HTTP request methods."),
     Field("url.domain", "keyword", "HTTP Host header values."),

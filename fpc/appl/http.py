@@ -66,7 +66,16 @@ def classify(transport: str, direction: int, data: bytes, port_hint: bool) -> Ve
 class _Side:
     """Framing state of one direction."""
 
-    __slots__ = ("buf", "state", "remaining", "scanned", "body", "fed", "guess")
+    __slots__ = (
+        "buf",
+        "state",
+        "remaining",
+        "scanned",
+        "body",
+        "fed",
+        "guess",
+        "doubt",
+    )
 
     def __init__(self) -> None:
         self.body = BodyHash()
@@ -78,6 +87,10 @@ class _Side:
         # The response's request was not seen (see _on_response): whether it
         # has a body is a guess until its next bytes are read.
         self.guess = False
+        # Set once a guess took the bytes after a head for the next response:
+        # they may have been a body that looks like one (an echoed message),
+        # so no later body on this side is hashed.
+        self.doubt = False
 
 
 class HttpParser(Parser):
@@ -89,6 +102,9 @@ class HttpParser(Parser):
         # a list, not a deque: a deque's first block alone is 600 bytes, and
         # at most 64 requests wait here
         self._methods: list[bytes] = []
+        # Set once a request could not be queued: from then on no response
+        # can be paired with its request.
+        self._lost_request = False
         self._switched = False
 
     def _hand_off(self, direction: int, rest: bytes) -> None:
@@ -162,13 +178,17 @@ class HttpParser(Parser):
         size = len(buf)
         while pos < size and side.state != _OPAQUE and not self._switched:
             if side.guess:
-                start = buf[pos : pos + len(_STATUS_START)]
+                at = pos
+                while at < size and buf[at] in b"\r\n":
+                    at += 1  # stray CRLF before the next message, as _read_head
+                start = buf[at : at + len(_STATUS_START)]
                 if len(start) < len(_STATUS_START) and _STATUS_START.startswith(start):
                     break  # too few bytes to tell
                 side.guess = False
                 if start == _STATUS_START:  # no body: a HEAD's response
                     side.body.drop()
                     side.state = _HEAD
+                    side.doubt = True
             state = side.state
             if state == _HEAD:
                 new = self._read_head(side, buf, pos)
@@ -251,7 +271,10 @@ class HttpParser(Parser):
         _add_media_type(self.sink, "http.request.mime_type", headers)
         for value in headers.get(b"authorization", ()):
             _add_authorization(self.sink, value)
-        if len(self._methods) < MAX_PENDING_REQUESTS:
+        if len(self._methods) >= MAX_PENDING_REQUESTS:
+            self._lost_request = True
+            self._methods.clear()
+        if not self._lost_request:
             self._methods.append(method)
         _frame_body(side, headers, has_body=True)
 
@@ -266,8 +289,9 @@ class HttpParser(Parser):
             return  # interim response: the final one follows, body-less
         # Unseen when the client's bytes were not all offered, or more than
         # MAX_PENDING_REQUESTS were pipelined: a HEAD's response announces a
-        # body it does not carry, so the bytes after the head decide.
-        seen = bool(self._methods)
+        # body it does not carry, so the bytes after the head decide where
+        # the next response starts.
+        seen = bool(self._methods) and not self._lost_request
         method = self._methods.pop(0) if seen else b""
         if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
             self._switched = True  # a tunnel or another protocol follows
@@ -281,7 +305,10 @@ class HttpParser(Parser):
                 ntlm.scan_base64(self.sink, token)
         no_body = method == b"HEAD" or status in (204, 304)
         _frame_body(side, headers, has_body=not no_body, until_close=True)
-        side.guess = not seen and side.state != _HEAD
+        if side.doubt:
+            side.body.drop()
+        if not seen:
+            side.guess = side.state != _HEAD
 
 
 def _upgrades_to_websocket(headers: _Headers) -> bool:

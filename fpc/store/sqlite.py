@@ -24,25 +24,25 @@ from fpc.store.base import PcapFile, SessionQuery, Store, encode_record
 logger = logging.getLogger(__name__)
 
 PAGE_BYTES = 16_384
-# related_ip: the related.ip addresses other than src_ip and dst_ip, space-
-# separated with a space at each end (NULL when none), for `ip` searches.
-INSERT_SESSION = (
-    "INSERT OR REPLACE INTO sessions (id, session, node, start_ns, end_ns, src_ip, "
-    "dst_ip, src_port, dst_port, protocols, doc, related_ip) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, session TEXT NOT NULL, node TEXT NOT NULL,
     start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
     src_ip TEXT NOT NULL, dst_ip TEXT NOT NULL,
     src_port INTEGER NOT NULL, dst_port INTEGER NOT NULL,
-    protocols TEXT NOT NULL, doc TEXT NOT NULL, related_ip TEXT
+    protocols TEXT NOT NULL, doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_start ON sessions (start_ns);
 CREATE INDEX IF NOT EXISTS sessions_src ON sessions (src_ip);
 CREATE INDEX IF NOT EXISTS sessions_dst ON sessions (dst_ip);
 CREATE INDEX IF NOT EXISTS sessions_session ON sessions (session);
+-- related.ip addresses of a record other than its endpoints (a DHCP client's),
+-- for `ip` searches; a table of its own leaves the sessions rows as older
+-- fpc versions write them.
+CREATE TABLE IF NOT EXISTS session_ips (
+    ip TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (ip, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_ips_id ON session_ips (id);
 CREATE TABLE IF NOT EXISTS files (
     node TEXT NOT NULL, file_num INTEGER NOT NULL, path TEXT NOT NULL,
     linktype INTEGER NOT NULL, precision INTEGER NOT NULL,
@@ -82,7 +82,6 @@ class SqliteStore(Store):
             # force the file system to flush the PCAP data written meanwhile.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
-            _add_related_ip(self._db)
         except sqlite3.Error as exc:
             raise StoreError(
                 f"cannot open session database {path} ({exc}); check that the data "
@@ -128,7 +127,18 @@ class SqliteStore(Store):
         rows = [_session_row(r) for r in records]
         try:
             with self._lock, self._db:
-                self._db.executemany(INSERT_SESSION, rows)
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [row for row, _ in rows],
+                )
+                named = [(r[0], ips) for r, ips in rows if ips]
+                self._db.executemany(
+                    "DELETE FROM session_ips WHERE id = ?", [(i,) for i, _ in named]
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO session_ips VALUES (?, ?)",
+                    [(ip, i) for i, ips in named for ip in ips],
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"session database {self.path}: {exc}") from exc
 
@@ -157,28 +167,21 @@ class SqliteStore(Store):
             self._db.close()
 
 
-def _session_row(r: dict[str, Any]) -> tuple[Any, ...]:
+def _session_row(r: dict[str, Any]) -> tuple[tuple[Any, ...], list[str]]:
+    """The sessions row of `r`, and its related.ip addresses besides the
+    endpoints."""
     fpc = r["fpc"]
     protocols = " " + " ".join(fpc["protocols"]) + " "
     # a non-IP Ethernet session has no address or port: "" and 0
     src_ip, dst_ip = r["source"].get("ip", ""), r["destination"].get("ip", "")
     related = r.get("related", {}).get("ip", ())
-    named = [ip for ip in related if ip not in (src_ip, dst_ip)]
-    return (
+    row = (
         r["event"]["id"], fpc["session"], r["observer"]["name"],
         _ns(r["event"]["start"]), _ns(r["event"]["end"]),
         src_ip, dst_ip, r["source"].get("port", 0), r["destination"].get("port", 0),
-        protocols, encode_record(r), " " + " ".join(named) + " " if named else None,
+        protocols, encode_record(r),
     )  # fmt: skip
-
-
-def _add_related_ip(db: sqlite3.Connection) -> None:
-    """Gives a database made before related_ip existed the column (NULL in
-    its rows: their records name no address besides their endpoints)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
-    if "related_ip" not in columns:
-        with db:
-            db.execute("ALTER TABLE sessions ADD COLUMN related_ip TEXT")
+    return row, [ip for ip in related if ip not in (src_ip, dst_ip)]
 
 
 def _where(q: SessionQuery) -> tuple[list[str], list[Any]]:
@@ -186,8 +189,13 @@ def _where(q: SessionQuery) -> tuple[list[str], list[Any]]:
     args: list[Any] = []
     if q.ip is not None:
         ip = str(ipaddress.ip_address(q.ip))
-        where.append("(src_ip = ? OR dst_ip = ? OR related_ip LIKE ?)")
-        args += [ip, ip, f"% {ip} %"]
+        # TODO: records saved before related.ip existed are found by their
+        # endpoints only (a DHCP exchange by 0.0.0.0/255.255.255.255).
+        where.append(
+            "(src_ip = ? OR dst_ip = ? OR "
+            "id IN (SELECT id FROM session_ips WHERE ip = ?))"
+        )
+        args += [ip, ip, ip]
     if q.port is not None:
         where.append("(src_port = ? OR dst_port = ?)")
         args += [q.port, q.port]
