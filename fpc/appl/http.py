@@ -149,12 +149,8 @@ class HttpParser(Parser):
     def _out_of_reach(self, direction: int) -> None:
         """The body being read ends past the bytes the session table offers
         (`reach`): it cannot be hashed, nor anything after it read."""
-        side = self._sides[direction]
-        side.body.drop()
-        side.state = _OPAQUE
-        side.buf = b""
         self.declined |= 1 << direction
-        self.done = self.done or all(s.state == _OPAQUE for s in self._sides)
+        self.cut(direction)
 
     def end(self, direction: int) -> None:
         side = self._sides[direction]
