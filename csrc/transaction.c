@@ -33,8 +33,8 @@
 #define DHCP6_SERVER 547
 
 #define DHCP_MIN 240   /* fixed fields (236) and the magic cookie */
-#define DHCP_HLEN 2    /* offsets in the message: hardware address length, */
-#define DHCP_CHADDR 28 /* the client hardware address (16 bytes, hlen used) */
+#define DHCP_HLEN 2    /* offset of the hardware address length */
+#define DHCP_CHADDR 28 /* offset of the client hardware address (16 bytes, hlen used) */
 #define DHCP_COOKIE 236
 #define DHCP6_RELAY_FORW 12 /* first relay message type; relays are not keyed here */
 
@@ -73,7 +73,10 @@ names_client(const uint8_t *m)
 {
     uint8_t hlen = m[DHCP_HLEN];
 
-    for (uint8_t i = 0; i < hlen && hlen <= 16; i++) {
+    if (hlen > 16) {
+        return 0;
+    }
+    for (uint8_t i = 0; i < hlen; i++) {
         if (m[DHCP_CHADDR + i]) {
             return 1;
         }

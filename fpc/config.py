@@ -83,7 +83,6 @@ class Config:
 # (section, key) -> (low, high) inclusive bounds checked at startup.
 BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("capture", "snaplen"): (64, 262144),
-    ("capture", "buffer_mb"): (1, 2047),  # libpcap takes bytes as a C int
     ("writer", "max_file_size"): (1 << 16, 1 << 42),
     ("writer", "max_file_time"): (1, 7 * 86400),
     ("sessions", "tcp_timeout"): (1, 86400),
@@ -107,6 +106,7 @@ AUTO_BUFFER = 0  # `buffer_mb = "auto"`
 # packets/s on this 2-core VM; at 256 MiB none).
 RAM_SHARE_OF_BUFFERS = 32
 AUTO_BUFFER_MB = (64, 256)
+BUFFER_MB_RANGE = (1, 2047)  # libpcap takes the size in bytes as a C int
 MAX_WORKERS = 64
 MAX_CONFIG_BYTES = 1 << 20
 MAX_AUTO_LIVE = 4  # workers "auto" starts for an interface, at most
@@ -313,7 +313,7 @@ def _buffer_mb(value: Any) -> int:
     is refused."""
     if value == "auto":
         return AUTO_BUFFER
-    low, high = BOUNDS[("capture", "buffer_mb")]
+    low, high = BUFFER_MB_RANGE
     if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
         return value
     bounds = f"{low:g} to {high:g} (MiB)"
@@ -335,8 +335,6 @@ def _validate(cfg: Config, problems: list[str]) -> None:
         )
     for (section, key), (low, high) in BOUNDS.items():
         value = getattr(getattr(cfg, section), key)
-        if (section, key) == ("capture", "buffer_mb") and value == AUTO_BUFFER:
-            continue
         if not low <= value <= high:
             problems.append(
                 f"[{section}] {key} = {value:g} is out of range; "
